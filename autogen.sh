@@ -1,0 +1,12 @@
+#!/bin/sh
+# Regenerate the build system (configure, Makefile.in, build-aux/) from a git checkout.
+missing=
+command -v autoreconf >/dev/null 2>&1 || missing="$missing autoconf"
+command -v automake >/dev/null 2>&1 || missing="$missing automake"
+command -v libtoolize >/dev/null 2>&1 || missing="$missing libtool"
+command -v pkg-config >/dev/null 2>&1 || missing="$missing pkg-config"
+if [ -n "$missing" ]; then
+    echo "autogen.sh: missing tools; install the Debian packages:$missing (or run tools/install-deps)" >&2
+    exit 1
+fi
+cd "$(dirname "$0")" && exec autoreconf -fi

@@ -1,0 +1,108 @@
+/* bins.c - free blocks in segregated bins: exact classes of 16 bytes below
+ * 1 KiB, then four ranged bins per power of two kept sorted by size, so the
+ * first fit found is the best fit.  A bitmap of non-empty bins makes finding
+ * the next usable bin O(1). */
+#include "internal.h"
+
+size_t mm_bin_index(size_t size)
+{
+    if (size < MM_SMALL_LIMIT)
+        return size >> 4;
+    unsigned lg = 63u - (unsigned)__builtin_clzl(size);
+    return 64 + (lg - 10) * 4 + ((size >> (lg - 2)) & 3);
+}
+
+static inline void binmap_set(struct mm_bins *bins, size_t i) { bins->map[i / 64] |= (uint64_t)1 << (i % 64); }
+static inline void binmap_clear(struct mm_bins *bins, size_t i) { bins->map[i / 64] &= ~((uint64_t)1 << (i % 64)); }
+
+/* The first non-empty bin with an index greater than i, or MM_NBINS. */
+static size_t binmap_next(const struct mm_bins *bins, size_t i)
+{
+    size_t start = i + 1;
+    size_t w = start / 64;
+    if (w >= MM_BINMAP_WORDS)
+        return MM_NBINS;
+    uint64_t bits = bins->map[w] & (~(uint64_t)0 << (start % 64));
+    while (bits == 0) {
+        if (++w == MM_BINMAP_WORDS)
+            return MM_NBINS;
+        bits = bins->map[w];
+    }
+    return w * 64 + (size_t)__builtin_ctzll(bits);
+}
+
+void mm_bin_insert(struct mm_bins *bins, block_t *b)
+{
+    size_t size = block_size(b);
+    size_t i = mm_bin_index(size);
+    block_t *prev = NULL, *next = bins->head[i];
+
+    mm_assert(!block_inuse(b) && size >= MM_MIN_BLOCK && *block_tag(b) == size);
+    if (i >= 64) {
+        /* Large bins stay sorted ascending; equal sizes go in front (LIFO). */
+        while (next != NULL && block_size(next) < size) {
+            prev = next;
+            next = next->next_free;
+        }
+    }
+    b->prev_free = prev;
+    b->next_free = next;
+    if (next != NULL)
+        next->prev_free = b;
+    if (prev != NULL)
+        prev->next_free = b;
+    else
+        bins->head[i] = b;
+    binmap_set(bins, i);
+}
+
+void mm_bin_remove(struct mm_bins *bins, block_t *b)
+{
+    size_t i = mm_bin_index(block_size(b));
+    block_t *prev = b->prev_free, *next = b->next_free;
+
+    if (next != NULL)
+        next->prev_free = prev;
+    if (prev != NULL) {
+        prev->next_free = next;
+    } else {
+        mm_assert(bins->head[i] == b);
+        bins->head[i] = next;
+        if (next == NULL)
+            binmap_clear(bins, i);
+    }
+}
+
+/* Remove and return the smallest free block of at least `need` bytes. */
+block_t *mm_bin_take(struct mm_bins *bins, size_t need)
+{
+    size_t i = mm_bin_index(need);
+    block_t *b = bins->head[i];
+
+    if (i >= 64) {
+        while (b != NULL && block_size(b) < need)
+            b = b->next_free;
+    }
+    if (b == NULL) {
+        i = binmap_next(bins, i);
+        if (i == MM_NBINS)
+            return NULL;
+        b = bins->head[i];
+    }
+    mm_bin_remove(bins, b);
+    return b;
+}
+
+/* Number of free blocks in the bins; their total size in *bytes. */
+size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes)
+{
+    size_t count = 0, total = 0;
+    for (size_t i = 0; i < MM_NBINS; i++) {
+        for (const block_t *b = bins->head[i]; b != NULL; b = b->next_free) {
+            count++;
+            total += block_size(b);
+        }
+    }
+    *bytes = total;
+    return count;
+}

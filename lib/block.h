@@ -1,0 +1,118 @@
+/* block.h - the block layout: one header word before every user pointer, and a
+ * boundary tag at the end of every free block.  Everything that reads or writes
+ * a header goes through the accessors here. */
+#ifndef MYMALLOC_BLOCK_H
+#define MYMALLOC_BLOCK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/*
+ * Every block starts with one 8-byte header word and is a multiple of 16
+ * bytes long.  Headers sit at addresses that are 8 modulo 16, so the user
+ * pointer right after a header is 16-byte aligned.
+ *
+ *   in-use block                            free block (in a bin)
+ *
+ *   h ->  +-----------------------+ h ->    +-----------------------+
+ *         | size | P | U=1 | M    |         | size | P | U=0        |  header
+ *   p ->  +-----------------------+         +-----------------------+
+ *         |                       |         | next free (in bin)    |  16 bytes of
+ *         | user data             |         | prev free (in bin)    |  list links
+ *         | (size - 8 bytes)      |         +-----------------------+
+ *         |                       |         | unused                |
+ *         |                       |         +-----------------------+
+ *         |                       |         | size  (boundary tag)  |  last word
+ *   h+size+-----------------------+         +-----------------------+
+ *         | header of next block: its P bit says whether this block is in use
+ *
+ * Flag bits live in the low four bits of the header (sizes are multiples of 16):
+ *   U  BLOCK_INUSE      this block is allocated
+ *   P  BLOCK_PREV_INUSE the block before this one is allocated; when it is clear
+ *                       the word just before this header is the previous block's
+ *                       boundary tag, so free() finds it in O(1)
+ *   M  BLOCK_MMAPPED    the block has a mapping of its own (see large.c); the word
+ *                       before its header holds the offset of the header from the
+ *                       start of that mapping
+ *
+ * Because only free blocks keep a boundary tag, an in-use block costs exactly
+ * one word (8 bytes) of overhead, and the smallest block is 32 bytes: header,
+ * two links and the tag.  A request of n bytes needs a block of
+ * max(32, round_up(n + 8, 16)) bytes.
+ *
+ * A heap region (the sbrk heap, or an mmap segment when sbrk cannot be used):
+ *
+ *   region -> [struct mm_region: 16 bytes][pad 8][block][block]...[top][fence]
+ *
+ * The last block of the current region is the top (wilderness) block; the
+ * region ends with a fence: an 8-byte header with U set and size 0 that stops
+ * coalescing and heap walks.
+ */
+
+#define MM_ALIGN         16u
+#define MM_WORD          8u
+#define MM_HEADER        MM_WORD
+#define MM_MIN_BLOCK     32u
+
+#define BLOCK_INUSE      ((size_t)1)
+#define BLOCK_PREV_INUSE ((size_t)2)
+#define BLOCK_MMAPPED    ((size_t)4)
+#define BLOCK_FLAGS      ((size_t)15)
+
+/* Largest request we even try: keeps every size computation below overflow
+ * and matches glibc's PTRDIFF_MAX limit on object sizes. */
+#define MM_MAX_REQUEST   ((size_t)PTRDIFF_MAX - (size_t)(1u << 20))
+
+typedef struct block {
+    size_t head;                /* size | flags */
+    /* The following two fields exist only while the block is free. */
+    struct block *next_free;
+    struct block *prev_free;
+} block_t;
+
+_Static_assert(sizeof(size_t) == MM_WORD, "mymalloc assumes 64-bit size_t");
+_Static_assert(sizeof(block_t) + MM_WORD <= MM_MIN_BLOCK, "free block fits the minimum");
+_Static_assert((MM_MIN_BLOCK % MM_ALIGN) == 0, "minimum block keeps alignment");
+
+static inline size_t block_size(const block_t *b) { return b->head & ~BLOCK_FLAGS; }
+static inline int block_inuse(const block_t *b) { return (b->head & BLOCK_INUSE) != 0; }
+static inline int block_prev_inuse(const block_t *b) { return (b->head & BLOCK_PREV_INUSE) != 0; }
+static inline int block_mmapped(const block_t *b) { return (b->head & BLOCK_MMAPPED) != 0; }
+
+static inline void *block_user(block_t *b) { return (char *)b + MM_HEADER; }
+static inline block_t *block_of_user(const void *p) { return (block_t *)((char *)p - MM_HEADER); }
+static inline block_t *block_at(void *b, size_t offset) { return (block_t *)((char *)b + offset); }
+static inline block_t *block_next(block_t *b) { return block_at(b, block_size(b)); }
+
+/* Bytes the user may use in a block of this size. */
+static inline size_t block_usable(const block_t *b) { return block_size(b) - MM_HEADER; }
+
+/* The boundary tag lives in the last word of a free block. */
+static inline size_t *block_tag(block_t *b) { return (size_t *)((char *)b + block_size(b) - MM_WORD); }
+static inline size_t block_prev_tag(const block_t *b) { return ((const size_t *)b)[-1]; }
+static inline block_t *block_prev(block_t *b) { return block_at(b, 0 - block_prev_tag(b)); }
+
+static inline void block_set_head(block_t *b, size_t size, size_t flags) { b->head = size | flags; }
+static inline void block_set_prev_inuse(block_t *b) { b->head |= BLOCK_PREV_INUSE; }
+static inline void block_clear_prev_inuse(block_t *b) { b->head &= ~BLOCK_PREV_INUSE; }
+
+/* Make b a free block of the given size: header (keeping P), tag, and the
+ * next block's P bit cleared. */
+static inline void block_mark_free(block_t *b, size_t size)
+{
+    b->head = size | (b->head & BLOCK_PREV_INUSE);
+    *block_tag(b) = size;
+    block_clear_prev_inuse(block_next(b));
+}
+
+/* Block size for a request of n bytes; n must be <= MM_MAX_REQUEST. */
+static inline size_t request_to_block(size_t n)
+{
+    size_t s = (n + MM_HEADER + MM_ALIGN - 1) & ~(size_t)(MM_ALIGN - 1);
+    return s < MM_MIN_BLOCK ? MM_MIN_BLOCK : s;
+}
+
+static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+static inline size_t align_down(size_t n, size_t a) { return n & ~(a - 1); }
+
+#endif

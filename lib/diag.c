@@ -1,0 +1,110 @@
+/* diag.c - reporting: the fatal heap-misuse message (one line written with
+ * write(2), then abort()), failed debug assertions, the heap check behind
+ * mymalloc_check(), and number formatting that never allocates. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+#include "mymalloc.h"
+
+void mm_write_str(int fd, const char *s)
+{
+    size_t left = strlen(s);
+    while (left > 0) {
+        ssize_t n = write(fd, s, left);
+        if (n <= 0)
+            return;
+        s += n;
+        left -= (size_t)n;
+    }
+}
+
+char *mm_format_unsigned(char *out, size_t value)
+{
+    char digits[24];
+    int n = 0;
+    do {
+        digits[n++] = (char)('0' + value % 10);
+        value /= 10;
+    } while (value != 0);
+    while (n > 0)
+        *out++ = digits[--n];
+    *out = '\0';
+    return out;
+}
+
+char *mm_format_hex(char *out, uintptr_t value)
+{
+    char digits[20];
+    int n = 0;
+    do {
+        digits[n++] = "0123456789abcdef"[value & 15];
+        value >>= 4;
+    } while (value != 0);
+    *out++ = '0';
+    *out++ = 'x';
+    while (n > 0)
+        *out++ = digits[--n];
+    *out = '\0';
+    return out;
+}
+
+static char *append(char *out, const char *s)
+{
+    size_t n = strlen(s);
+    memcpy(out, s, n + 1);
+    return out + n;
+}
+
+/* "mymalloc: free(): double free of 0x5581c2a0 (block of 48 bytes)": what was
+ * wrong, the pointer, then the detail and block size when there are any. */
+void mm_fatal(const char *func, const char *what, const void *p, const char *detail, size_t block)
+{
+    char line[320];
+    char *o = append(line, "mymalloc: ");
+    o = append(o, func);
+    o = append(o, "(): ");
+    o = append(o, what);
+    o = append(o, " ");
+    o = mm_format_hex(o, (uintptr_t)p);
+    if (detail != NULL || block != 0) {
+        o = append(o, " (");
+        if (detail != NULL)
+            o = append(o, detail);
+        if (detail != NULL && block != 0)
+            o = append(o, ", ");
+        if (block != 0) {
+            o = append(o, "block of ");
+            o = mm_format_unsigned(o, block);
+            o = append(o, " bytes");
+        }
+        o = append(o, ")");
+    }
+    append(o, "\n");
+    mm_write_str(STDERR_FILENO, line);
+    abort();
+}
+
+void mm_assert_failed(const char *file, int line, const char *cond)
+{
+    char text[512], *o = text;
+    o = append(o, "mymalloc: internal check failed at ");
+    o = append(o, file);
+    o = append(o, ":");
+    o = mm_format_unsigned(o, (size_t)line);
+    o = append(o, ": ");
+    if (strlen(cond) < 300)
+        o = append(o, cond);
+    append(o, "\n");
+    mm_write_str(STDERR_FILENO, text);
+    abort();
+}
+
+MYMALLOC_EXPORT int mymalloc_check(void)
+{
+    struct mm_arena *a = &mm_main_arena;
+    mm_lock(&a->lock);
+    int problems = mm_heap_walk_check(a);
+    mm_unlock(&a->lock);
+    return problems;
+}

@@ -1,0 +1,367 @@
+/* heap.c - the heap of an arena: its regions (the brk heap, or mmap segments
+ * when sbrk cannot be used), the top block they end with, growing and trimming
+ * it, and carving, merging, splitting and checking blocks.  Callers hold the
+ * arena lock. */
+#include <string.h>
+#include "internal.h"
+
+#define SEGMENT_MIN ((size_t)1 << 20)    /* smallest mmap segment */
+
+static inline char *region_end(const struct mm_region *r) { return (char *)r + r->size; }
+static inline block_t *region_first(struct mm_region *r) { return block_at(r, MM_REGION_FIRST_BLOCK); }
+static inline block_t *region_fence(struct mm_region *r) { return (block_t *)(region_end(r) - MM_WORD); }
+
+static void note_system_bytes(struct mm_arena *a, ptrdiff_t change)
+{
+    a->system_bytes += (size_t)change;
+    if (a->system_bytes > a->peak_system_bytes)
+        a->peak_system_bytes = a->system_bytes;
+}
+
+/* The old top, when a new region takes over, becomes an ordinary free block:
+ * its region's fence stops it from merging past the region. */
+static void top_retire(struct mm_arena *a)
+{
+    block_t *t = a->top;
+    if (t == NULL)
+        return;
+    block_mark_free(t, block_size(t));
+    mm_bin_insert(&a->bins, t);
+    a->top = NULL;
+    a->top_region = NULL;
+}
+
+/* Lay out a new region over [base, base + size) and make its single block the
+ * top.  base is 16-byte aligned, size a multiple of 16. */
+static void region_start(struct mm_arena *a, char *base, size_t size, int from_sbrk)
+{
+    struct mm_region *r = (struct mm_region *)base;
+
+    top_retire(a);
+    r->size = size;
+    r->from_sbrk = (size_t)from_sbrk;
+    r->next = a->regions;
+    a->regions = r;
+
+    block_t *t = region_first(r);
+    block_set_head(t, (size_t)((char *)region_fence(r) - (char *)t), BLOCK_PREV_INUSE);
+    block_set_head(region_fence(r), 0, BLOCK_INUSE);
+    a->top = t;
+    a->top_region = r;
+    a->fresh_from = (char *)block_user(t);
+
+    if (a->lowest == 0 || (uintptr_t)base < a->lowest)
+        a->lowest = (uintptr_t)base;
+    if ((uintptr_t)region_end(r) > a->highest)
+        a->highest = (uintptr_t)region_end(r);
+    note_system_bytes(a, (ptrdiff_t)size);
+}
+
+/* Add `bytes` at the end of the top's region (memory the kernel just gave). */
+static void top_extend(struct mm_arena *a, size_t bytes)
+{
+    struct mm_region *r = a->top_region;
+    block_t *old_fence = region_fence(r);
+
+    old_fence->head = 0;               /* keep the new top interior all zero */
+    r->size += bytes;
+    block_set_head(a->top, block_size(a->top) + bytes, BLOCK_PREV_INUSE);
+    block_set_head(region_fence(r), 0, BLOCK_INUSE);
+    if ((uintptr_t)region_end(r) > a->highest)
+        a->highest = (uintptr_t)region_end(r);
+    note_system_bytes(a, (ptrdiff_t)bytes);
+}
+
+static int grow_with_sbrk(struct mm_arena *a, size_t need, size_t pad)
+{
+    size_t page = mm_page_size();
+    int contiguous = a->top != NULL && a->top_region->from_sbrk &&
+                     region_end(a->top_region) == a->brk_end;
+    size_t want = contiguous ? need + MM_MIN_BLOCK - block_size(a->top)
+                             : need + MM_MIN_BLOCK + 2 * MM_ALIGN + sizeof(struct mm_region);
+    if (want > MM_MAX_REQUEST - pad)
+        return 0;
+    char *from = contiguous ? a->brk_end : mm_os_brk_now();
+    size_t increment = (size_t)((char *)align_up((uintptr_t)from + want + pad, page) - from);
+    char *old = mm_os_sbrk((intptr_t)increment);
+
+    if (old == NULL) {
+        a->sbrk_unusable = 1;
+        return 0;
+    }
+    if (contiguous && old == a->brk_end) {
+        a->brk_end = old + increment;
+        top_extend(a, increment);
+        return 1;
+    }
+    /* A fresh brk heap, or someone else moved the break: start a region. */
+    char *base = (char *)align_up((uintptr_t)old, MM_ALIGN);
+    char *end = (char *)align_down((uintptr_t)(old + increment), MM_ALIGN);
+    a->brk_end = old + increment;
+    region_start(a, base, (size_t)(end - base), 1);
+    return 1;
+}
+
+static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
+{
+    size_t want = need + MM_MIN_BLOCK + MM_ALIGN + sizeof(struct mm_region);
+    if (want > MM_MAX_REQUEST - pad)
+        return 0;
+    size_t size = align_up(want + pad, mm_page_size());
+    if (size < SEGMENT_MIN)
+        size = SEGMENT_MIN;
+    char *base = mm_os_map(size);
+    if (base == NULL)
+        return 0;
+    region_start(a, base, size, 0);
+    return 1;
+}
+
+/* Make the top at least need + MM_MIN_BLOCK bytes.  0 when the kernel says no. */
+static int heap_grow(struct mm_arena *a, size_t need)
+{
+    size_t pad = mm_setting(&mm_settings.top_pad);
+    while (a->top == NULL || block_size(a->top) < need + MM_MIN_BLOCK) {
+        if (!a->sbrk_unusable && grow_with_sbrk(a, need, pad))
+            continue;
+        if (!grow_with_segment(a, need, pad))
+            return 0;
+    }
+    return 1;
+}
+
+/* Cut a block of `need` bytes off the front of the top.  *dirty gets how many
+ * of its user bytes may be non-zero (the rest are fresh from the kernel). */
+static block_t *top_carve(struct mm_arena *a, size_t need, size_t *dirty)
+{
+    block_t *b = a->top;
+    size_t top_size = block_size(b);
+    char *user = block_user(b), *end = (char *)b + need;
+
+    mm_assert(top_size >= need + MM_MIN_BLOCK && block_prev_inuse(b));
+    block_set_head(b, need, BLOCK_INUSE | BLOCK_PREV_INUSE);
+    a->top = block_at(b, need);
+    block_set_head(a->top, top_size - need, BLOCK_PREV_INUSE);
+    if (dirty != NULL)
+        *dirty = a->fresh_from <= user ? 0 : (size_t)((a->fresh_from < end ? a->fresh_from : end) - user);
+    if (a->fresh_from < (char *)block_user(a->top))
+        a->fresh_from = (char *)block_user(a->top);
+    return b;
+}
+
+/* Take a free block of at least `need` bytes for use: best fit from the bins,
+ * else the top (grown as needed).  NULL when out of memory. */
+block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t *dirty)
+{
+    block_t *b = mm_bin_take(&a->bins, need);
+    if (b != NULL) {
+        size_t size = block_size(b);
+        if (size - need >= MM_MIN_BLOCK) {
+            block_t *rest = block_at(b, need);
+            block_set_head(rest, 0, BLOCK_PREV_INUSE);
+            block_mark_free(rest, size - need);
+            mm_bin_insert(&a->bins, rest);
+            size = need;
+        } else {
+            block_set_prev_inuse(block_next(b));
+        }
+        block_set_head(b, size, BLOCK_INUSE | (b->head & BLOCK_PREV_INUSE));
+        if (dirty != NULL)
+            *dirty = block_usable(b);
+    } else {
+        if ((a->top == NULL || block_size(a->top) < need + MM_MIN_BLOCK) && !heap_grow(a, need))
+            return NULL;
+        b = top_carve(a, need, dirty);
+    }
+    a->inuse_bytes += block_size(b);
+    return b;
+}
+
+/* Give the top back to the kernel down to `keep` free bytes.  1 if any memory
+ * was released. */
+int mm_heap_trim(struct mm_arena *a, size_t keep)
+{
+    size_t page = mm_page_size();
+    block_t *t = a->top;
+    if (t == NULL || block_size(t) < keep + MM_MIN_BLOCK + page)
+        return 0;
+
+    /* The top keeps keep + MM_MIN_BLOCK bytes; the region ends on a page. */
+    struct mm_region *r = a->top_region;
+    char *end = region_end(r);
+    char *new_end = (char *)align_up((uintptr_t)block_user(t) + keep + MM_MIN_BLOCK, page);
+    if (new_end >= end)
+        return 0;
+    size_t release = (size_t)(end - new_end);
+    if (r->from_sbrk) {
+        /* Only if the break is still ours: never cut a foreign sbrk user. */
+        if (end != a->brk_end || mm_os_brk_now() != end || mm_os_sbrk(-(intptr_t)release) == NULL)
+            return 0;
+        a->brk_end = end - release;
+    } else if (mm_os_unmap(end - release, release) != 0) {
+        return 0;
+    }
+    r->size -= release;
+    block_set_head(t, block_size(t) - release, BLOCK_PREV_INUSE);
+    block_set_head(region_fence(r), 0, BLOCK_INUSE);
+    if (a->fresh_from > (char *)region_fence(r))
+        a->fresh_from = (char *)region_fence(r);
+    note_system_bytes(a, -(ptrdiff_t)release);
+    return 1;
+}
+
+/* Merge the now-unused block b with free neighbours and file the result in a
+ * bin or the top.  Returns 1 when it joined the top. */
+static int block_merge_free(struct mm_arena *a, block_t *b)
+{
+    size_t size = block_size(b);
+
+    if (!block_prev_inuse(b)) {
+        block_t *prev = block_prev(b);
+        mm_assert(!block_inuse(prev) && block_size(prev) == block_prev_tag(b));
+        mm_bin_remove(&a->bins, prev);
+        size += block_size(prev);
+        b = prev;
+    }
+    block_t *next = block_at(b, size);
+    if (next == a->top) {
+        block_set_head(b, size + block_size(next), BLOCK_PREV_INUSE);
+        a->top = b;
+        return 1;
+    }
+    if (!block_inuse(next)) {
+        mm_bin_remove(&a->bins, next);
+        size += block_size(next);
+    }
+    block_set_head(b, 0, BLOCK_PREV_INUSE);
+    block_mark_free(b, size);
+    mm_bin_insert(&a->bins, b);
+    return 0;
+}
+
+static void maybe_trim(struct mm_arena *a)
+{
+    size_t threshold = mm_setting(&mm_settings.trim_threshold);
+    if (block_size(a->top) >= threshold && threshold != SIZE_MAX)
+        mm_heap_trim(a, mm_setting(&mm_settings.top_pad));
+}
+
+/* free() of an in-use heap block that has passed the caller's checks. */
+void mm_heap_release(struct mm_arena *a, block_t *b)
+{
+    a->inuse_bytes -= block_size(b);
+    b->head &= ~BLOCK_INUSE;           /* a second free() of b sees it */
+    if (block_merge_free(a, b))
+        maybe_trim(a);
+}
+
+/* Shrink an in-use block to `need` bytes, freeing the tail when it can stand
+ * alone as a block. */
+void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need)
+{
+    size_t size = block_size(b);
+    if (size - need < MM_MIN_BLOCK)
+        return;
+    block_set_head(b, need, b->head & BLOCK_FLAGS);
+    block_t *rest = block_at(b, need);
+    block_set_head(rest, size - need, BLOCK_INUSE | BLOCK_PREV_INUSE);
+    a->inuse_bytes -= size - need;
+    if (block_merge_free(a, rest))
+        maybe_trim(a);
+}
+
+/* Grow an in-use block in place to `need` bytes, into a free neighbour or the
+ * top (growing the heap when the top is too small).  1 on success. */
+int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
+{
+    size_t size = block_size(b);
+    block_t *next = block_next(b);
+
+    if (next == a->top && size + block_size(next) < need + MM_MIN_BLOCK) {
+        if (!heap_grow(a, need - size))
+            return 0;
+        next = block_next(b);
+    }
+    if (next == a->top) {
+        size_t total = size + block_size(next);
+        block_set_head(b, need, b->head & BLOCK_FLAGS);
+        a->top = block_at(b, need);
+        block_set_head(a->top, total - need, BLOCK_PREV_INUSE);
+        if (a->fresh_from < (char *)block_user(a->top))
+            a->fresh_from = (char *)block_user(a->top);
+    } else if (!block_inuse(next) && size + block_size(next) >= need) {
+        size_t total = size + block_size(next);
+        mm_bin_remove(&a->bins, next);
+        if (total - need >= MM_MIN_BLOCK) {
+            block_set_head(b, need, b->head & BLOCK_FLAGS);
+            block_t *rest = block_at(b, need);
+            block_set_head(rest, 0, BLOCK_PREV_INUSE);
+            block_mark_free(rest, total - need);
+            mm_bin_insert(&a->bins, rest);
+        } else {
+            block_set_head(b, total, b->head & BLOCK_FLAGS);
+            block_set_prev_inuse(block_next(b));
+        }
+    } else {
+        return 0;
+    }
+    a->inuse_bytes += block_size(b) - size;
+    return 1;
+}
+
+int mm_heap_owns(const struct mm_arena *a, const void *p)
+{
+    return (uintptr_t)p >= a->lowest && (uintptr_t)p < a->highest;
+}
+
+/* Walk every region block by block and every bin, counting broken invariants. */
+int mm_heap_walk_check(struct mm_arena *a)
+{
+    int problems = 0;
+    size_t free_in_regions = 0, free_in_bins = 0;
+
+    for (struct mm_region *r = a->regions; r != NULL; r = r->next) {
+        block_t *b = region_first(r), *fence = region_fence(r);
+        int prev_inuse = 1;
+        while (b != fence) {
+            size_t size = block_size(b);
+            if (size < MM_MIN_BLOCK || size % MM_ALIGN != 0 ||
+                (char *)b + size > (char *)fence || block_mmapped(b)) {
+                problems++;
+                break;
+            }
+            if (block_prev_inuse(b) != prev_inuse)
+                problems++;
+            if (b == a->top) {
+                if (block_next(b) != fence || !prev_inuse)
+                    problems++;
+            } else if (!block_inuse(b)) {
+                if (*block_tag(b) != size || !prev_inuse)  /* no two free neighbours */
+                    problems++;
+                free_in_regions += size;
+            }
+            prev_inuse = b == a->top ? 0 : block_inuse(b);
+            b = block_next(b);
+        }
+        if (!block_inuse(fence) || block_size(fence) != 0)
+            problems++;
+    }
+    for (size_t i = 0; i < MM_NBINS; i++) {
+        const block_t *prev = NULL;
+        int nonempty = a->bins.head[i] != NULL;
+        if (nonempty != (int)((a->bins.map[i / 64] >> (i % 64)) & 1))
+            problems++;
+        for (block_t *b = a->bins.head[i]; b != NULL; b = b->next_free) {
+            if (block_inuse(b) || mm_bin_index(block_size(b)) != i || b->prev_free != prev ||
+                (prev != NULL && i >= 64 && block_size(prev) > block_size(b)) || !mm_heap_owns(a, b)) {
+                problems++;
+                break;
+            }
+            free_in_bins += block_size(b);
+            prev = b;
+        }
+    }
+    if (free_in_bins != free_in_regions)
+        problems++;
+    return problems;
+}

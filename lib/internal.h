@@ -1,0 +1,146 @@
+/* internal.h - what the files of lib/ share: the arena (heap state behind one
+ * lock), settings, statistics and the hidden mm_ functions each file owns. */
+#ifndef MYMALLOC_INTERNAL_H
+#define MYMALLOC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include "block.h"
+
+#define MM_HIDDEN   __attribute__((visibility("hidden")))
+#define MM_COLD     __attribute__((cold, noinline))
+#define MM_NORETURN __attribute__((noreturn))
+#define likely(x)   __builtin_expect(!!(x), 1)
+#define unlikely(x) __builtin_expect(!!(x), 0)
+
+/* Debug checks: always compiled (so they never rot), enabled by
+ * ./configure --enable-debug, which defines MM_DEBUG to 1. */
+#ifndef MM_DEBUG
+#define MM_DEBUG 0
+#endif
+#define mm_assert(cond) \
+    do { if (MM_DEBUG && unlikely(!(cond))) mm_assert_failed(__FILE__, __LINE__, #cond); } while (0)
+
+/* ---- lock.c: the arena lock (a futex word) and fork handling ---- */
+typedef struct { int state; } mm_lock_t;
+MM_HIDDEN void mm_lock_slow(mm_lock_t *l);
+MM_HIDDEN void mm_unlock_slow(mm_lock_t *l);
+static inline void mm_lock(mm_lock_t *l)
+{
+    int expected = 0;
+    if (!__atomic_compare_exchange_n(&l->state, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        mm_lock_slow(l);
+}
+static inline void mm_unlock(mm_lock_t *l)
+{
+    if (__atomic_exchange_n(&l->state, 0, __ATOMIC_RELEASE) == 2)
+        mm_unlock_slow(l);
+}
+MM_HIDDEN void mm_fork_handlers_install(void);
+
+/* ---- bins.c: segregated free lists with a bitmap of non-empty bins ---- */
+#define MM_SMALL_LIMIT 1024u                 /* exact bins below this block size */
+#define MM_NBINS       (64 + (64 - 10) * 4)  /* 64 small + 4 per power of two */
+#define MM_BINMAP_WORDS ((MM_NBINS + 63) / 64)
+
+struct mm_bins {
+    block_t *head[MM_NBINS];          /* small: LIFO; large: sorted by size */
+    uint64_t map[MM_BINMAP_WORDS];    /* bit i set <=> head[i] != NULL */
+};
+
+/* ---- heap.c: regions, the top block, growth and trimming ---- */
+struct mm_region {
+    struct mm_region *next;   /* every region of the arena, newest first */
+    size_t size;              /* bytes from this struct to the region's end */
+    size_t from_sbrk;         /* 1: part of the brk heap; 0: an mmap segment */
+};
+#define MM_REGION_FIRST_BLOCK sizeof(struct mm_region)   /* 24: header at 8 mod 16 */
+_Static_assert(sizeof(struct mm_region) == 24, "region header keeps block alignment");
+
+struct mm_arena {
+    mm_lock_t lock;
+    int ready;                     /* settings read, fork handlers installed */
+    struct mm_bins bins;
+    block_t *top;                  /* the wilderness block, NULL before the first growth */
+    struct mm_region *top_region;  /* region the top block ends */
+    struct mm_region *regions;
+    char *brk_end;                 /* where our brk heap ends (NULL when none) */
+    char *fresh_from;              /* top bytes at and above this were never handed out */
+    int sbrk_unusable;             /* sbrk failed or is disabled: grow with mmap segments */
+    uintptr_t lowest, highest;     /* bounds of all regions, for cheap pointer checks */
+    /* statistics (under the lock) */
+    size_t system_bytes;           /* bytes in regions */
+    size_t inuse_bytes;            /* bytes of in-use blocks in regions */
+    size_t peak_system_bytes;
+};
+
+MM_HIDDEN extern struct mm_arena mm_main_arena;
+
+MM_HIDDEN size_t mm_bin_index(size_t size);
+MM_HIDDEN void mm_bin_insert(struct mm_bins *bins, block_t *b);
+MM_HIDDEN void mm_bin_remove(struct mm_bins *bins, block_t *b);
+MM_HIDDEN block_t *mm_bin_take(struct mm_bins *bins, size_t need);
+MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
+
+MM_HIDDEN void mm_arena_prepare(struct mm_arena *a);
+MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t *dirty);
+MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b);
+MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
+MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
+MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
+MM_HIDDEN int mm_heap_owns(const struct mm_arena *a, const void *p);
+MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a);
+
+/* ---- large.c: blocks with a mapping of their own ---- */
+MM_HIDDEN void *mm_large_alloc(size_t n, size_t alignment);
+MM_HIDDEN void mm_large_free(block_t *b);
+MM_HIDDEN void *mm_large_realloc(block_t *b, size_t n);
+MM_HIDDEN int mm_large_valid(const block_t *b);
+
+/* ---- os.c: the only file that talks to the kernel about memory ---- */
+MM_HIDDEN size_t mm_page_size(void);
+MM_HIDDEN void *mm_os_sbrk(intptr_t increment);      /* NULL on failure */
+MM_HIDDEN void *mm_os_brk_now(void);
+MM_HIDDEN void *mm_os_map(size_t length);           /* NULL on failure */
+MM_HIDDEN int mm_os_unmap(void *addr, size_t length);
+MM_HIDDEN void *mm_os_remap(void *addr, size_t old_length, size_t new_length); /* NULL on failure */
+
+/* ---- settings.c: thresholds from mallopt() and the environment ---- */
+struct mm_settings {
+    size_t mmap_threshold;   /* requests of this many bytes or more get a mapping */
+    size_t trim_threshold;   /* trim the top when it holds this much free; SIZE_MAX: never */
+    size_t top_pad;          /* extra bytes asked of the kernel on each growth */
+    size_t mmap_max;         /* most mapped blocks at once; 0 disables them */
+};
+MM_HIDDEN extern struct mm_settings mm_settings;
+MM_HIDDEN int mm_settings_read_environment(void);
+static inline size_t mm_setting(const size_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }
+
+/* ---- stats.c: counters kept outside the arena lock ---- */
+struct mm_large_stats {
+    size_t count;            /* mapped blocks alive */
+    size_t peak_count;
+    size_t bytes;            /* bytes in them */
+    size_t peak_bytes;
+};
+MM_HIDDEN extern struct mm_large_stats mm_large_stats;
+MM_HIDDEN void mm_stats_large_add(size_t bytes);
+MM_HIDDEN void mm_stats_large_sub(size_t bytes);
+
+/* ---- diag.c: the fatal-error writer and small formatting helpers ---- */
+MM_HIDDEN MM_COLD MM_NORETURN void mm_fatal(const char *func, const char *what, const void *p,
+                                            const char *detail, size_t block);
+MM_HIDDEN MM_COLD MM_NORETURN void mm_assert_failed(const char *file, int line, const char *cond);
+MM_HIDDEN void mm_write_str(int fd, const char *s);
+MM_HIDDEN char *mm_format_unsigned(char *out, size_t value);   /* returns end, NUL written */
+MM_HIDDEN char *mm_format_hex(char *out, uintptr_t value);     /* "0x..." */
+
+/* ---- malloc.c: internal entry points used by other files ---- */
+MM_HIDDEN extern int mm_ready;
+MM_HIDDEN void mm_init_slow(void);
+static inline void mm_init(void) { if (unlikely(!__atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE))) mm_init_slow(); }
+MM_HIDDEN void *mm_malloc(size_t n);
+MM_HIDDEN void mm_free(void *p, const char *func);
+MM_HIDDEN void *mm_memalign(size_t alignment, size_t n);
+
+#endif

@@ -1,0 +1,59 @@
+/* os.c - the only file that asks the kernel for memory or gives it back:
+ * sbrk, mmap, munmap and mremap, each failing with one sentinel (NULL / -1). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <unistd.h>
+#include "internal.h"
+
+size_t mm_page_size(void)
+{
+    static size_t page;
+    size_t p = __atomic_load_n(&page, __ATOMIC_RELAXED);
+    if (unlikely(p == 0)) {
+        p = (size_t)getauxval(AT_PAGESZ);
+        if (p == 0 || (p & (p - 1)) != 0)
+            p = 4096;
+        __atomic_store_n(&page, p, __ATOMIC_RELAXED);
+    }
+    return p;
+}
+
+void *mm_os_sbrk(intptr_t increment)
+{
+#ifdef MM_DISABLE_SBRK
+    (void)increment;
+    errno = ENOMEM;
+    return NULL;
+#else
+    void *old = sbrk(increment);
+    return old == (void *)-1 ? NULL : old;
+#endif
+}
+
+void *mm_os_brk_now(void)
+{
+#ifdef MM_DISABLE_SBRK
+    return NULL;
+#else
+    return sbrk(0);
+#endif
+}
+
+void *mm_os_map(size_t length)
+{
+    void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
+int mm_os_unmap(void *addr, size_t length)
+{
+    return munmap(addr, length);
+}
+
+void *mm_os_remap(void *addr, size_t old_length, size_t new_length)
+{
+    void *p = mremap(addr, old_length, new_length, MREMAP_MAYMOVE);
+    return p == MAP_FAILED ? NULL : p;
+}

@@ -1,0 +1,182 @@
+/* settings.c - the tunable thresholds: their defaults, mallopt(), and the
+ * MYMALLOC_* / glibc MALLOC_*_ environment variables, read once without
+ * allocating and ignored in set-uid programs. */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <unistd.h>
+#include "internal.h"
+#include "mymalloc.h"
+
+#define KIB ((size_t)1024)
+#define MMAP_THRESHOLD_MAX (32 * KIB * KIB)   /* glibc's limit on 64-bit */
+
+struct mm_settings mm_settings = {
+    .mmap_threshold = 128 * KIB,
+    .trim_threshold = 128 * KIB,
+    .top_pad = 128 * KIB,
+    .mmap_max = 65536,
+};
+
+extern char **environ;
+
+enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_COUNT };
+
+/* Store one setting after checking it; 0 when the value is out of range.
+ * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
+static int setting_store(enum setting_id id, size_t value, int never)
+{
+    switch (id) {
+    case SET_MMAP_THRESHOLD:
+        if (never || value > MMAP_THRESHOLD_MAX)
+            return 0;
+        __atomic_store_n(&mm_settings.mmap_threshold, value, __ATOMIC_RELAXED);
+        return 1;
+    case SET_TRIM_THRESHOLD:
+        __atomic_store_n(&mm_settings.trim_threshold, never ? SIZE_MAX : value, __ATOMIC_RELAXED);
+        return 1;
+    case SET_TOP_PAD:
+        if (never || value > MM_MAX_REQUEST / 2)
+            return 0;
+        __atomic_store_n(&mm_settings.top_pad, value, __ATOMIC_RELAXED);
+        return 1;
+    case SET_MMAP_MAX:
+        if (never)
+            return 0;
+        __atomic_store_n(&mm_settings.mmap_max, value, __ATOMIC_RELAXED);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
+/* Parse "131072", "0x20000", "128k", "1M", "1G"; "-1" sets *never. */
+static int parse_size(const char *s, size_t *value, int *never)
+{
+    size_t v = 0, base = 10;
+    *never = 0;
+    if (strcmp(s, "-1") == 0) {
+        *never = 1;
+        *value = SIZE_MAX;
+        return 1;
+    }
+    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X')) {
+        base = 16;
+        s += 2;
+    }
+    if (*s == '\0')
+        return 0;
+    for (; *s != '\0'; s++) {
+        size_t digit;
+        if (*s >= '0' && *s <= '9')
+            digit = (size_t)(*s - '0');
+        else if (base == 16 && *s >= 'a' && *s <= 'f')
+            digit = (size_t)(*s - 'a' + 10);
+        else if (base == 16 && *s >= 'A' && *s <= 'F')
+            digit = (size_t)(*s - 'A' + 10);
+        else
+            break;
+        if (v > (SIZE_MAX - digit) / base)
+            return 0;
+        v = v * base + digit;
+    }
+    if (*s != '\0') {
+        unsigned shift;
+        switch (*s) {
+        case 'k': case 'K': shift = 10; break;
+        case 'm': case 'M': shift = 20; break;
+        case 'g': case 'G': shift = 30; break;
+        default: return 0;
+        }
+        if (s[1] != '\0' || v > (SIZE_MAX >> shift))
+            return 0;
+        v <<= shift;
+    }
+    *value = v;
+    return 1;
+}
+
+static void report_bad(const char *entry)
+{
+    char line[200];
+    size_t n = strlen(entry);
+    if (n > 120)
+        n = 120;
+    memcpy(line, "mymalloc: ignoring ", 19);
+    memcpy(line + 19, entry, n);
+    memcpy(line + 19 + n, ": not a valid size\n", 20);
+    mm_write_str(STDERR_FILENO, line);
+}
+
+static const struct {
+    const char *name;       /* with the '=' */
+    enum setting_id id;
+    int ours;               /* MYMALLOC_ names win over glibc's */
+} env_names[] = {
+    { "MYMALLOC_MMAP_THRESHOLD=", SET_MMAP_THRESHOLD, 1 },
+    { "MYMALLOC_TRIM_THRESHOLD=", SET_TRIM_THRESHOLD, 1 },
+    { "MYMALLOC_TOP_PAD=", SET_TOP_PAD, 1 },
+    { "MYMALLOC_MMAP_MAX=", SET_MMAP_MAX, 1 },
+    { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
+    { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
+    { "MALLOC_TOP_PAD_=", SET_TOP_PAD, 0 },
+    { "MALLOC_MMAP_MAX_=", SET_MMAP_MAX, 0 },
+};
+
+/* Read the environment once.  Returns 0 when it is not there yet (a call from
+ * the dynamic loader before libc set `environ` up), so the caller tries again. */
+int mm_settings_read_environment(void)
+{
+    char **env = environ;
+    int set_by_ours[SET_COUNT] = { 0 };
+
+    if (env == NULL)
+        return 0;
+    if (getauxval(AT_SECURE))
+        return 1;
+    for (; *env != NULL; env++) {
+        const char *entry = *env;
+        if (entry[0] != 'M')
+            continue;
+        for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++) {
+            size_t len = strlen(env_names[i].name);
+            size_t value;
+            int never;
+            if (strncmp(entry, env_names[i].name, len) != 0)
+                continue;
+            if (!env_names[i].ours && set_by_ours[env_names[i].id])
+                break;
+            if (!parse_size(entry + len, &value, &never) || !setting_store(env_names[i].id, value, never))
+                report_bad(entry);
+            else if (env_names[i].ours)
+                set_by_ours[env_names[i].id] = 1;
+            break;
+        }
+    }
+    return 1;
+}
+
+MYMALLOC_EXPORT int mallopt(int param, int value)
+{
+    mm_init();
+    switch (param) {
+    case M_MMAP_THRESHOLD:
+        return value >= 0 && setting_store(SET_MMAP_THRESHOLD, (size_t)value, 0);
+    case M_TRIM_THRESHOLD:
+        return setting_store(SET_TRIM_THRESHOLD, value < 0 ? SIZE_MAX : (size_t)value, value < 0);
+    case M_TOP_PAD:
+        return value >= 0 && setting_store(SET_TOP_PAD, (size_t)value, 0);
+    case M_MMAP_MAX:
+        return value >= 0 && setting_store(SET_MMAP_MAX, (size_t)value, 0);
+    case M_MXFAST:
+        return value >= 0 && value <= 160;   /* accepted as glibc does; no fast bins here */
+    case M_CHECK_ACTION:
+    case M_PERTURB:
+    case M_ARENA_TEST:
+    case M_ARENA_MAX:
+        return 1;                              /* accepted, no effect (yet) */
+    default:
+        return 0;
+    }
+}

@@ -1,0 +1,99 @@
+/* stats.c - statistics: counters for mapped blocks (kept with atomics, since
+ * those never take the arena lock), and the reports built from them and the
+ * arena: mallinfo2(), mallinfo() and malloc_stats(). */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <string.h>
+#include <unistd.h>
+#include "internal.h"
+#include "mymalloc.h"
+
+struct mm_large_stats mm_large_stats;
+
+void mm_stats_large_add(size_t bytes)
+{
+    size_t count = __atomic_add_fetch(&mm_large_stats.count, 1, __ATOMIC_RELAXED);
+    size_t peak_count = __atomic_load_n(&mm_large_stats.peak_count, __ATOMIC_RELAXED);
+    while (count > peak_count &&
+           !__atomic_compare_exchange_n(&mm_large_stats.peak_count, &peak_count, count, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+    size_t now = __atomic_add_fetch(&mm_large_stats.bytes, bytes, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&mm_large_stats.peak_bytes, __ATOMIC_RELAXED);
+    while (now > peak &&
+           !__atomic_compare_exchange_n(&mm_large_stats.peak_bytes, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+void mm_stats_large_sub(size_t bytes)
+{
+    __atomic_sub_fetch(&mm_large_stats.count, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&mm_large_stats.bytes, bytes, __ATOMIC_RELAXED);
+}
+
+MYMALLOC_EXPORT struct mallinfo2 mallinfo2(void)
+{
+    struct mallinfo2 info;
+    struct mm_arena *a = &mm_main_arena;
+    size_t free_bytes, top;
+
+    memset(&info, 0, sizeof info);
+    mm_lock(&a->lock);
+    info.ordblks = mm_bins_count(&a->bins, &free_bytes);
+    top = a->top != NULL ? block_size(a->top) : 0;
+    info.arena = a->system_bytes;
+    info.usmblks = a->peak_system_bytes;
+    mm_unlock(&a->lock);
+
+    info.ordblks += top != 0;
+    info.fordblks = free_bytes + top;
+    info.uordblks = info.arena - info.fordblks;
+    info.keepcost = top;
+    info.hblks = __atomic_load_n(&mm_large_stats.count, __ATOMIC_RELAXED);
+    info.hblkhd = __atomic_load_n(&mm_large_stats.bytes, __ATOMIC_RELAXED);
+    return info;
+}
+
+static int clamp_int(size_t v) { return v > 0x7fffffff ? 0x7fffffff : (int)v; }
+
+MYMALLOC_EXPORT struct mallinfo mallinfo(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    struct mallinfo info = {
+        .arena = clamp_int(m.arena), .ordblks = clamp_int(m.ordblks), .smblks = clamp_int(m.smblks),
+        .hblks = clamp_int(m.hblks), .hblkhd = clamp_int(m.hblkhd), .usmblks = clamp_int(m.usmblks),
+        .fsmblks = clamp_int(m.fsmblks), .uordblks = clamp_int(m.uordblks),
+        .fordblks = clamp_int(m.fordblks), .keepcost = clamp_int(m.keepcost),
+    };
+    return info;
+}
+
+static char *stat_line(char *o, const char *label, size_t value)
+{
+    char number[24];
+    size_t label_len = strlen(label), digits = (size_t)(mm_format_unsigned(number, value) - number);
+    memcpy(o, label, label_len);
+    o += label_len;
+    for (size_t i = digits; i < 14; i++)
+        *o++ = ' ';
+    memcpy(o, number, digits);
+    o += digits;
+    *o++ = '\n';
+    return o;
+}
+
+/* Same shape as glibc's report, on stderr, written without stdio. */
+MYMALLOC_EXPORT void malloc_stats(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    char text[1024], *o = text;
+    size_t heap_inuse = m.uordblks;
+
+    o = stat_line(o, "Arena 0 (mymalloc " MYMALLOC_VERSION_STRING "):\nsystem bytes     = ", m.arena);
+    o = stat_line(o, "in use bytes     = ", heap_inuse);
+    o = stat_line(o, "Total (incl. mmap):\nsystem bytes     = ", m.arena + m.hblkhd);
+    o = stat_line(o, "in use bytes     = ", heap_inuse + m.hblkhd);
+    o = stat_line(o, "max mmap regions = ", __atomic_load_n(&mm_large_stats.peak_count, __ATOMIC_RELAXED));
+    o = stat_line(o, "max mmap bytes   = ", __atomic_load_n(&mm_large_stats.peak_bytes, __ATOMIC_RELAXED));
+    *o = '\0';
+    mm_write_str(STDERR_FILENO, text);
+}
