@@ -90,7 +90,7 @@ static inline size_t block_usable(const block_t *b) { return block_size(b) - MM_
 /* The boundary tag lives in the last word of a free block. */
 static inline size_t *block_tag(block_t *b) { return (size_t *)((char *)b + block_size(b) - MM_WORD); }
 static inline size_t block_prev_tag(const block_t *b) { return ((const size_t *)b)[-1]; }
-static inline block_t *block_prev(block_t *b) { return block_at(b, 0 - block_prev_tag(b)); }
+static inline block_t *block_prev(block_t *b) { return (block_t *)((char *)b - block_prev_tag(b)); }
 
 static inline void block_set_head(block_t *b, size_t size, size_t flags) { b->head = size | flags; }
 static inline void block_set_prev_inuse(block_t *b) { b->head |= BLOCK_PREV_INUSE; }

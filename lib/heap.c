@@ -50,10 +50,11 @@ static void region_start(struct mm_arena *a, char *base, size_t size, int from_s
     a->top_region = r;
     a->fresh_from = (char *)block_user(t);
 
+    /* Read without the lock by the pointer checks: atomic, and only widened. */
     if (a->lowest == 0 || (uintptr_t)base < a->lowest)
-        a->lowest = (uintptr_t)base;
+        __atomic_store_n(&a->lowest, (uintptr_t)base, __ATOMIC_RELAXED);
     if ((uintptr_t)region_end(r) > a->highest)
-        a->highest = (uintptr_t)region_end(r);
+        __atomic_store_n(&a->highest, (uintptr_t)region_end(r), __ATOMIC_RELAXED);
     note_system_bytes(a, (ptrdiff_t)size);
 }
 
@@ -68,7 +69,7 @@ static void top_extend(struct mm_arena *a, size_t bytes)
     block_set_head(a->top, block_size(a->top) + bytes, BLOCK_PREV_INUSE);
     block_set_head(region_fence(r), 0, BLOCK_INUSE);
     if ((uintptr_t)region_end(r) > a->highest)
-        a->highest = (uintptr_t)region_end(r);
+        __atomic_store_n(&a->highest, (uintptr_t)region_end(r), __ATOMIC_RELAXED);
     note_system_bytes(a, (ptrdiff_t)bytes);
 }
 
@@ -85,10 +86,8 @@ static int grow_with_sbrk(struct mm_arena *a, size_t need, size_t pad)
     size_t increment = (size_t)((char *)align_up((uintptr_t)from + want + pad, page) - from);
     char *old = mm_os_sbrk((intptr_t)increment);
 
-    if (old == NULL) {
-        a->sbrk_unusable = 1;
-        return 0;
-    }
+    if (old == NULL)
+        return 0;    /* tried again at the next growth: the break may free up */
     if (contiguous && old == a->brk_end) {
         a->brk_end = old + increment;
         top_extend(a, increment);
@@ -122,7 +121,7 @@ static int heap_grow(struct mm_arena *a, size_t need)
 {
     size_t pad = mm_setting(&mm_settings.top_pad);
     while (a->top == NULL || block_size(a->top) < need + MM_MIN_BLOCK) {
-        if (!a->sbrk_unusable && grow_with_sbrk(a, need, pad))
+        if (grow_with_sbrk(a, need, pad))
             continue;
         if (!grow_with_segment(a, need, pad))
             return 0;
@@ -183,7 +182,7 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
 {
     size_t page = mm_page_size();
     block_t *t = a->top;
-    if (t == NULL || block_size(t) < keep + MM_MIN_BLOCK + page)
+    if (t == NULL || keep >= block_size(t))
         return 0;
 
     /* The top keeps keep + MM_MIN_BLOCK bytes; the region ends on a page. */
@@ -242,8 +241,11 @@ static int block_merge_free(struct mm_arena *a, block_t *b)
 static void maybe_trim(struct mm_arena *a)
 {
     size_t threshold = mm_setting(&mm_settings.trim_threshold);
-    if (block_size(a->top) >= threshold && threshold != SIZE_MAX)
-        mm_heap_trim(a, mm_setting(&mm_settings.top_pad));
+    size_t pad = mm_setting(&mm_settings.top_pad);
+    size_t top = block_size(a->top);
+    /* Trim only when at least a page beyond the pad can go. */
+    if (top >= threshold && threshold != SIZE_MAX && top - MM_MIN_BLOCK >= pad + mm_page_size())
+        mm_heap_trim(a, pad);
 }
 
 /* free() of an in-use heap block that has passed the caller's checks. */
@@ -271,14 +273,15 @@ void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need)
 }
 
 /* Grow an in-use block in place to `need` bytes, into a free neighbour or the
- * top (growing the heap when the top is too small).  1 on success. */
+ * top (growing the heap when the top is too small, unless the block would be
+ * big enough for a mapping of its own).  1 on success. */
 int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
 {
     size_t size = block_size(b);
     block_t *next = block_next(b);
 
     if (next == a->top && size + block_size(next) < need + MM_MIN_BLOCK) {
-        if (!heap_grow(a, need - size))
+        if (need >= mm_setting(&mm_settings.mmap_threshold) || !heap_grow(a, need - size))
             return 0;
         next = block_next(b);
     }
@@ -311,7 +314,8 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
 
 int mm_heap_owns(const struct mm_arena *a, const void *p)
 {
-    return (uintptr_t)p >= a->lowest && (uintptr_t)p < a->highest;
+    return (uintptr_t)p >= __atomic_load_n(&a->lowest, __ATOMIC_RELAXED) &&
+           (uintptr_t)p < __atomic_load_n(&a->highest, __ATOMIC_RELAXED);
 }
 
 /* Walk every region block by block and every bin, counting broken invariants. */

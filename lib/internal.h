@@ -66,7 +66,6 @@ struct mm_arena {
     struct mm_region *regions;
     char *brk_end;                 /* where our brk heap ends (NULL when none) */
     char *fresh_from;              /* top bytes at and above this were never handed out */
-    int sbrk_unusable;             /* sbrk failed or is disabled: grow with mmap segments */
     uintptr_t lowest, highest;     /* bounds of all regions, for cheap pointer checks */
     /* statistics (under the lock) */
     size_t system_bytes;           /* bytes in regions */

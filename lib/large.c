@@ -7,38 +7,32 @@
  *   header size = length - offset - 8 (a multiple of 16: the header sits at 8
  *   modulo 16, so the mapping's last word is spare), flags INUSE | MMAPPED
  */
-#include <errno.h>
 #include "internal.h"
 
 static inline size_t *offset_word(const block_t *b) { return (size_t *)b - 1; }
 static inline char *mapping_of(const block_t *b) { return (char *)b - *offset_word(b); }
 static inline size_t mapping_length(const block_t *b) { return *offset_word(b) + block_size(b) + MM_WORD; }
 
+/* A new mapped block, or NULL (errno unspecified: the caller falls back to
+ * the heap and sets it). */
 void *mm_large_alloc(size_t n, size_t alignment)
 {
     size_t page = mm_page_size();
     size_t need = request_to_block(n);
     size_t extra = alignment > MM_ALIGN ? alignment : 0;
 
-    if (need > MM_MAX_REQUEST - extra - page) {
-        errno = ENOMEM;
+    if (n > MM_MAX_REQUEST || need > MM_MAX_REQUEST - extra - page)
         return NULL;
-    }
-    if (__atomic_load_n(&mm_large_stats.count, __ATOMIC_RELAXED) >= mm_setting(&mm_settings.mmap_max))
-        return NULL;   /* the caller falls back to the heap */
 
     size_t length = align_up(need + 2 * MM_WORD + extra, page);
     char *map = mm_os_map(length);
-    if (map == NULL) {
-        errno = ENOMEM;
+    if (map == NULL)
         return NULL;
-    }
     char *user = (char *)align_up((uintptr_t)map + MM_ALIGN, alignment > MM_ALIGN ? alignment : MM_ALIGN);
     size_t lead = align_down((size_t)(user - MM_ALIGN - map), page);
     if (lead > 0) {                       /* give back the unused leading pages */
         if (mm_os_unmap(map, lead) != 0) {
             mm_os_unmap(map, length);
-            errno = ENOMEM;
             return NULL;
         }
         map += lead;

@@ -63,13 +63,13 @@ void *mm_malloc(size_t n)
 {
     struct mm_arena *a = &mm_main_arena;
     mm_init();
+    if (unlikely(n > MM_MAX_REQUEST))
+        return out_of_memory();
     if (unlikely(wants_mapping(n))) {
         void *p = mm_large_alloc(n, MM_ALIGN);
         if (p != NULL)
             return p;
     }
-    if (unlikely(n > MM_MAX_REQUEST))
-        return out_of_memory();
     mm_lock(&a->lock);
     block_t *b = mm_heap_alloc(a, request_to_block(n), NULL);
     mm_unlock(&a->lock);
@@ -104,7 +104,7 @@ void *mm_memalign(size_t alignment, size_t n)
     if (alignment <= MM_ALIGN)
         return mm_malloc(n);
     mm_init();
-    if (n > MM_MAX_REQUEST - alignment - MM_MIN_BLOCK)
+    if (alignment > MM_MAX_REQUEST / 2 || n > MM_MAX_REQUEST - alignment - MM_MIN_BLOCK)
         return out_of_memory();
     if (wants_mapping(n + alignment)) {
         void *p = mm_large_alloc(n, alignment);

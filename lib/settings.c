@@ -65,8 +65,8 @@ static int parse_size(const char *s, size_t *value, int *never)
         base = 16;
         s += 2;
     }
-    if (*s == '\0')
-        return 0;
+    if (!(*s >= '0' && *s <= '9') && !(base == 16 && ((*s >= 'a' && *s <= 'f') || (*s >= 'A' && *s <= 'F'))))
+        return 0;   /* at least one digit */
     for (; *s != '\0'; s++) {
         size_t digit;
         if (*s >= '0' && *s <= '9')
