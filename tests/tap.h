@@ -10,21 +10,21 @@
 
 static int tap_number, tap_failures, tap_planned;
 
-static void plan(int n)
+__attribute__((unused)) static void plan(int n)
 {
     tap_planned = n;
     printf("1..%d\n", n);
     fflush(stdout);
 }
 
-static void plan_skip_all(const char *why)
+__attribute__((unused)) static void plan_skip_all(const char *why)
 {
     printf("1..0 # SKIP %s\n", why);
     fflush(stdout);
     exit(0);
 }
 
-__attribute__((format(printf, 2, 3)))
+__attribute__((format(printf, 2, 3), unused))
 static int ok(int passed, const char *fmt, ...)
 {
     va_list ap;
@@ -40,7 +40,7 @@ static int ok(int passed, const char *fmt, ...)
     return passed;
 }
 
-static void skip(int count, const char *why)
+__attribute__((unused)) static void skip(int count, const char *why)
 {
     while (count-- > 0) {
         tap_number++;
@@ -49,7 +49,7 @@ static void skip(int count, const char *why)
     fflush(stdout);
 }
 
-__attribute__((format(printf, 1, 2)))
+__attribute__((format(printf, 1, 2), unused))
 static void diag(const char *fmt, ...)
 {
     va_list ap;
@@ -62,7 +62,7 @@ static void diag(const char *fmt, ...)
 }
 
 /* Plan at the end when none was given up front. */
-static int done(void)
+__attribute__((unused)) static int done(void)
 {
     if (tap_planned == 0)
         printf("1..%d\n", tap_number);
