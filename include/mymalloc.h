@@ -30,6 +30,76 @@ MYMALLOC_EXPORT const char *mymalloc_version(void);
  * return the number of problems found: 0 on a sound heap. */
 MYMALLOC_EXPORT int mymalloc_check(void);
 
+/* Every allocation entry point, C and C++, for the call counters of
+ * struct mymalloc_stats. */
+enum mymalloc_call {
+    MYMALLOC_CALL_MALLOC,
+    MYMALLOC_CALL_FREE,
+    MYMALLOC_CALL_CALLOC,
+    MYMALLOC_CALL_REALLOC,
+    MYMALLOC_CALL_REALLOCARRAY,
+    MYMALLOC_CALL_POSIX_MEMALIGN,
+    MYMALLOC_CALL_ALIGNED_ALLOC,
+    MYMALLOC_CALL_MEMALIGN,
+    MYMALLOC_CALL_VALLOC,
+    MYMALLOC_CALL_PVALLOC,
+    MYMALLOC_CALL_FREE_SIZED,
+    MYMALLOC_CALL_FREE_ALIGNED_SIZED,
+    /* libmymalloc++: the replaceable global operators */
+    MYMALLOC_CALL_NEW,                         /* operator new(size_t) */
+    MYMALLOC_CALL_NEW_ARRAY,                   /* operator new[](size_t) */
+    MYMALLOC_CALL_NEW_NOTHROW,                 /* operator new(size_t, nothrow_t) */
+    MYMALLOC_CALL_NEW_ARRAY_NOTHROW,
+    MYMALLOC_CALL_NEW_ALIGNED,                 /* operator new(size_t, align_val_t) */
+    MYMALLOC_CALL_NEW_ARRAY_ALIGNED,
+    MYMALLOC_CALL_NEW_ALIGNED_NOTHROW,         /* operator new(size_t, align_val_t, nothrow_t) */
+    MYMALLOC_CALL_NEW_ARRAY_ALIGNED_NOTHROW,
+    MYMALLOC_CALL_DELETE,                      /* operator delete(void *) */
+    MYMALLOC_CALL_DELETE_ARRAY,
+    MYMALLOC_CALL_DELETE_NOTHROW,              /* operator delete(void *, nothrow_t) */
+    MYMALLOC_CALL_DELETE_ARRAY_NOTHROW,
+    MYMALLOC_CALL_DELETE_SIZED,                /* operator delete(void *, size_t) */
+    MYMALLOC_CALL_DELETE_ARRAY_SIZED,
+    MYMALLOC_CALL_DELETE_ALIGNED,              /* operator delete(void *, align_val_t) */
+    MYMALLOC_CALL_DELETE_ARRAY_ALIGNED,
+    MYMALLOC_CALL_DELETE_ALIGNED_NOTHROW,      /* operator delete(void *, align_val_t, nothrow_t) */
+    MYMALLOC_CALL_DELETE_ARRAY_ALIGNED_NOTHROW,
+    MYMALLOC_CALL_DELETE_SIZED_ALIGNED,        /* operator delete(void *, size_t, align_val_t) */
+    MYMALLOC_CALL_DELETE_ARRAY_SIZED_ALIGNED,
+    MYMALLOC_CALL_COUNT
+};
+
+/* The name of an entry point as a user would write it: "malloc",
+ * "operator new[]", ...; NULL for a value out of range. */
+MYMALLOC_EXPORT const char *mymalloc_call_name(enum mymalloc_call call);
+
+/* A snapshot of the allocator's state. */
+struct mymalloc_stats {
+    size_t heap_bytes;          /* bytes of heap regions (brk heap and mmap segments) */
+    size_t heap_peak_bytes;     /* the most heap_bytes has been */
+    size_t inuse_bytes;         /* bytes of in-use heap blocks, headers included */
+    size_t free_bytes;          /* bytes of free blocks in the bins */
+    size_t free_blocks;         /* number of those blocks */
+    size_t top_bytes;           /* the top block: free, at the end of the heap */
+    size_t mapped_blocks;       /* blocks with a mapping of their own */
+    size_t mapped_bytes;        /* bytes mapped for them */
+    size_t mapped_peak_bytes;
+    unsigned long long calls[MYMALLOC_CALL_COUNT];  /* calls of each entry point, all threads */
+};
+
+/* Fill *stats; 0 on success, -1 with errno EINVAL for a NULL pointer.  The
+ * call counters are kept per thread and summed here, so they cost the
+ * allocation calls nothing but a thread-local increment. */
+MYMALLOC_EXPORT int mymalloc_stats_get(struct mymalloc_stats *stats);
+
+/* For language runtimes (libmymalloc++ is built on these): allocate `size`
+ * bytes aligned to `alignment` (0 or a power of two), counted as `call`;
+ * NULL with errno ENOMEM or EINVAL on failure.  mymalloc_free_counted frees
+ * p; a nonzero size (and alignment) is checked against the block, and a
+ * mismatch is reported as heap misuse in the name of `call`. */
+MYMALLOC_EXPORT void *mymalloc_alloc_counted(size_t size, size_t alignment, enum mymalloc_call call);
+MYMALLOC_EXPORT void mymalloc_free_counted(void *ptr, size_t size, size_t alignment, enum mymalloc_call call);
+
 /* C23: free with the size (and alignment) the block was allocated with. */
 MYMALLOC_EXPORT void free_sized(void *ptr, size_t size);
 MYMALLOC_EXPORT void free_aligned_sized(void *ptr, size_t alignment, size_t size);

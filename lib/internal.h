@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "block.h"
+#include "mymalloc.h"
 
 #define MM_HIDDEN   __attribute__((visibility("hidden")))
 #define MM_COLD     __attribute__((cold, noinline))
@@ -36,7 +37,31 @@ static inline void mm_unlock(mm_lock_t *l)
     if (__atomic_exchange_n(&l->state, 0, __ATOMIC_RELEASE) == 2)
         mm_unlock_slow(l);
 }
-MM_HIDDEN void mm_fork_handlers_install(void);
+
+/* ---- thread.c: per-thread counters ---- */
+enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
+struct mm_thread {
+    struct mm_thread *next, *prev;      /* the registry of live threads */
+    int state;                          /* MM_THREAD_NEW, _LIVE or _EXITED */
+    uint64_t calls[MYMALLOC_CALL_COUNT];
+};
+MM_HIDDEN extern __thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
+MM_HIDDEN void mm_count_slow(enum mymalloc_call call);
+MM_HIDDEN void mm_thread_counts(uint64_t calls[MYMALLOC_CALL_COUNT]);
+MM_HIDDEN void mm_thread_setup(void);
+MM_HIDDEN void mm_thread_fork_prepare(void);
+MM_HIDDEN void mm_thread_fork_parent(void);
+MM_HIDDEN void mm_thread_fork_child(void);
+/* Count one call of an entry point: a thread-local increment. */
+static inline void mm_count(enum mymalloc_call call)
+{
+    struct mm_thread *t = &mm_self;
+    if (unlikely(t->state != MM_THREAD_LIVE)) {
+        mm_count_slow(call);
+        return;
+    }
+    __atomic_store_n(&t->calls[call], __atomic_load_n(&t->calls[call], __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
 
 /* ---- bins.c: segregated free lists with a bitmap of non-empty bins ---- */
 #define MM_SMALL_LIMIT 1024u                 /* exact bins below this block size */
@@ -139,7 +164,7 @@ MM_HIDDEN extern int mm_ready;
 MM_HIDDEN void mm_init_slow(void);
 static inline void mm_init(void) { if (unlikely(!__atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE))) mm_init_slow(); }
 MM_HIDDEN void *mm_malloc(size_t n);
-MM_HIDDEN void mm_free(void *p, const char *func);
+MM_HIDDEN void mm_free(void *p, size_t size, size_t alignment, const char *func);
 MM_HIDDEN void *mm_memalign(size_t alignment, size_t n);
 
 #endif

@@ -49,17 +49,29 @@ void mm_unlock_slow(mm_lock_t *l)
 /* fork(): the parent takes the arena lock before the fork so no other thread
  * holds it half-way through a heap update; both sides then release it.  The
  * child is single-threaded, so it simply starts with a free lock. */
-static void fork_prepare(void) { mm_lock(&mm_main_arena.lock); }
-static void fork_parent(void) { mm_unlock(&mm_main_arena.lock); }
-static void fork_child(void) { __atomic_store_n(&mm_main_arena.lock.state, 0, __ATOMIC_RELAXED); }
-
-/* Runs as a constructor, before main and before other libraries' constructors
- * that depend on us, and never while the arena lock is held (pthread_atfork
- * may itself allocate). */
-__attribute__((constructor(101))) void mm_fork_handlers_install(void)
+static void fork_prepare(void)
 {
-    static int installed;
-    if (__atomic_exchange_n(&installed, 1, __ATOMIC_ACQ_REL))
-        return;
+    mm_thread_fork_prepare();
+    mm_lock(&mm_main_arena.lock);
+}
+
+static void fork_parent(void)
+{
+    mm_unlock(&mm_main_arena.lock);
+    mm_thread_fork_parent();
+}
+
+static void fork_child(void)
+{
+    __atomic_store_n(&mm_main_arena.lock.state, 0, __ATOMIC_RELAXED);
+    mm_thread_fork_child();
+}
+
+/* Runs as a constructor, before main and before the constructors of the
+ * libraries that depend on us, and never under one of our locks (both
+ * pthread_atfork and pthread_key_create may allocate). */
+__attribute__((constructor(101))) static void library_setup(void)
+{
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+    mm_thread_setup();
 }

@@ -78,7 +78,29 @@ void *mm_malloc(size_t n)
     return block_user(b);
 }
 
-void mm_free(void *p, const char *func)
+/* Could `size` bytes aligned to `alignment` have been asked for to get b?
+ * Heap blocks are at most 16 bytes bigger than their request needs; mapped
+ * ones at most a page and the alignment. */
+static int block_fits_size(const block_t *b, size_t size, size_t alignment)
+{
+    size_t usable = block_usable(b);
+    if (size > usable)
+        return 0;
+    if (block_mmapped(b))
+        return usable - size < mm_page_size() + alignment + 2 * MM_ALIGN;
+    return block_size(b) - request_to_block(size) < MM_MIN_BLOCK;
+}
+
+static MM_COLD MM_NORETURN void wrong_size(const char *func, const void *p, size_t size, size_t block)
+{
+    char detail[48];
+    char *end = mm_format_unsigned(detail, size);
+    memcpy(end, " bytes given", sizeof " bytes given");
+    mm_fatal(func, "wrong size for", p, detail, block);
+}
+
+/* free() and its sized forms: a nonzero size is checked against the block. */
+void mm_free(void *p, size_t size, size_t alignment, const char *func)
 {
     struct mm_arena *a = &mm_main_arena;
     if (p == NULL)
@@ -86,10 +108,14 @@ void mm_free(void *p, const char *func)
     int saved_errno = errno;
     block_t *b = block_checked(p, func);
     if (block_mmapped(b)) {
+        if (size != 0 && !block_fits_size(b, size, alignment))
+            wrong_size(func, p, size, block_size(b));
         mm_large_free(b);
     } else {
         mm_lock(&a->lock);
         heap_block_verify(a, b, p, func);
+        if (size != 0 && !block_fits_size(b, size, alignment))
+            wrong_size(func, p, size, block_size(b));
         mm_heap_release(a, b);
         mm_unlock(&a->lock);
     }
@@ -143,7 +169,7 @@ static void *mm_realloc(void *p, size_t n)
     if (p == NULL)
         return mm_malloc(n);
     if (n == 0) {
-        mm_free(p, "realloc");
+        mm_free(p, 0, 0, "realloc");
         return NULL;
     }
     block_t *b = block_checked(p, "realloc");
@@ -174,7 +200,7 @@ static void *mm_realloc(void *p, size_t n)
         return NULL;
     size_t keep = block_usable(b);
     memcpy(q, p, keep < n ? keep : n);
-    mm_free(p, "realloc");
+    mm_free(p, 0, 0, "realloc");
     return q;
 }
 
@@ -182,18 +208,21 @@ static void *mm_realloc(void *p, size_t n)
 
 MYMALLOC_EXPORT void *malloc(size_t n)
 {
+    mm_count(MYMALLOC_CALL_MALLOC);
     return mm_malloc(n);
 }
 
 MYMALLOC_EXPORT void free(void *p)
 {
-    mm_free(p, "free");
+    mm_count(MYMALLOC_CALL_FREE);
+    mm_free(p, 0, 0, "free");
 }
 
 MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
 {
     struct mm_arena *a = &mm_main_arena;
     size_t n;
+    mm_count(MYMALLOC_CALL_CALLOC);
     if (__builtin_mul_overflow(count, size, &n) || n > MM_MAX_REQUEST)
         return out_of_memory();
     mm_init();
@@ -214,12 +243,14 @@ MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
 
 MYMALLOC_EXPORT void *realloc(void *p, size_t n)
 {
+    mm_count(MYMALLOC_CALL_REALLOC);
     return mm_realloc(p, n);
 }
 
 MYMALLOC_EXPORT void *reallocarray(void *p, size_t count, size_t size)
 {
     size_t n;
+    mm_count(MYMALLOC_CALL_REALLOCARRAY);
     if (__builtin_mul_overflow(count, size, &n))
         return out_of_memory();
     return mm_realloc(p, n);
@@ -227,6 +258,7 @@ MYMALLOC_EXPORT void *reallocarray(void *p, size_t count, size_t size)
 
 MYMALLOC_EXPORT int posix_memalign(void **out, size_t alignment, size_t n)
 {
+    mm_count(MYMALLOC_CALL_POSIX_MEMALIGN);
     if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment % sizeof(void *) != 0)
         return EINVAL;
     int saved_errno = errno;
@@ -240,6 +272,7 @@ MYMALLOC_EXPORT int posix_memalign(void **out, size_t alignment, size_t n)
 
 MYMALLOC_EXPORT void *aligned_alloc(size_t alignment, size_t n)
 {
+    mm_count(MYMALLOC_CALL_ALIGNED_ALLOC);
     if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
         errno = EINVAL;
         return NULL;
@@ -250,6 +283,7 @@ MYMALLOC_EXPORT void *aligned_alloc(size_t alignment, size_t n)
 /* glibc's memalign rounds an alignment that is not a power of two up to one. */
 MYMALLOC_EXPORT void *memalign(size_t alignment, size_t n)
 {
+    mm_count(MYMALLOC_CALL_MEMALIGN);
     if (alignment > ((size_t)1 << 63)) {
         errno = EINVAL;
         return NULL;
@@ -261,12 +295,14 @@ MYMALLOC_EXPORT void *memalign(size_t alignment, size_t n)
 
 MYMALLOC_EXPORT void *valloc(size_t n)
 {
+    mm_count(MYMALLOC_CALL_VALLOC);
     return mm_memalign(mm_page_size(), n);
 }
 
 MYMALLOC_EXPORT void *pvalloc(size_t n)
 {
     size_t page = mm_page_size();
+    mm_count(MYMALLOC_CALL_PVALLOC);
     if (n > MM_MAX_REQUEST)
         return out_of_memory();
     return mm_memalign(page, n == 0 ? page : align_up(n, page));
@@ -295,15 +331,73 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
 
 MYMALLOC_EXPORT void free_sized(void *p, size_t size)
 {
-    (void)size;
-    mm_free(p, "free_sized");
+    mm_count(MYMALLOC_CALL_FREE_SIZED);
+    mm_free(p, size, 0, "free_sized");
 }
 
 MYMALLOC_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size)
 {
-    (void)alignment;
-    (void)size;
-    mm_free(p, "free_aligned_sized");
+    mm_count(MYMALLOC_CALL_FREE_ALIGNED_SIZED);
+    mm_free(p, size, alignment, "free_aligned_sized");
+}
+
+static const char *const call_names[MYMALLOC_CALL_COUNT] = {
+    [MYMALLOC_CALL_MALLOC] = "malloc",
+    [MYMALLOC_CALL_FREE] = "free",
+    [MYMALLOC_CALL_CALLOC] = "calloc",
+    [MYMALLOC_CALL_REALLOC] = "realloc",
+    [MYMALLOC_CALL_REALLOCARRAY] = "reallocarray",
+    [MYMALLOC_CALL_POSIX_MEMALIGN] = "posix_memalign",
+    [MYMALLOC_CALL_ALIGNED_ALLOC] = "aligned_alloc",
+    [MYMALLOC_CALL_MEMALIGN] = "memalign",
+    [MYMALLOC_CALL_VALLOC] = "valloc",
+    [MYMALLOC_CALL_PVALLOC] = "pvalloc",
+    [MYMALLOC_CALL_FREE_SIZED] = "free_sized",
+    [MYMALLOC_CALL_FREE_ALIGNED_SIZED] = "free_aligned_sized",
+    [MYMALLOC_CALL_NEW] = "operator new",
+    [MYMALLOC_CALL_NEW_ARRAY] = "operator new[]",
+    [MYMALLOC_CALL_NEW_NOTHROW] = "operator new",
+    [MYMALLOC_CALL_NEW_ARRAY_NOTHROW] = "operator new[]",
+    [MYMALLOC_CALL_NEW_ALIGNED] = "operator new",
+    [MYMALLOC_CALL_NEW_ARRAY_ALIGNED] = "operator new[]",
+    [MYMALLOC_CALL_NEW_ALIGNED_NOTHROW] = "operator new",
+    [MYMALLOC_CALL_NEW_ARRAY_ALIGNED_NOTHROW] = "operator new[]",
+    [MYMALLOC_CALL_DELETE] = "operator delete",
+    [MYMALLOC_CALL_DELETE_ARRAY] = "operator delete[]",
+    [MYMALLOC_CALL_DELETE_NOTHROW] = "operator delete",
+    [MYMALLOC_CALL_DELETE_ARRAY_NOTHROW] = "operator delete[]",
+    [MYMALLOC_CALL_DELETE_SIZED] = "operator delete",
+    [MYMALLOC_CALL_DELETE_ARRAY_SIZED] = "operator delete[]",
+    [MYMALLOC_CALL_DELETE_ALIGNED] = "operator delete",
+    [MYMALLOC_CALL_DELETE_ARRAY_ALIGNED] = "operator delete[]",
+    [MYMALLOC_CALL_DELETE_ALIGNED_NOTHROW] = "operator delete",
+    [MYMALLOC_CALL_DELETE_ARRAY_ALIGNED_NOTHROW] = "operator delete[]",
+    [MYMALLOC_CALL_DELETE_SIZED_ALIGNED] = "operator delete",
+    [MYMALLOC_CALL_DELETE_ARRAY_SIZED_ALIGNED] = "operator delete[]",
+};
+
+MYMALLOC_EXPORT const char *mymalloc_call_name(enum mymalloc_call call)
+{
+    return (unsigned)call < MYMALLOC_CALL_COUNT ? call_names[call] : NULL;
+}
+
+MYMALLOC_EXPORT void *mymalloc_alloc_counted(size_t size, size_t alignment, enum mymalloc_call call)
+{
+    if ((unsigned)call < MYMALLOC_CALL_COUNT)
+        mm_count(call);
+    if ((alignment & (alignment - 1)) != 0) {
+        errno = EINVAL;
+        return NULL;
+    }
+    return mm_memalign(alignment, size);
+}
+
+MYMALLOC_EXPORT void mymalloc_free_counted(void *p, size_t size, size_t alignment, enum mymalloc_call call)
+{
+    const char *name = mymalloc_call_name(call);
+    if (name != NULL)
+        mm_count(call);
+    mm_free(p, size, alignment, name != NULL ? name : "mymalloc_free_counted");
 }
 
 MYMALLOC_EXPORT const char *mymalloc_version(void)

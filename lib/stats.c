@@ -2,6 +2,7 @@
  * those never take the arena lock), and the reports built from them and the
  * arena: mallinfo2(), mallinfo() and malloc_stats(). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <malloc.h>
 #include <string.h>
 #include <unistd.h>
@@ -96,4 +97,30 @@ MYMALLOC_EXPORT void malloc_stats(void)
     o = stat_line(o, "max mmap bytes   = ", __atomic_load_n(&mm_large_stats.peak_bytes, __ATOMIC_RELAXED));
     *o = '\0';
     mm_write_str(STDERR_FILENO, text);
+}
+
+MYMALLOC_EXPORT int mymalloc_stats_get(struct mymalloc_stats *stats)
+{
+    struct mm_arena *a = &mm_main_arena;
+    uint64_t calls[MYMALLOC_CALL_COUNT];
+
+    if (stats == NULL) {
+        errno = EINVAL;
+        return -1;
+    }
+    memset(stats, 0, sizeof *stats);
+    mm_lock(&a->lock);
+    stats->free_blocks = mm_bins_count(&a->bins, &stats->free_bytes);
+    stats->heap_bytes = a->system_bytes;
+    stats->heap_peak_bytes = a->peak_system_bytes;
+    stats->inuse_bytes = a->inuse_bytes;
+    stats->top_bytes = a->top != NULL ? block_size(a->top) : 0;
+    mm_unlock(&a->lock);
+    stats->mapped_blocks = __atomic_load_n(&mm_large_stats.count, __ATOMIC_RELAXED);
+    stats->mapped_bytes = __atomic_load_n(&mm_large_stats.bytes, __ATOMIC_RELAXED);
+    stats->mapped_peak_bytes = __atomic_load_n(&mm_large_stats.peak_bytes, __ATOMIC_RELAXED);
+    mm_thread_counts(calls);
+    for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
+        stats->calls[i] = calls[i];
+    return 0;
 }

@@ -7,7 +7,8 @@ srcdir=${MYMALLOC_SRCDIR:-$(dirname "$0")/..}
 . "$srcdir/tests/tap.sh"
 
 expected='aligned_alloc calloc free free_aligned_sized free_sized mallinfo mallinfo2 malloc
-malloc_stats malloc_trim malloc_usable_size mallopt memalign mymalloc_check mymalloc_version
+malloc_stats malloc_trim malloc_usable_size mallopt memalign mymalloc_alloc_counted
+mymalloc_call_name mymalloc_check mymalloc_free_counted mymalloc_stats_get mymalloc_version
 posix_memalign pvalloc realloc reallocarray valloc'
 
 if [ -z "${MYMALLOC_LIB:-}" ] || [ ! -f "$MYMALLOC_LIB" ]; then

@@ -1,0 +1,109 @@
+/* thread.c - per-thread state: each thread's call counters, the registry of
+ * threads that have counters (summed by mymalloc_stats_get), and what happens
+ * to them at thread exit and in a fork child.  Thread-local storage uses the
+ * initial-exec model: no allocation on first touch. */
+#include <pthread.h>
+#include "internal.h"
+
+__thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
+
+static struct mm_thread *registry;          /* threads in state MM_THREAD_LIVE */
+static mm_lock_t registry_lock;
+static uint64_t retired_calls[MYMALLOC_CALL_COUNT];   /* of exited threads */
+static pthread_key_t exit_key;
+static int exit_key_ready;
+
+static void registry_unlink(struct mm_thread *t)
+{
+    if (t->prev != NULL)
+        t->prev->next = t->next;
+    else
+        registry = t->next;
+    if (t->next != NULL)
+        t->next->prev = t->prev;
+    t->next = t->prev = NULL;
+}
+
+/* Fold a thread's counters into the retired totals; registry lock held. */
+static void counters_retire(struct mm_thread *t)
+{
+    for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
+        retired_calls[i] += __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED);
+}
+
+/* pthread key destructor: the thread is exiting. */
+static void thread_exit(void *arg)
+{
+    struct mm_thread *t = arg;
+    mm_lock(&registry_lock);
+    counters_retire(t);
+    registry_unlink(t);
+    mm_unlock(&registry_lock);
+    t->state = MM_THREAD_EXITED;
+}
+
+/* First counted call of a thread, or a call after its exit handler ran. */
+void mm_count_slow(enum mymalloc_call call)
+{
+    struct mm_thread *t = &mm_self;
+
+    if (t->state == MM_THREAD_EXITED) {
+        __atomic_add_fetch(&retired_calls[call], 1, __ATOMIC_RELAXED);
+        return;
+    }
+    mm_lock(&registry_lock);
+    t->prev = NULL;
+    t->next = registry;
+    if (registry != NULL)
+        registry->prev = t;
+    registry = t;
+    t->state = MM_THREAD_LIVE;
+    t->calls[call]++;
+    mm_unlock(&registry_lock);
+    /* May allocate (and so recurse into mymalloc) for high key numbers:
+     * done outside every lock, with this thread already registered. */
+    if (__atomic_load_n(&exit_key_ready, __ATOMIC_ACQUIRE))
+        pthread_setspecific(exit_key, t);
+}
+
+void mm_thread_counts(uint64_t calls[MYMALLOC_CALL_COUNT])
+{
+    mm_lock(&registry_lock);
+    for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
+        calls[i] = __atomic_load_n(&retired_calls[i], __ATOMIC_RELAXED);
+    for (struct mm_thread *t = registry; t != NULL; t = t->next)
+        for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
+            calls[i] += __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED);
+    mm_unlock(&registry_lock);
+}
+
+void mm_thread_fork_prepare(void) { mm_lock(&registry_lock); }
+void mm_thread_fork_parent(void) { mm_unlock(&registry_lock); }
+
+/* In the child only the forking thread lives on: the others' counters are
+ * retired, so their memory (reused by glibc for new threads' stacks) is never
+ * linked twice. */
+void mm_thread_fork_child(void)
+{
+    struct mm_thread *self = &mm_self, *t = registry, *next;
+    for (; t != NULL; t = next) {
+        next = t->next;
+        if (t != self)
+            counters_retire(t);
+    }
+    registry = NULL;
+    if (self->state == MM_THREAD_LIVE) {
+        self->next = self->prev = NULL;
+        registry = self;
+    }
+    __atomic_store_n(&registry_lock.state, 0, __ATOMIC_RELAXED);
+}
+
+void mm_thread_setup(void)
+{
+    if (pthread_key_create(&exit_key, thread_exit) == 0) {
+        __atomic_store_n(&exit_key_ready, 1, __ATOMIC_RELEASE);
+        if (mm_self.state == MM_THREAD_LIVE)
+            pthread_setspecific(exit_key, &mm_self);
+    }
+}
