@@ -1,7 +1,8 @@
 # exports.sh - the dynamic symbols libmymalloc.so defines are exactly the
-# malloc family and mymalloc's own functions: one TAP point per expected
-# function, one for "nothing else exported".
-# Environment: MYMALLOC_LIB (the .so), MYMALLOC_SRCDIR, NM (optional).
+# malloc family and mymalloc's own functions, and libmymalloc++.so exports
+# exactly the 20 replaceable operators: one TAP point per expected function,
+# one per library for "nothing else exported".
+# Environment: MYMALLOC_LIB, MYMALLOCXX_LIB (the .so files), MYMALLOC_SRCDIR, NM (optional).
 
 srcdir=${MYMALLOC_SRCDIR:-$(dirname "$0")/..}
 . "$srcdir/tests/tap.sh"
@@ -11,10 +12,19 @@ malloc_stats malloc_trim malloc_usable_size mallopt memalign mymalloc_alloc_coun
 mymalloc_call_name mymalloc_check mymalloc_free_counted mymalloc_stats_get mymalloc_version
 posix_memalign pvalloc realloc reallocarray valloc'
 
-if [ -z "${MYMALLOC_LIB:-}" ] || [ ! -f "$MYMALLOC_LIB" ]; then
-    echo "Bail out! MYMALLOC_LIB (${MYMALLOC_LIB:-unset}) is not a file"
-    exit 1
-fi
+# operator new/delete: plain, nothrow, aligned, aligned nothrow; sized deletes.
+expected_cxx='_Znwm _Znam _ZnwmRKSt9nothrow_t _ZnamRKSt9nothrow_t _ZnwmSt11align_val_t
+_ZnamSt11align_val_t _ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt9nothrow_t
+_ZdlPv _ZdaPv _ZdlPvRKSt9nothrow_t _ZdaPvRKSt9nothrow_t _ZdlPvm _ZdaPvm _ZdlPvSt11align_val_t
+_ZdaPvSt11align_val_t _ZdlPvSt11align_val_tRKSt9nothrow_t _ZdaPvSt11align_val_tRKSt9nothrow_t
+_ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t'
+
+for lib in "${MYMALLOC_LIB:-}" "${MYMALLOCXX_LIB:-}"; do
+    if [ -z "$lib" ] || [ ! -f "$lib" ]; then
+        echo "Bail out! MYMALLOC_LIB or MYMALLOCXX_LIB (${lib:-unset}) is not a file"
+        exit 1
+    fi
+done
 
 # $NM may carry options ("nm -B"): split it on purpose.  It must know -D.
 nm_cmd=
@@ -28,8 +38,12 @@ if [ -z "$nm_cmd" ]; then
     exit 0
 fi
 
-listing=$($nm_cmd -D --defined-only "$MYMALLOC_LIB") || {
-    echo "Bail out! $nm_cmd -D --defined-only $MYMALLOC_LIB failed"
+# check_exports LIB EXPECTED-NAMES
+check_exports() {
+lib=$1
+expected=$2
+listing=$($nm_cmd -D --defined-only "$lib") || {
+    echo "Bail out! $nm_cmd -D --defined-only $lib failed"
     exit 1
 }
 
@@ -48,7 +62,7 @@ symbols=$(printf '%s\n' "$listing" | awk '
 for fn in $expected; do
     type=$(printf '%s\n' "$symbols" | awk -v n="$fn" '$1 == n { print $2; exit }')
     case $type in
-    T|W|i) ok 0 "exports function $fn" ;;
+    T|W|i) ok 0 "$(basename "$lib") exports function $fn" ;;
     '') ok 1 "exports function $fn (missing)" ;;
     *) ok 1 "exports function $fn (exported with type $type, not a function)" ;;
     esac
@@ -64,9 +78,9 @@ for name in $(printf '%s\n' "$symbols" | awk '{ print $1 }'); do
     esac
 done
 if [ -z "$unexpected" ]; then
-    ok 0 "nothing else exported"
+    ok 0 "nothing else exported by $(basename "$lib")"
 else
-    ok 1 "nothing else exported (unexpected:$unexpected)"
+    ok 1 "nothing else exported by $(basename "$lib") (unexpected:$unexpected)"
 fi
 missing=
 for fn in $expected; do
@@ -75,4 +89,8 @@ done
 [ -z "$missing" ] || diag "missing:$missing"
 [ -z "$unexpected" ] || diag "unexpected:$unexpected"
 
+}
+
+check_exports "$MYMALLOC_LIB" "$expected"
+check_exports "$MYMALLOCXX_LIB" "$expected_cxx"
 done_testing
