@@ -23,6 +23,10 @@
 extern "C" {
 #endif
 
+/* mallopt() parameters of mymalloc's own (glibc's are in <malloc.h>). */
+#define M_MYMALLOC_CHECK (-101)  /* check level 0, 1 (default) or 2, as MYMALLOC_CHECK */
+#define M_MYMALLOC_ABORT (-102)  /* 1: abort on heap misuse (default); 0: report, carry on */
+
 /* The version of the library actually loaded, "MAJOR.MINOR.PATCH". */
 MYMALLOC_EXPORT const char *mymalloc_version(void);
 

@@ -56,6 +56,26 @@ void mm_bin_insert(struct mm_bins *bins, block_t *b)
     binmap_set(bins, i);
 }
 
+/* A free block's links are trusted only if they point into the heap at block
+ * headers and the blocks they name point back: a write after free into the
+ * links is caught here, before an unlink could write through them. */
+static int link_plausible(const struct mm_arena *a, const block_t *link)
+{
+    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_heap_owns(a, link));
+}
+
+int mm_bin_links_ok(const struct mm_arena *a, const block_t *b)
+{
+    const block_t *prev = b->prev_free, *next = b->next_free;
+    if (mm_check_level() == 0)
+        return 1;
+    if (!block_head_ok(b) || block_inuse(b) || !link_plausible(a, prev) || !link_plausible(a, next))
+        return 0;
+    if (prev == NULL ? a->bins.head[mm_bin_index(block_size(b))] != b : prev->next_free != b)
+        return 0;
+    return next == NULL || next->prev_free == b;
+}
+
 void mm_bin_remove(struct mm_bins *bins, block_t *b)
 {
     size_t i = mm_bin_index(block_size(b));
@@ -73,21 +93,33 @@ void mm_bin_remove(struct mm_bins *bins, block_t *b)
     }
 }
 
-/* Remove and return the smallest free block of at least `need` bytes. */
-block_t *mm_bin_take(struct mm_bins *bins, size_t need)
+/* Remove and return the smallest free block of at least `need` bytes.  When
+ * the block found has corrupted links it stays where it is, *corrupt names
+ * it, and NULL is returned. */
+block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt)
 {
+    struct mm_bins *bins = &a->bins;
     size_t i = mm_bin_index(need);
     block_t *b = bins->head[i];
 
     if (i >= 64) {
-        while (b != NULL && block_size(b) < need)
+        while (b != NULL && block_size(b) < need) {
+            if (!link_plausible(a, b->next_free)) {
+                *corrupt = b;
+                return NULL;
+            }
             b = b->next_free;
+        }
     }
     if (b == NULL) {
         i = binmap_next(bins, i);
         if (i == MM_NBINS)
             return NULL;
         b = bins->head[i];
+    }
+    if (unlikely(!mm_bin_links_ok(a, b))) {
+        *corrupt = b;
+        return NULL;
     }
     mm_bin_remove(bins, b);
     return b;

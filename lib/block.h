@@ -15,7 +15,7 @@
  *   in-use block                            free block (in a bin)
  *
  *   h ->  +-----------------------+ h ->    +-----------------------+
- *         | size | P | U=1 | M    |         | size | P | U=0        |  header
+ *         | check|origin|size|flags|        | check|0|size|P|U=0    |  header
  *   p ->  +-----------------------+         +-----------------------+
  *         |                       |         | next free (in bin)    |  16 bytes of
  *         | user data             |         | prev free (in bin)    |  list links
@@ -26,7 +26,13 @@
  *   h+size+-----------------------+         +-----------------------+
  *         | header of next block: its P bit says whether this block is in use
  *
- * Flag bits live in the low four bits of the header (sizes are multiples of 16):
+ * The header word:
+ *
+ *   63        48 47  46 45                    4   3   2   1   0
+ *   +-----------+------+------------------------+---+---+---+---+
+ *   |   check   |origin|   size (multiple of 16) | C | M | P | U |
+ *   +-----------+------+------------------------+---+---+---+---+
+ *
  *   U  BLOCK_INUSE      this block is allocated
  *   P  BLOCK_PREV_INUSE the block before this one is allocated; when it is clear
  *                       the word just before this header is the previous block's
@@ -34,6 +40,13 @@
  *   M  BLOCK_MMAPPED    the block has a mapping of its own (see large.c); the word
  *                       before its header holds the offset of the header from the
  *                       start of that mapping
+ *   C  BLOCK_CANARY     the block's slack holds a canary (MYMALLOC_CHECK=2)
+ *   origin              who allocated it: the malloc family, operator new or
+ *                       operator new[]; freeing it through another family is
+ *                       reported (ORIGIN_QUARANTINE: reported once, never freed)
+ *   check               16 bits of a keyed hash of the header's address and its
+ *                       other 48 bits, under a secret chosen at start-up: a
+ *                       stray write, a foreign pointer or a guess fails it
  *
  * Because only free blocks keep a boundary tag, an in-use block costs exactly
  * one word (8 bytes) of overhead, and the smallest block is 32 bytes: header,
@@ -42,7 +55,7 @@
  *
  * A heap region (the sbrk heap, or an mmap segment when sbrk cannot be used):
  *
- *   region -> [struct mm_region: 16 bytes][pad 8][block][block]...[top][fence]
+ *   region -> [struct mm_region: 24 bytes][block][block]...[top][fence]
  *
  * The last block of the current region is the top (wilderness) block; the
  * region ends with a fence: an 8-byte header with U set and size 0 that stops
@@ -57,14 +70,26 @@
 #define BLOCK_INUSE      ((size_t)1)
 #define BLOCK_PREV_INUSE ((size_t)2)
 #define BLOCK_MMAPPED    ((size_t)4)
-#define BLOCK_FLAGS      ((size_t)15)
+#define BLOCK_CANARY     ((size_t)8)
+#define BLOCK_SIZE_BITS  46
+#define BLOCK_SIZE_MASK  ((((size_t)1 << BLOCK_SIZE_BITS) - 1) & ~(size_t)15)
+#define ORIGIN_SHIFT     46
+#define ORIGIN_MASK      ((size_t)3 << ORIGIN_SHIFT)
+#define ORIGIN_MALLOC    ((size_t)0 << ORIGIN_SHIFT)
+#define ORIGIN_NEW       ((size_t)1 << ORIGIN_SHIFT)
+#define ORIGIN_NEW_ARRAY ((size_t)2 << ORIGIN_SHIFT)
+#define ORIGIN_QUARANTINE ((size_t)3 << ORIGIN_SHIFT)
+#define CHECK_SHIFT      48
+/* Everything of the header but size and check: flag bits and origin. */
+#define BLOCK_FLAGS      ((size_t)15 | ORIGIN_MASK)
 
 /* Largest request we even try: keeps every size computation below overflow
- * and matches glibc's PTRDIFF_MAX limit on object sizes. */
-#define MM_MAX_REQUEST   ((size_t)PTRDIFF_MAX - (size_t)(1u << 20))
+ * and every block size inside the header's 46-bit field (64 TiB, beyond any
+ * single mapping a 47-bit address space can hold). */
+#define MM_MAX_REQUEST   (((size_t)1 << BLOCK_SIZE_BITS) - ((size_t)1 << 21))
 
 typedef struct block {
-    size_t head;                /* size | flags */
+    size_t head;                /* check | origin | size | flags */
     /* The following two fields exist only while the block is free. */
     struct block *next_free;
     struct block *prev_free;
@@ -74,7 +99,30 @@ _Static_assert(sizeof(size_t) == MM_WORD, "mymalloc assumes 64-bit size_t");
 _Static_assert(sizeof(block_t) + MM_WORD <= MM_MIN_BLOCK, "free block fits the minimum");
 _Static_assert((MM_MIN_BLOCK % MM_ALIGN) == 0, "minimum block keeps alignment");
 
-static inline size_t block_size(const block_t *b) { return b->head & ~BLOCK_FLAGS; }
+/* The header check: keyed by two secrets chosen at start-up (check.c).  With
+ * checks off (MYMALLOC_CHECK=0) it is 0 and nothing verifies it. */
+struct mm_secret { uint64_t mix, multiplier; int level; };
+extern struct mm_secret mm_secret __attribute__((visibility("hidden")));
+
+static inline size_t head_with_check(const void *where, size_t head)
+{
+    if (__atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED) == 0)
+        return head;
+    uint64_t h = ((uint64_t)head ^ (uint64_t)(uintptr_t)where ^ mm_secret.mix) * mm_secret.multiplier;
+    return head | (size_t)(h >> CHECK_SHIFT) << CHECK_SHIFT;
+}
+
+/* Is the header's check value right (always, with checks off)? */
+static inline int block_head_ok(const struct block *b)
+{
+    size_t head = b->head;
+    if (__atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED) == 0)
+        return 1;
+    return head_with_check(b, head & (((size_t)1 << CHECK_SHIFT) - 1)) == head;
+}
+
+static inline size_t block_size(const block_t *b) { return b->head & BLOCK_SIZE_MASK; }
+static inline size_t block_origin(const block_t *b) { return b->head & ORIGIN_MASK; }
 static inline int block_inuse(const block_t *b) { return (b->head & BLOCK_INUSE) != 0; }
 static inline int block_prev_inuse(const block_t *b) { return (b->head & BLOCK_PREV_INUSE) != 0; }
 static inline int block_mmapped(const block_t *b) { return (b->head & BLOCK_MMAPPED) != 0; }
@@ -92,15 +140,25 @@ static inline size_t *block_tag(block_t *b) { return (size_t *)((char *)b + bloc
 static inline size_t block_prev_tag(const block_t *b) { return ((const size_t *)b)[-1]; }
 static inline block_t *block_prev(block_t *b) { return (block_t *)((char *)b - block_prev_tag(b)); }
 
-static inline void block_set_head(block_t *b, size_t size, size_t flags) { b->head = size | flags; }
-static inline void block_set_prev_inuse(block_t *b) { b->head |= BLOCK_PREV_INUSE; }
-static inline void block_clear_prev_inuse(block_t *b) { b->head &= ~BLOCK_PREV_INUSE; }
+/* Every header write goes through here, so the check value always follows. */
+static inline void block_set_head(block_t *b, size_t size, size_t flags)
+{
+    b->head = head_with_check(b, size | flags);
+}
+static inline void block_set_prev_inuse(block_t *b)
+{
+    b->head = head_with_check(b, (b->head | BLOCK_PREV_INUSE) & (((size_t)1 << CHECK_SHIFT) - 1));
+}
+static inline void block_clear_prev_inuse(block_t *b)
+{
+    b->head = head_with_check(b, b->head & ~BLOCK_PREV_INUSE & (((size_t)1 << CHECK_SHIFT) - 1));
+}
 
 /* Make b a free block of the given size: header (keeping P), tag, and the
  * next block's P bit cleared. */
 static inline void block_mark_free(block_t *b, size_t size)
 {
-    b->head = size | (b->head & BLOCK_PREV_INUSE);
+    block_set_head(b, size, b->head & BLOCK_PREV_INUSE);
     *block_tag(b) = size;
     block_clear_prev_inuse(block_next(b));
 }

@@ -58,7 +58,7 @@ static char *append(char *out, const char *s)
 
 /* "mymalloc: free(): double free of 0x5581c2a0 (block of 48 bytes)": what was
  * wrong, the pointer, then the detail and block size when there are any. */
-void mm_fatal(const char *func, const char *what, const void *p, const char *detail, size_t block)
+void mm_report_line(const char *func, const char *what, const void *p, const char *detail, size_t block)
 {
     char line[320];
     char *o = append(line, "mymalloc: ");
@@ -82,7 +82,6 @@ void mm_fatal(const char *func, const char *what, const void *p, const char *det
     }
     append(o, "\n");
     mm_write_str(STDERR_FILENO, line);
-    abort();
 }
 
 void mm_assert_failed(const char *file, int line, const char *cond)

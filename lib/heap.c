@@ -2,6 +2,7 @@
  * when sbrk cannot be used), the top block they end with, growing and trimming
  * it, and carving, merging, splitting and checking blocks.  Callers hold the
  * arena lock. */
+#include <errno.h>
 #include <string.h>
 #include "internal.h"
 
@@ -89,14 +90,16 @@ static int grow_with_sbrk(struct mm_arena *a, size_t need, size_t pad)
     if (old == NULL)
         return 0;    /* tried again at the next growth: the break may free up */
     if (contiguous && old == a->brk_end) {
-        a->brk_end = old + increment;
+        __atomic_store_n(&a->brk_end, old + increment, __ATOMIC_RELEASE);
         top_extend(a, increment);
         return 1;
     }
     /* A fresh brk heap, or someone else moved the break: start a region. */
     char *base = (char *)align_up((uintptr_t)old, MM_ALIGN);
     char *end = (char *)align_down((uintptr_t)(old + increment), MM_ALIGN);
-    a->brk_end = old + increment;
+    if (a->brk_start == NULL || old < a->brk_start)
+        __atomic_store_n(&a->brk_start, old, __ATOMIC_RELEASE);
+    __atomic_store_n(&a->brk_end, old + increment, __ATOMIC_RELEASE);
     region_start(a, base, (size_t)(end - base), 1);
     return 1;
 }
@@ -120,25 +123,27 @@ static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
 static int heap_grow(struct mm_arena *a, size_t need)
 {
     size_t pad = mm_setting(&mm_settings.top_pad);
+    int saved_errno = errno;    /* a failed sbrk before a good segment is no error */
     while (a->top == NULL || block_size(a->top) < need + MM_MIN_BLOCK) {
         if (grow_with_sbrk(a, need, pad))
             continue;
         if (!grow_with_segment(a, need, pad))
             return 0;
     }
+    errno = saved_errno;
     return 1;
 }
 
 /* Cut a block of `need` bytes off the front of the top.  *dirty gets how many
  * of its user bytes may be non-zero (the rest are fresh from the kernel). */
-static block_t *top_carve(struct mm_arena *a, size_t need, size_t *dirty)
+static block_t *top_carve(struct mm_arena *a, size_t need, size_t origin, size_t *dirty)
 {
     block_t *b = a->top;
     size_t top_size = block_size(b);
     char *user = block_user(b), *end = (char *)b + need;
 
     mm_assert(top_size >= need + MM_MIN_BLOCK && block_prev_inuse(b));
-    block_set_head(b, need, BLOCK_INUSE | BLOCK_PREV_INUSE);
+    block_set_head(b, need, BLOCK_INUSE | BLOCK_PREV_INUSE | origin);
     a->top = block_at(b, need);
     block_set_head(a->top, top_size - need, BLOCK_PREV_INUSE);
     if (dirty != NULL)
@@ -148,11 +153,57 @@ static block_t *top_carve(struct mm_arena *a, size_t need, size_t *dirty)
     return b;
 }
 
+/* Take a free block whose links were written after free out of use for good
+ * (in quarantine: in use, never handed out), and rebuild the bins from the
+ * heap itself, since its list can no longer be followed. */
+void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad)
+{
+    if (block_head_ok(bad) && !block_inuse(bad)) {
+        block_set_head(bad, block_size(bad), BLOCK_INUSE | ORIGIN_QUARANTINE | (bad->head & BLOCK_PREV_INUSE));
+        block_set_prev_inuse(block_next(bad));
+        a->inuse_bytes += block_size(bad);
+    }
+    mm_heap_rebuild_bins(a);
+}
+
+/* The part of a filled free block about to be handed out must still hold
+ * the freed pattern; else report the write after free and quarantine the
+ * block (already out of its bin). */
+static int freed_fill_intact(struct mm_arena *a, block_t *b, size_t need)
+{
+    size_t size = block_size(b), offset;
+    size_t end = size - need >= MM_MIN_BLOCK ? need : size - MM_WORD;
+    if (end <= sizeof(block_t) ||
+        mm_freed_fill_ok((char *)b + sizeof(block_t), end - sizeof(block_t), &offset))
+        return 1;
+    char detail[64];
+    char *o = mm_format_unsigned(detail, offset + sizeof(block_t) - MM_HEADER);
+    memcpy(o, " changed", sizeof " changed");
+    mm_report("malloc", "write after free in block", block_user(b), detail, size);
+    block_set_head(b, size, BLOCK_INUSE | ORIGIN_QUARANTINE | (b->head & BLOCK_PREV_INUSE));
+    block_set_prev_inuse(block_next(b));
+    a->inuse_bytes += size;
+    return 0;
+}
+
+static MM_COLD void bin_corruption(struct mm_arena *a, block_t *bad)
+{
+    mm_report("malloc", "corrupted free block", block_user(bad), "written after free?", block_size(bad));
+    mm_heap_quarantine_free(a, bad);
+}
+
 /* Take a free block of at least `need` bytes for use: best fit from the bins,
  * else the top (grown as needed).  NULL when out of memory. */
-block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t *dirty)
+block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty)
 {
-    block_t *b = mm_bin_take(&a->bins, need);
+    block_t *corrupt = NULL;
+    block_t *b = mm_bin_take(a, need, &corrupt);
+    while (unlikely(corrupt != NULL || (b != NULL && (b->head & BLOCK_CANARY) && !freed_fill_intact(a, b, need)))) {
+        if (corrupt != NULL)
+            bin_corruption(a, corrupt);
+        corrupt = NULL;
+        b = mm_bin_take(a, need, &corrupt);
+    }
     if (b != NULL) {
         size_t size = block_size(b);
         if (size - need >= MM_MIN_BLOCK) {
@@ -164,16 +215,31 @@ block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t *dirty)
         } else {
             block_set_prev_inuse(block_next(b));
         }
-        block_set_head(b, size, BLOCK_INUSE | (b->head & BLOCK_PREV_INUSE));
+        block_set_head(b, size, BLOCK_INUSE | origin | (b->head & BLOCK_PREV_INUSE));
         if (dirty != NULL)
             *dirty = block_usable(b);
     } else {
         if ((a->top == NULL || block_size(a->top) < need + MM_MIN_BLOCK) && !heap_grow(a, need))
             return NULL;
-        b = top_carve(a, need, dirty);
+        b = top_carve(a, need, origin, dirty);
     }
     a->inuse_bytes += block_size(b);
     return b;
+}
+
+/* Refile every free block of every region (links and bitmap rebuilt). */
+void mm_heap_rebuild_bins(struct mm_arena *a)
+{
+    memset(&a->bins, 0, sizeof a->bins);
+    for (struct mm_region *r = a->regions; r != NULL; r = r->next) {
+        block_t *fence = region_fence(r);
+        for (block_t *b = region_first(r); b != fence; b = block_next(b)) {
+            if (!block_head_ok(b) || block_size(b) < MM_MIN_BLOCK || (char *)block_next(b) > (char *)fence)
+                break;      /* cannot step further in this region */
+            if (b != a->top && !block_inuse(b))
+                mm_bin_insert(&a->bins, b);
+        }
+    }
 }
 
 /* Give the top back to the kernel down to `keep` free bytes.  1 if any memory
@@ -196,7 +262,7 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
         /* Only if the break is still ours: never cut a foreign sbrk user. */
         if (end != a->brk_end || mm_os_brk_now() != end || mm_os_sbrk(-(intptr_t)release) == NULL)
             return 0;
-        a->brk_end = end - release;
+        __atomic_store_n(&a->brk_end, end - release, __ATOMIC_RELEASE);
     } else if (mm_os_unmap(end - release, release) != 0) {
         return 0;
     }
@@ -209,16 +275,27 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
     return 1;
 }
 
+/* With MYMALLOC_CHECK=2 a free block's inside, between its links and its tag,
+ * holds the freed pattern (BLOCK_CANARY set on the free block says so).  When
+ * two filled blocks merge, the words at their junction are refilled. */
+static void fill_junction(block_t *junction)
+{
+    mm_freed_fill((char *)junction - MM_WORD, MM_WORD + sizeof(block_t));
+}
+
 /* Merge the now-unused block b with free neighbours and file the result in a
  * bin or the top.  Returns 1 when it joined the top. */
-static int block_merge_free(struct mm_arena *a, block_t *b)
+static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
 {
     size_t size = block_size(b);
 
     if (!block_prev_inuse(b)) {
         block_t *prev = block_prev(b);
         mm_assert(!block_inuse(prev) && block_size(prev) == block_prev_tag(b));
+        filled = filled && (prev->head & BLOCK_CANARY);
         mm_bin_remove(&a->bins, prev);
+        if (filled)
+            fill_junction(b);
         size += block_size(prev);
         b = prev;
     }
@@ -229,11 +306,16 @@ static int block_merge_free(struct mm_arena *a, block_t *b)
         return 1;
     }
     if (!block_inuse(next)) {
+        filled = filled && (next->head & BLOCK_CANARY);
         mm_bin_remove(&a->bins, next);
         size += block_size(next);
+        if (filled)
+            fill_junction(next);
     }
     block_set_head(b, 0, BLOCK_PREV_INUSE);
     block_mark_free(b, size);
+    if (filled)
+        block_set_head(b, size, BLOCK_PREV_INUSE | BLOCK_CANARY);
     mm_bin_insert(&a->bins, b);
     return 0;
 }
@@ -248,12 +330,15 @@ static void maybe_trim(struct mm_arena *a)
         mm_heap_trim(a, pad);
 }
 
-/* free() of an in-use heap block that has passed the caller's checks. */
-void mm_heap_release(struct mm_arena *a, block_t *b)
+/* free() of an in-use heap block that has passed the caller's checks; with
+ * `fill` (MYMALLOC_CHECK=2) its inside gets the freed pattern. */
+void mm_heap_release(struct mm_arena *a, block_t *b, int fill)
 {
     a->inuse_bytes -= block_size(b);
-    b->head &= ~BLOCK_INUSE;           /* a second free() of b sees it */
-    if (block_merge_free(a, b))
+    if (fill)
+        mm_freed_fill(block_user(b), block_usable(b));
+    block_set_head(b, block_size(b), b->head & BLOCK_PREV_INUSE);   /* a second free() sees it */
+    if (block_merge_free(a, b, fill))
         maybe_trim(a);
 }
 
@@ -268,7 +353,7 @@ void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need)
     block_t *rest = block_at(b, need);
     block_set_head(rest, size - need, BLOCK_INUSE | BLOCK_PREV_INUSE);
     a->inuse_bytes -= size - need;
-    if (block_merge_free(a, rest))
+    if (block_merge_free(a, rest, 0))
         maybe_trim(a);
 }
 
@@ -334,8 +419,14 @@ int mm_heap_walk_check(struct mm_arena *a)
                 problems++;
                 break;
             }
-            if (block_prev_inuse(b) != prev_inuse)
+            if (!block_head_ok(b) || block_prev_inuse(b) != prev_inuse)
                 problems++;
+            size_t offset;
+            if (b != a->top && (b->head & BLOCK_CANARY)) {
+                if (block_inuse(b) ? !mm_canary_ok(b, &offset)
+                                   : !mm_freed_fill_ok((char *)b + sizeof(block_t), size - sizeof(block_t) - MM_WORD, &offset))
+                    problems++;
+            }
             if (b == a->top) {
                 if (block_next(b) != fence || !prev_inuse)
                     problems++;

@@ -22,6 +22,8 @@
 #define mm_assert(cond) \
     do { if (MM_DEBUG && unlikely(!(cond))) mm_assert_failed(__FILE__, __LINE__, #cond); } while (0)
 
+struct mm_arena;
+
 /* ---- lock.c: the arena lock (a futex word) and fork handling ---- */
 typedef struct { int state; } mm_lock_t;
 MM_HIDDEN void mm_lock_slow(mm_lock_t *l);
@@ -89,7 +91,8 @@ struct mm_arena {
     block_t *top;                  /* the wilderness block, NULL before the first growth */
     struct mm_region *top_region;  /* region the top block ends */
     struct mm_region *regions;
-    char *brk_end;                 /* where our brk heap ends (NULL when none) */
+    char *brk_start;               /* our first brk region: [brk_start, brk_end) is */
+    char *brk_end;                 /* all mapped (NULL when none) */
     char *fresh_from;              /* top bytes at and above this were never handed out */
     uintptr_t lowest, highest;     /* bounds of all regions, for cheap pointer checks */
     /* statistics (under the lock) */
@@ -103,12 +106,15 @@ MM_HIDDEN extern struct mm_arena mm_main_arena;
 MM_HIDDEN size_t mm_bin_index(size_t size);
 MM_HIDDEN void mm_bin_insert(struct mm_bins *bins, block_t *b);
 MM_HIDDEN void mm_bin_remove(struct mm_bins *bins, block_t *b);
-MM_HIDDEN block_t *mm_bin_take(struct mm_bins *bins, size_t need);
+MM_HIDDEN block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt);
+MM_HIDDEN int mm_bin_links_ok(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 
 MM_HIDDEN void mm_arena_prepare(struct mm_arena *a);
-MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t *dirty);
-MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b);
+MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);
+MM_HIDDEN void mm_heap_rebuild_bins(struct mm_arena *a);
+MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
+MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b, int fill);
 MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
@@ -116,7 +122,7 @@ MM_HIDDEN int mm_heap_owns(const struct mm_arena *a, const void *p);
 MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a);
 
 /* ---- large.c: blocks with a mapping of their own ---- */
-MM_HIDDEN void *mm_large_alloc(size_t n, size_t alignment);
+MM_HIDDEN void *mm_large_alloc(size_t n, size_t alignment, size_t origin);
 MM_HIDDEN void mm_large_free(block_t *b);
 MM_HIDDEN void *mm_large_realloc(block_t *b, size_t n);
 MM_HIDDEN int mm_large_valid(const block_t *b);
@@ -152,19 +158,40 @@ MM_HIDDEN void mm_stats_large_add(size_t bytes);
 MM_HIDDEN void mm_stats_large_sub(size_t bytes);
 
 /* ---- diag.c: the fatal-error writer and small formatting helpers ---- */
-MM_HIDDEN MM_COLD MM_NORETURN void mm_fatal(const char *func, const char *what, const void *p,
-                                            const char *detail, size_t block);
+MM_HIDDEN MM_COLD void mm_report_line(const char *func, const char *what, const void *p,
+                                     const char *detail, size_t block);
 MM_HIDDEN MM_COLD MM_NORETURN void mm_assert_failed(const char *file, int line, const char *cond);
 MM_HIDDEN void mm_write_str(int fd, const char *s);
 MM_HIDDEN char *mm_format_unsigned(char *out, size_t value);   /* returns end, NUL written */
 MM_HIDDEN char *mm_format_hex(char *out, uintptr_t value);     /* "0x..." */
 
+/* ---- check.c: heap-misuse checks ---- */
+MM_HIDDEN extern int mm_abort_on_error;
+MM_HIDDEN void mm_secret_init(void);
+MM_HIDDEN int mm_check_level_set(int level);
+static inline int mm_check_level(void) { return __atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED); }
+/* Report misuse: one line on stderr, then abort() unless MYMALLOC_ABORT=0. */
+MM_HIDDEN MM_COLD void mm_report(const char *func, const char *what, const void *p, const char *detail, size_t block);
+MM_HIDDEN int mm_probe_mapped(const void *header);
+MM_HIDDEN void mm_note_unmapped(const void *p);
+MM_HIDDEN int mm_recently_unmapped(const void *p);
+MM_HIDDEN MM_COLD void mm_quarantine_header(struct mm_arena *a, block_t *b, int prev_inuse);
+MM_HIDDEN MM_COLD void mm_diagnose_header(struct mm_arena *a, block_t *b, const void *p, const char *func);
+
+MM_HIDDEN void mm_canary_set(block_t *b, size_t n);
+MM_HIDDEN size_t mm_canary_requested(block_t *b);
+MM_HIDDEN int mm_canary_ok(block_t *b, size_t *offset);
+MM_HIDDEN MM_COLD void mm_canary_report(block_t *b, const char *func, size_t offset);
+MM_HIDDEN void mm_freed_fill(void *from, size_t length);
+MM_HIDDEN int mm_freed_fill_ok(const void *from, size_t length, size_t *offset);
+#define MM_CANARY_ROOM MM_WORD   /* extra bytes a request gets at level 2 */
+
 /* ---- malloc.c: internal entry points used by other files ---- */
 MM_HIDDEN extern int mm_ready;
 MM_HIDDEN void mm_init_slow(void);
 static inline void mm_init(void) { if (unlikely(!__atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE))) mm_init_slow(); }
-MM_HIDDEN void *mm_malloc(size_t n);
-MM_HIDDEN void mm_free(void *p, size_t size, size_t alignment, const char *func);
-MM_HIDDEN void *mm_memalign(size_t alignment, size_t n);
+MM_HIDDEN void *mm_alloc(size_t n, size_t origin);
+MM_HIDDEN void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func);
+MM_HIDDEN void *mm_memalign(size_t alignment, size_t n, size_t origin);
 
 #endif

@@ -15,7 +15,7 @@ static inline size_t mapping_length(const block_t *b) { return *offset_word(b) +
 
 /* A new mapped block, or NULL (errno unspecified: the caller falls back to
  * the heap and sets it). */
-void *mm_large_alloc(size_t n, size_t alignment)
+void *mm_large_alloc(size_t n, size_t alignment, size_t origin)
 {
     size_t page = mm_page_size();
     size_t need = request_to_block(n);
@@ -40,7 +40,7 @@ void *mm_large_alloc(size_t n, size_t alignment)
     }
     block_t *b = block_of_user(user);
     *offset_word(b) = (size_t)((char *)b - map);
-    block_set_head(b, length - *offset_word(b) - MM_WORD, BLOCK_INUSE | BLOCK_MMAPPED);
+    block_set_head(b, length - *offset_word(b) - MM_WORD, BLOCK_INUSE | BLOCK_MMAPPED | origin);
     mm_stats_large_add(length);
     return user;
 }
@@ -75,7 +75,7 @@ void *mm_large_realloc(block_t *b, size_t n)
     if (map == NULL)
         return NULL;
     b = block_at(map, offset);
-    block_set_head(b, new_length - offset - MM_WORD, BLOCK_INUSE | BLOCK_MMAPPED);
+    block_set_head(b, new_length - offset - MM_WORD, b->head & BLOCK_FLAGS);
     mm_stats_large_sub(old_length);
     mm_stats_large_add(new_length);
     return block_user(b);

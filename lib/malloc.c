@@ -16,6 +16,7 @@ int mm_ready;
  * them; they store the same values. */
 void mm_init_slow(void)
 {
+    mm_secret_init();
     if (mm_settings_read_environment())
         __atomic_store_n(&mm_ready, 1, __ATOMIC_RELEASE);
 }
@@ -32,46 +33,141 @@ static MM_COLD void *out_of_memory(void)
     return NULL;
 }
 
-/* Find the block of a pointer handed to free/realloc/malloc_usable_size, or
- * report what is wrong with it.  Heap blocks are checked again under the lock. */
-static block_t *block_checked(const void *p, const char *func)
+#define ORIGIN_ANY SIZE_MAX     /* malloc_usable_size accepts every family */
+
+static const char *origin_name(size_t origin)
 {
-    if (unlikely((uintptr_t)p % MM_ALIGN != 0))
-        mm_fatal(func, "invalid pointer", p, "not 16-byte aligned", 0);
-    block_t *b = block_of_user(p);
-    if (block_mmapped(b)) {
-        if (unlikely(!block_inuse(b) || !mm_large_valid(b)))
-            mm_fatal(func, "invalid pointer", p, "not a block: bad or corrupted header", 0);
-    } else if (unlikely(!mm_heap_owns(&mm_main_arena, b))) {
-        mm_fatal(func, "invalid pointer", p, "not from this heap", 0);
+    switch (origin) {
+    case ORIGIN_NEW: return "allocated by operator new";
+    case ORIGIN_NEW_ARRAY: return "allocated by operator new[]";
+    case ORIGIN_QUARANTINE: return "reported before and kept out of use";
+    default: return "allocated by malloc";
     }
-    return b;
 }
 
-/* Under the arena lock: the heap block b must be in use and sane. */
-static void heap_block_verify(struct mm_arena *a, block_t *b, const void *p, const char *func)
+/* Can the header before p be read without faulting?  Inside our brk heap it
+ * always can; elsewhere a pointer at the start of a page (where mapped blocks
+ * begin) may be a mapped block already unmapped, so the page is probed. */
+static int header_readable(struct mm_arena *a, const void *p)
 {
-    size_t size = block_size(b);
-    if (unlikely(!block_inuse(b)))
-        mm_fatal(func, "double free of", p, NULL, size);
-    if (unlikely(size < MM_MIN_BLOCK || !mm_heap_owns(a, (char *)b + size - 1) ||
-                 !block_prev_inuse(block_next(b))))
-        mm_fatal(func, "corrupted header of block", p, NULL, size);
+    char *start = __atomic_load_n(&a->brk_start, __ATOMIC_ACQUIRE);
+    char *end = __atomic_load_n(&a->brk_end, __ATOMIC_ACQUIRE);
+    if ((const char *)p > start && (const char *)p < end)
+        return 1;
+    size_t in_page = (uintptr_t)p & (mm_page_size() - 1);
+    if ((in_page & (in_page - 1)) != 0 || in_page > mm_page_size() / 2)
+        return 1;     /* not where any mapped block's pointer can be */
+    return mm_probe_mapped(block_of_user(p));
 }
 
-void *mm_malloc(size_t n)
+/* The first checks of a pointer handed back to us, before any lock: 0 after a
+ * report (the caller then carries on without touching it). */
+static int pointer_ok(struct mm_arena *a, const void *p, const char *func)
+{
+    if (unlikely((uintptr_t)p % MM_ALIGN != 0)) {
+        mm_report(func, "invalid pointer", p, "not 16-byte aligned", 0);
+        return 0;
+    }
+    if (unlikely(!header_readable(a, p))) {
+        if (mm_recently_unmapped(p))
+            mm_report(func, "double free of", p, "a mapped block, already unmapped", 0);
+        else
+            mm_report(func, "invalid pointer", p, "not mapped: not from mymalloc, or freed twice", 0);
+        return 0;
+    }
+    return 1;
+}
+
+static int origin_ok(const block_t *b, const void *p, const char *func, size_t expected)
+{
+    size_t origin = block_origin(b);
+    if (likely(origin == expected || (expected == ORIGIN_ANY && origin != ORIGIN_QUARANTINE)))
+        return 1;
+    if (origin == ORIGIN_QUARANTINE)
+        mm_report(func, "invalid pointer", p, origin_name(origin), block_size(b));
+    else
+        mm_report(func, "wrong deallocator for", p, origin_name(origin), block_size(b));
+    return 0;
+}
+
+/* A mapped block about to be freed or resized: 0 after a report. */
+static int mapped_block_ok(const block_t *b, const void *p, const char *func, size_t origin)
+{
+    if (unlikely(!block_inuse(b) || !mm_large_valid(b))) {
+        mm_report(func, "corrupted header of block", p, "a mapped block", 0);
+        return 0;
+    }
+    return origin_ok(b, p, func, origin);
+}
+
+/* A heap block about to be freed or resized, under the arena lock, before
+ * anything changes: its header, state and origin, and the neighbours free()
+ * will touch.  0 after a report (the caller carries on, leaving the block). */
+static int heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
+{
+    if (unlikely(!block_head_ok(b))) {
+        mm_diagnose_header(a, b, p, func);
+        return 0;
+    }
+    size_t size = block_size(b);
+    if (unlikely(!block_inuse(b))) {
+        mm_report(func, "double free of", p, NULL, size);
+        return 0;
+    }
+    if (unlikely(!origin_ok(b, p, func, origin)))
+        return 0;
+    block_t *next = block_next(b);
+    if (unlikely(!mm_heap_owns(a, next) || !block_head_ok(next))) {
+        mm_report(func, "write past the end of block", p, "the next block's header is overwritten", size);
+        mm_quarantine_header(a, next, 1);
+        return 0;
+    }
+    if (unlikely(!block_prev_inuse(next))) {
+        mm_report(func, "corrupted header of block", p, "its neighbour says it is free", size);
+        return 0;
+    }
+    if (!block_prev_inuse(b)) {
+        size_t tag = block_prev_tag(b);
+        block_t *prev = block_prev(b);
+        if (unlikely(tag < MM_MIN_BLOCK || tag % MM_ALIGN != 0 || !mm_heap_owns(a, prev) ||
+                     !block_head_ok(prev) || block_inuse(prev) || block_size(prev) != tag)) {
+            mm_report(func, "corrupted block before", p, "its boundary tag or header is overwritten", size);
+            return 0;
+        }
+        if (unlikely(!mm_bin_links_ok(a, prev))) {
+            mm_report(func, "corrupted free block", block_user(prev), "written after free?", tag);
+            mm_heap_quarantine_free(a, prev);
+        }
+    }
+    if (next != a->top && !block_inuse(next) && unlikely(!mm_bin_links_ok(a, next))) {
+        mm_report(func, "corrupted free block", block_user(next), "written after free?", block_size(next));
+        mm_heap_quarantine_free(a, next);
+    }
+    return 1;
+}
+
+/* MYMALLOC_CHECK=2 gives every new block a canary after the requested bytes. */
+static inline int canaries_on(void) { return mm_check_level() == 2; }
+
+static MM_COLD void *alloc_with_canary(size_t n, size_t alignment, size_t origin);
+
+void *mm_alloc(size_t n, size_t origin)
 {
     struct mm_arena *a = &mm_main_arena;
     mm_init();
+    if (unlikely(canaries_on()))
+        return alloc_with_canary(n, MM_ALIGN, origin);
     if (unlikely(n > MM_MAX_REQUEST))
         return out_of_memory();
     if (unlikely(wants_mapping(n))) {
-        void *p = mm_large_alloc(n, MM_ALIGN);
+        int saved_errno = errno;
+        void *p = mm_large_alloc(n, MM_ALIGN, origin);
         if (p != NULL)
             return p;
+        errno = saved_errno;    /* the heap may still serve it */
     }
     mm_lock(&a->lock);
-    block_t *b = mm_heap_alloc(a, request_to_block(n), NULL);
+    block_t *b = mm_heap_alloc(a, request_to_block(n), origin, NULL);
     mm_unlock(&a->lock);
     if (unlikely(b == NULL))
         return out_of_memory();
@@ -84,6 +180,8 @@ void *mm_malloc(size_t n)
 static int block_fits_size(const block_t *b, size_t size, size_t alignment)
 {
     size_t usable = block_usable(b);
+    if (b->head & BLOCK_CANARY)
+        size += MM_CANARY_ROOM;
     if (size > usable)
         return 0;
     if (block_mmapped(b))
@@ -91,55 +189,105 @@ static int block_fits_size(const block_t *b, size_t size, size_t alignment)
     return block_size(b) - request_to_block(size) < MM_MIN_BLOCK;
 }
 
-static MM_COLD MM_NORETURN void wrong_size(const char *func, const void *p, size_t size, size_t block)
+/* A block with a canary must have kept it; else report and leave it. */
+static inline int canary_intact(block_t *b, const char *func)
+{
+    size_t offset;
+    if (likely(!(b->head & BLOCK_CANARY)) || mm_canary_ok(b, &offset))
+        return 1;
+    mm_canary_report(b, func, offset);
+    return 0;
+}
+
+/* What malloc_usable_size reports: with a canary, the requested size. */
+static size_t usable_bytes(block_t *b)
+{
+    return (b->head & BLOCK_CANARY) ? mm_canary_requested(b) : block_usable(b);
+}
+
+static MM_COLD void wrong_size(const char *func, const void *p, size_t size, size_t block)
 {
     char detail[48];
     char *end = mm_format_unsigned(detail, size);
     memcpy(end, " bytes given", sizeof " bytes given");
-    mm_fatal(func, "wrong size for", p, detail, block);
+    mm_report(func, "wrong size for", p, detail, block);
 }
 
-/* free() and its sized forms: a nonzero size is checked against the block. */
-void mm_free(void *p, size_t size, size_t alignment, const char *func)
+/* free() and its sized and C++ forms: a nonzero size is checked against the
+ * block, and the block's origin against the family freeing it. */
+void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func)
 {
     struct mm_arena *a = &mm_main_arena;
     if (p == NULL)
         return;
     int saved_errno = errno;
-    block_t *b = block_checked(p, func);
-    if (block_mmapped(b)) {
-        if (size != 0 && !block_fits_size(b, size, alignment))
+    block_t *b = block_of_user(p);
+    int checks = mm_check_level() != 0;
+
+    if (checks && !pointer_ok(a, p, func))
+        goto out;
+    if (block_mmapped(b) && (!checks || block_head_ok(b))) {
+        if (checks && !mapped_block_ok(b, p, func, origin))
+            goto out;
+        if (checks && size != 0 && !block_fits_size(b, size, alignment)) {
             wrong_size(func, p, size, block_size(b));
+            goto out;
+        }
+        if (!canary_intact(b, func))
+            goto out;
+        mm_note_unmapped(p);
         mm_large_free(b);
-    } else {
-        mm_lock(&a->lock);
-        heap_block_verify(a, b, p, func);
-        if (size != 0 && !block_fits_size(b, size, alignment))
-            wrong_size(func, p, size, block_size(b));
-        mm_heap_release(a, b);
-        mm_unlock(&a->lock);
+        goto out;
     }
+    if (checks && unlikely(!mm_heap_owns(a, b))) {
+        mm_report(func, "invalid pointer", p, "not from mymalloc", 0);
+        goto out;
+    }
+    mm_lock(&a->lock);
+    if (!checks || heap_block_ok(a, b, p, func, origin)) {
+        if (checks && size != 0 && !block_fits_size(b, size, alignment))
+            wrong_size(func, p, size, block_size(b));
+        else if (canary_intact(b, func))
+            mm_heap_release(a, b, canaries_on());
+    }
+    mm_unlock(&a->lock);
+out:
     errno = saved_errno;
 }
 
 /* Aligned allocation for a power-of-two alignment > 16: over-allocate, free
- * the misaligned front as a block of its own, then trim the tail. */
-void *mm_memalign(size_t alignment, size_t n)
+ * the misaligned front as a block of its own, then trim the tail.  `origin`
+ * may carry BLOCK_CANARY: the block then gets MM_CANARY_ROOM more bytes and
+ * a canary after n bytes, written under the lock. */
+static void *memalign_flags(size_t alignment, size_t n, size_t origin)
 {
     struct mm_arena *a = &mm_main_arena;
-    if (alignment <= MM_ALIGN)
-        return mm_malloc(n);
-    mm_init();
-    if (alignment > MM_MAX_REQUEST / 2 || n > MM_MAX_REQUEST - alignment - MM_MIN_BLOCK)
+    size_t request = n + (origin & BLOCK_CANARY ? MM_CANARY_ROOM : 0);
+    if (alignment <= MM_ALIGN && !(origin & BLOCK_CANARY))
+        return mm_alloc(n, origin);
+    if (alignment > MM_MAX_REQUEST / 2 || n > MM_MAX_REQUEST - alignment - MM_MIN_BLOCK - MM_CANARY_ROOM)
         return out_of_memory();
-    if (wants_mapping(n + alignment)) {
-        void *p = mm_large_alloc(n, alignment);
-        if (p != NULL)
+    if (wants_mapping(request + alignment)) {
+        int saved_errno = errno;
+        void *p = mm_large_alloc(request, alignment, origin);
+        if (p != NULL) {
+            if (origin & BLOCK_CANARY)
+                mm_canary_set(block_of_user(p), n);
             return p;
+        }
+        errno = saved_errno;
     }
-    size_t need = request_to_block(n);
+    size_t need = request_to_block(request);
+    if (alignment <= MM_ALIGN) {     /* a canary without extra alignment */
+        mm_lock(&a->lock);
+        block_t *b = mm_heap_alloc(a, need, origin, NULL);
+        if (b != NULL)
+            mm_canary_set(b, n);
+        mm_unlock(&a->lock);
+        return b != NULL ? block_user(b) : out_of_memory();
+    }
     mm_lock(&a->lock);
-    block_t *b = mm_heap_alloc(a, need + alignment + MM_MIN_BLOCK, NULL);
+    block_t *b = mm_heap_alloc(a, need + alignment + MM_MIN_BLOCK, origin, NULL);
     if (b == NULL) {
         mm_unlock(&a->lock);
         return out_of_memory();
@@ -152,56 +300,105 @@ void *mm_memalign(size_t alignment, size_t n)
         size_t lead = (size_t)(aligned - user), size = block_size(b);
         block_t *front = b;
         b = block_of_user(aligned);
-        block_set_head(b, size - lead, BLOCK_INUSE);
+        block_set_head(b, size - lead, BLOCK_INUSE | origin);
         block_set_head(front, 0, front->head & BLOCK_PREV_INUSE);
         block_mark_free(front, lead);
         mm_bin_insert(&a->bins, front);
         a->inuse_bytes -= lead;
     }
     mm_block_shrink(a, b, need);
+    if (origin & BLOCK_CANARY)
+        mm_canary_set(b, n);
     mm_unlock(&a->lock);
     return aligned;
+}
+
+void *mm_memalign(size_t alignment, size_t n, size_t origin)
+{
+    if (alignment <= MM_ALIGN)
+        return mm_alloc(n, origin);
+    mm_init();
+    return memalign_flags(alignment, n, origin | (canaries_on() ? BLOCK_CANARY : 0));
+}
+
+static void *alloc_with_canary(size_t n, size_t alignment, size_t origin)
+{
+    return memalign_flags(alignment, n, origin | BLOCK_CANARY);
 }
 
 static void *mm_realloc(void *p, size_t n)
 {
     struct mm_arena *a = &mm_main_arena;
     if (p == NULL)
-        return mm_malloc(n);
+        return mm_alloc(n, ORIGIN_MALLOC);
     if (n == 0) {
-        mm_free(p, 0, 0, "realloc");
+        mm_free(p, 0, 0, ORIGIN_MALLOC, "realloc");
         return NULL;
     }
-    block_t *b = block_checked(p, "realloc");
+    block_t *b = block_of_user(p);
+    int checks = mm_check_level() != 0;
+    if (checks && !pointer_ok(a, p, "realloc"))
+        goto misuse;
     if (unlikely(n > MM_MAX_REQUEST))
         return out_of_memory();
-    size_t need = request_to_block(n);
+    int canary = canaries_on();
+    size_t need = request_to_block(n + (canary ? MM_CANARY_ROOM : 0));
 
-    if (block_mmapped(b)) {
+    if (block_mmapped(b) && (!checks || block_head_ok(b))) {
+        if (checks && !mapped_block_ok(b, p, "realloc", ORIGIN_MALLOC))
+            goto misuse;
+        if (!canary_intact(b, "realloc"))
+            goto misuse;
         if (n >= mm_setting(&mm_settings.mmap_threshold)) {
-            void *q = mm_large_realloc(b, n);
-            if (q != NULL)
+            void *q = mm_large_realloc(b, n + (canary ? MM_CANARY_ROOM : 0));
+            if (q != NULL) {
+                if (canary) {
+                    block_t *nb = block_of_user(q);
+                    block_set_head(nb, block_size(nb), (nb->head & BLOCK_FLAGS) | BLOCK_CANARY);
+                    mm_canary_set(nb, n);
+                } else if (block_of_user(q)->head & BLOCK_CANARY) {
+                    mm_canary_set(block_of_user(q), n);
+                }
                 return q;
+            }
         }
     } else {
+        if (checks && unlikely(!mm_heap_owns(a, b))) {
+            mm_report("realloc", "invalid pointer", p, "not from mymalloc", 0);
+            goto misuse;
+        }
         mm_lock(&a->lock);
-        heap_block_verify(a, b, p, "realloc");
+        if (checks && (!heap_block_ok(a, b, p, "realloc", ORIGIN_MALLOC) || !canary_intact(b, "realloc"))) {
+            mm_unlock(&a->lock);
+            goto misuse;
+        }
         int in_place = 1;
         if (need <= block_size(b))
             mm_block_shrink(a, b, need);
         else
             in_place = mm_block_grow(a, b, need);
+        if (in_place && canary) {
+            block_set_head(b, block_size(b), (b->head & BLOCK_FLAGS) | BLOCK_CANARY);
+            mm_canary_set(b, n);
+        } else if (in_place && (b->head & BLOCK_CANARY)) {
+            block_set_head(b, block_size(b), (b->head & BLOCK_FLAGS) & ~BLOCK_CANARY);
+        }
         mm_unlock(&a->lock);
         if (in_place)
             return p;
     }
-    void *q = mm_malloc(n);
+    void *q = mm_alloc(n, ORIGIN_MALLOC);
     if (q == NULL)
         return NULL;
-    size_t keep = block_usable(b);
+    size_t keep = usable_bytes(b);
     memcpy(q, p, keep < n ? keep : n);
-    mm_free(p, 0, 0, "realloc");
+    mm_free(p, 0, 0, ORIGIN_MALLOC, "realloc");
     return q;
+misuse:
+    /* Reported, and the program carries on (MYMALLOC_ABORT=0): the block is
+     * left alone and the call fails. */
+    errno = EINVAL;
+    return NULL;
 }
 
 /* ---- the exported family ---- */
@@ -209,13 +406,13 @@ static void *mm_realloc(void *p, size_t n)
 MYMALLOC_EXPORT void *malloc(size_t n)
 {
     mm_count(MYMALLOC_CALL_MALLOC);
-    return mm_malloc(n);
+    return mm_alloc(n, ORIGIN_MALLOC);
 }
 
 MYMALLOC_EXPORT void free(void *p)
 {
     mm_count(MYMALLOC_CALL_FREE);
-    mm_free(p, 0, 0, "free");
+    mm_free(p, 0, 0, ORIGIN_MALLOC, "free");
 }
 
 MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
@@ -227,13 +424,21 @@ MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
         return out_of_memory();
     mm_init();
     if (wants_mapping(n)) {
-        void *p = mm_large_alloc(n, MM_ALIGN);   /* fresh pages are zero */
+        int saved_errno = errno;
+        void *p = mm_large_alloc(n, MM_ALIGN, ORIGIN_MALLOC);   /* fresh pages are zero */
         if (p != NULL)
             return p;
+        errno = saved_errno;
+    }
+    if (unlikely(canaries_on())) {
+        void *p = alloc_with_canary(n, MM_ALIGN, ORIGIN_MALLOC);
+        if (p != NULL)
+            memset(p, 0, n);
+        return p;
     }
     size_t dirty;
     mm_lock(&a->lock);
-    block_t *b = mm_heap_alloc(a, request_to_block(n), &dirty);
+    block_t *b = mm_heap_alloc(a, request_to_block(n), ORIGIN_MALLOC, &dirty);
     mm_unlock(&a->lock);
     if (b == NULL)
         return out_of_memory();
@@ -262,7 +467,7 @@ MYMALLOC_EXPORT int posix_memalign(void **out, size_t alignment, size_t n)
     if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment % sizeof(void *) != 0)
         return EINVAL;
     int saved_errno = errno;
-    void *p = mm_memalign(alignment, n);
+    void *p = mm_memalign(alignment, n, ORIGIN_MALLOC);
     errno = saved_errno;
     if (p == NULL)
         return ENOMEM;
@@ -277,7 +482,7 @@ MYMALLOC_EXPORT void *aligned_alloc(size_t alignment, size_t n)
         errno = EINVAL;
         return NULL;
     }
-    return mm_memalign(alignment, n);
+    return mm_memalign(alignment, n, ORIGIN_MALLOC);
 }
 
 /* glibc's memalign rounds an alignment that is not a power of two up to one. */
@@ -290,13 +495,13 @@ MYMALLOC_EXPORT void *memalign(size_t alignment, size_t n)
     }
     if (alignment != 0 && (alignment & (alignment - 1)) != 0)
         alignment = (size_t)1 << (64 - __builtin_clzl(alignment));
-    return mm_memalign(alignment, n);
+    return mm_memalign(alignment, n, ORIGIN_MALLOC);
 }
 
 MYMALLOC_EXPORT void *valloc(size_t n)
 {
     mm_count(MYMALLOC_CALL_VALLOC);
-    return mm_memalign(mm_page_size(), n);
+    return mm_memalign(mm_page_size(), n, ORIGIN_MALLOC);
 }
 
 MYMALLOC_EXPORT void *pvalloc(size_t n)
@@ -305,17 +510,38 @@ MYMALLOC_EXPORT void *pvalloc(size_t n)
     mm_count(MYMALLOC_CALL_PVALLOC);
     if (n > MM_MAX_REQUEST)
         return out_of_memory();
-    return mm_memalign(page, n == 0 ? page : align_up(n, page));
+    return mm_memalign(page, n == 0 ? page : align_up(n, page), ORIGIN_MALLOC);
 }
 
 MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
 {
+    struct mm_arena *a = &mm_main_arena;
     if (p == NULL)
         return 0;
-    block_t *b = block_checked(p, "malloc_usable_size");
-    if (unlikely(!block_inuse(b)))
-        mm_fatal("malloc_usable_size", "free block", p, "already freed", block_size(b));
-    return block_usable(b);
+    block_t *b = block_of_user(p);
+    if (mm_check_level() == 0)
+        return block_usable(b);
+    if (!pointer_ok(a, p, "malloc_usable_size"))
+        return 0;
+    if (block_mmapped(b) && block_head_ok(b)) {
+        if (!mapped_block_ok(b, p, "malloc_usable_size", ORIGIN_ANY))
+            return 0;
+        return canary_intact(b, "malloc_usable_size") ? usable_bytes(b) : 0;
+    }
+    if (!mm_heap_owns(a, b)) {
+        mm_report("malloc_usable_size", "invalid pointer", p, "not from mymalloc", 0);
+        return 0;
+    }
+    size_t usable = 0;
+    mm_lock(&a->lock);
+    if (!block_head_ok(b))
+        mm_diagnose_header(a, b, p, "malloc_usable_size");
+    else if (!block_inuse(b))
+        mm_report("malloc_usable_size", "freed block", p, NULL, block_size(b));
+    else if (origin_ok(b, p, "malloc_usable_size", ORIGIN_ANY) && canary_intact(b, "malloc_usable_size"))
+        usable = usable_bytes(b);
+    mm_unlock(&a->lock);
+    return usable;
 }
 
 MYMALLOC_EXPORT int malloc_trim(size_t pad)
@@ -332,13 +558,13 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
 MYMALLOC_EXPORT void free_sized(void *p, size_t size)
 {
     mm_count(MYMALLOC_CALL_FREE_SIZED);
-    mm_free(p, size, 0, "free_sized");
+    mm_free(p, size, 0, ORIGIN_MALLOC, "free_sized");
 }
 
 MYMALLOC_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size)
 {
     mm_count(MYMALLOC_CALL_FREE_ALIGNED_SIZED);
-    mm_free(p, size, alignment, "free_aligned_sized");
+    mm_free(p, size, alignment, ORIGIN_MALLOC, "free_aligned_sized");
 }
 
 static const char *const call_names[MYMALLOC_CALL_COUNT] = {
@@ -381,6 +607,27 @@ MYMALLOC_EXPORT const char *mymalloc_call_name(enum mymalloc_call call)
     return (unsigned)call < MYMALLOC_CALL_COUNT ? call_names[call] : NULL;
 }
 
+/* The origin tag of the blocks an entry point makes or expects to free. */
+static size_t call_origin(enum mymalloc_call call)
+{
+    switch (call) {
+    case MYMALLOC_CALL_NEW: case MYMALLOC_CALL_NEW_NOTHROW:
+    case MYMALLOC_CALL_NEW_ALIGNED: case MYMALLOC_CALL_NEW_ALIGNED_NOTHROW:
+    case MYMALLOC_CALL_DELETE: case MYMALLOC_CALL_DELETE_NOTHROW:
+    case MYMALLOC_CALL_DELETE_SIZED: case MYMALLOC_CALL_DELETE_ALIGNED:
+    case MYMALLOC_CALL_DELETE_ALIGNED_NOTHROW: case MYMALLOC_CALL_DELETE_SIZED_ALIGNED:
+        return ORIGIN_NEW;
+    case MYMALLOC_CALL_NEW_ARRAY: case MYMALLOC_CALL_NEW_ARRAY_NOTHROW:
+    case MYMALLOC_CALL_NEW_ARRAY_ALIGNED: case MYMALLOC_CALL_NEW_ARRAY_ALIGNED_NOTHROW:
+    case MYMALLOC_CALL_DELETE_ARRAY: case MYMALLOC_CALL_DELETE_ARRAY_NOTHROW:
+    case MYMALLOC_CALL_DELETE_ARRAY_SIZED: case MYMALLOC_CALL_DELETE_ARRAY_ALIGNED:
+    case MYMALLOC_CALL_DELETE_ARRAY_ALIGNED_NOTHROW: case MYMALLOC_CALL_DELETE_ARRAY_SIZED_ALIGNED:
+        return ORIGIN_NEW_ARRAY;
+    default:
+        return ORIGIN_MALLOC;
+    }
+}
+
 MYMALLOC_EXPORT void *mymalloc_alloc_counted(size_t size, size_t alignment, enum mymalloc_call call)
 {
     if ((unsigned)call < MYMALLOC_CALL_COUNT)
@@ -389,7 +636,7 @@ MYMALLOC_EXPORT void *mymalloc_alloc_counted(size_t size, size_t alignment, enum
         errno = EINVAL;
         return NULL;
     }
-    return mm_memalign(alignment, size);
+    return mm_memalign(alignment, size, call_origin(call));
 }
 
 MYMALLOC_EXPORT void mymalloc_free_counted(void *p, size_t size, size_t alignment, enum mymalloc_call call)
@@ -397,7 +644,7 @@ MYMALLOC_EXPORT void mymalloc_free_counted(void *p, size_t size, size_t alignmen
     const char *name = mymalloc_call_name(call);
     if (name != NULL)
         mm_count(call);
-    mm_free(p, size, alignment, name != NULL ? name : "mymalloc_free_counted");
+    mm_free(p, size, alignment, call_origin(call), name != NULL ? name : "mymalloc_free_counted");
 }
 
 MYMALLOC_EXPORT const char *mymalloc_version(void)

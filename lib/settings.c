@@ -21,7 +21,7 @@ struct mm_settings mm_settings = {
 
 extern char **environ;
 
-enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_COUNT };
+enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_COUNT };
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
@@ -45,6 +45,13 @@ static int setting_store(enum setting_id id, size_t value, int never)
         if (never)
             return 0;
         __atomic_store_n(&mm_settings.mmap_max, value, __ATOMIC_RELAXED);
+        return 1;
+    case SET_CHECK:
+        return !never && value <= 2 && mm_check_level_set((int)value);
+    case SET_ABORT:
+        if (never || value > 1)
+            return 0;
+        __atomic_store_n(&mm_abort_on_error, (int)value, __ATOMIC_RELAXED);
         return 1;
     default:
         return 0;
@@ -97,15 +104,15 @@ static int parse_size(const char *s, size_t *value, int *never)
     return 1;
 }
 
-static void report_bad(const char *entry)
+static void report_bad(const char *entry, const char *why)
 {
     char line[200];
-    size_t n = strlen(entry);
+    size_t n = strlen(entry), w = strlen(why);
     if (n > 120)
         n = 120;
     memcpy(line, "mymalloc: ignoring ", 19);
     memcpy(line + 19, entry, n);
-    memcpy(line + 19 + n, ": not a valid size\n", 20);
+    memcpy(line + 19 + n, why, w + 1);
     mm_write_str(STDERR_FILENO, line);
 }
 
@@ -118,6 +125,8 @@ static const struct {
     { "MYMALLOC_TRIM_THRESHOLD=", SET_TRIM_THRESHOLD, 1 },
     { "MYMALLOC_TOP_PAD=", SET_TOP_PAD, 1 },
     { "MYMALLOC_MMAP_MAX=", SET_MMAP_MAX, 1 },
+    { "MYMALLOC_CHECK=", SET_CHECK, 1 },
+    { "MYMALLOC_ABORT=", SET_ABORT, 1 },
     { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
     { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
     { "MALLOC_TOP_PAD_=", SET_TOP_PAD, 0 },
@@ -147,8 +156,9 @@ int mm_settings_read_environment(void)
                 continue;
             if (!env_names[i].ours && set_by_ours[env_names[i].id])
                 break;
+            int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT;
             if (!parse_size(entry + len, &value, &never) || !setting_store(env_names[i].id, value, never))
-                report_bad(entry);
+                report_bad(entry, is_level ? ": not a valid level\n" : ": not a valid size\n");
             else if (env_names[i].ours)
                 set_by_ours[env_names[i].id] = 1;
             break;
@@ -171,7 +181,13 @@ MYMALLOC_EXPORT int mallopt(int param, int value)
         return value >= 0 && setting_store(SET_MMAP_MAX, (size_t)value, 0);
     case M_MXFAST:
         return value >= 0 && value <= 160;   /* accepted as glibc does; no fast bins here */
-    case M_CHECK_ACTION:
+    case M_MYMALLOC_CHECK:
+        return value >= 0 && setting_store(SET_CHECK, (size_t)value, 0);
+    case M_MYMALLOC_ABORT:
+        return value >= 0 && setting_store(SET_ABORT, (size_t)value, 0);
+    case M_CHECK_ACTION:       /* glibc's bit 1 (value 2): abort on an error */
+        __atomic_store_n(&mm_abort_on_error, (value & 2) != 0, __ATOMIC_RELAXED);
+        return 1;
     case M_PERTURB:
     case M_ARENA_TEST:
     case M_ARENA_MAX:

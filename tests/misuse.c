@@ -136,7 +136,7 @@ static void free_stack(void)
 {
     _Alignas(16) unsigned char buf[64];
     memset(buf, 0, sizeof buf);
-    expect("mymalloc: free(): invalid pointer 0x%lx (not from this heap)", addr(buf + 16));
+    expect("mymalloc: free(): invalid pointer 0x%lx (not from mymalloc)", addr(buf + 16));
     free(opaque(buf + 16));
 }
 
@@ -144,7 +144,7 @@ static _Alignas(16) unsigned char static_array[64];   /* zero: a clear "header" 
 
 static void free_static(void)
 {
-    expect("mymalloc: free(): invalid pointer 0x%lx (not from this heap)", addr(static_array + 16));
+    expect("mymalloc: free(): invalid pointer 0x%lx (not from mymalloc)", addr(static_array + 16));
     free(opaque(static_array + 16));
 }
 
@@ -152,7 +152,7 @@ static void usable_size_freed(void)
 {
     char *p = guarded_40();
     free(opaque(p));
-    expect("mymalloc: malloc_usable_size(): free block 0x%lx (already freed, block of 48 bytes)", addr(p));
+    expect("mymalloc: malloc_usable_size(): freed block 0x%lx (block of 48 bytes)", addr(p));
     size_t n = malloc_usable_size(opaque(p));
     (void)n;
 }
@@ -179,7 +179,8 @@ static void corrupted_size(void)
     size_t bogus = (size_t)1 << 40;
     size_t *words = opaque(p);
     words[-1] = bogus | 3;                   /* in use, previous in use, absurd size */
-    expect("mymalloc: free(): corrupted header of block 0x%lx (block of %zu bytes)", addr(p), bogus);
+    expect("mymalloc: free(): corrupted header of block 0x%lx (overwritten: did the block at 0x%lx before it run past its end?)",
+           addr(p), addr(p - 48));
     free(opaque(p));
 }
 
@@ -189,7 +190,8 @@ static void corrupted_mapped_flag(void)
     size_t *words = opaque(p);
     words[-1] = 48 | 7;                      /* claims to be a mapped block */
     words[-2] = 0;                           /* with an impossible mapping offset */
-    expect("mymalloc: free(): invalid pointer 0x%lx (not a block: bad or corrupted header)", addr(p));
+    expect("mymalloc: free(): corrupted header of block 0x%lx (overwritten: did the block at 0x%lx before it run past its end?)",
+           addr(p), addr(p - 48));
     free(opaque(p));
 }
 

@@ -1,0 +1,263 @@
+/* check.c - heap-misuse checks: the secret behind header check values, the
+ * check level and what to do on an error, probing foreign pointers without
+ * faulting, and the slow diagnosis that tells a corrupted header from an
+ * interior or foreign pointer (and repairs what it can, to carry on). */
+#define _GNU_SOURCE
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include "internal.h"
+
+struct mm_secret mm_secret = { .level = 1 };
+int mm_abort_on_error = 1;
+
+/* Choose the secrets, once, before the first header is written. */
+void mm_secret_init(void)
+{
+    static int done;
+    uint64_t seed[2] = { 0, 0 };
+    if (__atomic_load_n(&done, __ATOMIC_ACQUIRE))
+        return;
+    if (getrandom(seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
+        /* Early boot or an old kernel: the kernel's AT_RANDOM bytes, mixed
+         * with the clock and an address. */
+        const uint64_t *at_random = (const uint64_t *)getauxval(AT_RANDOM);
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        seed[0] = (at_random != NULL ? at_random[0] : 0) ^ (uint64_t)now.tv_nsec ^ (uint64_t)(uintptr_t)&now;
+        seed[1] = (at_random != NULL ? at_random[1] : 0) ^ ((uint64_t)now.tv_sec << 32) ^ 0x9e3779b97f4a7c15u;
+    }
+    mm_secret.mix = seed[0];
+    mm_secret.multiplier = seed[1] | 1;   /* odd: a bijection, every input bit matters */
+    __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
+}
+
+/* Lower (or raise, while checks are on) the check level; 0 is one-way: blocks
+ * made without check values could not be verified later. */
+int mm_check_level_set(int level)
+{
+    if (level < 0 || level > 2 || (mm_secret.level == 0 && level != 0))
+        return 0;
+    __atomic_store_n(&mm_secret.level, level, __ATOMIC_RELAXED);
+    return 1;
+}
+
+/* Report heap misuse; returns only when MYMALLOC_ABORT=0 asked to carry on. */
+void mm_report(const char *func, const char *what, const void *p, const char *detail, size_t block)
+{
+    mm_report_line(func, what, p, detail, block);
+    if (__atomic_load_n(&mm_abort_on_error, __ATOMIC_RELAXED))
+        abort();
+}
+
+/* Are the 16 bytes around a header (the offset word and the header) mapped?
+ * A foreign or already unmapped pointer must not crash us. */
+int mm_probe_mapped(const void *header)
+{
+    size_t page = mm_page_size();
+    uintptr_t first = align_down((uintptr_t)header - MM_WORD, page);
+    uintptr_t last = align_down((uintptr_t)header + MM_WORD - 1, page);
+    unsigned char vec[2];
+    return mincore((void *)first, last - first + page, vec) == 0;
+}
+
+/* The last few mapped blocks released, to name a double free of one. */
+#define RECENT_UNMAPPED 64
+static uintptr_t recent_unmapped[RECENT_UNMAPPED];
+static unsigned recent_next;
+
+void mm_note_unmapped(const void *p)
+{
+    unsigned i = __atomic_fetch_add(&recent_next, 1, __ATOMIC_RELAXED) % RECENT_UNMAPPED;
+    __atomic_store_n(&recent_unmapped[i], (uintptr_t)p, __ATOMIC_RELAXED);
+}
+
+int mm_recently_unmapped(const void *p)
+{
+    for (unsigned i = 0; i < RECENT_UNMAPPED; i++)
+        if (__atomic_load_n(&recent_unmapped[i], __ATOMIC_RELAXED) == (uintptr_t)p)
+            return 1;
+    return 0;
+}
+
+static struct mm_region *region_containing(struct mm_arena *a, const void *p)
+{
+    for (struct mm_region *r = a->regions; r != NULL; r = r->next)
+        if ((const char *)p >= (char *)r && (const char *)p < (char *)r + r->size)
+            return r;
+    return NULL;
+}
+
+/* Where a bad header's block really ends: the next word, 16-byte step by step,
+ * that is a valid header whose P bit says its predecessor is in use.  0 when
+ * none is found before the fence. */
+static size_t scan_true_size(struct mm_region *r, block_t *b)
+{
+    char *fence = (char *)r + r->size - MM_WORD;
+    for (char *q = (char *)b + MM_MIN_BLOCK; q <= fence; q += MM_ALIGN) {
+        block_t *c = (block_t *)q;
+        if (block_head_ok(c) && block_prev_inuse(c) && (q == fence || block_size(c) >= MM_MIN_BLOCK))
+            return (size_t)(q - (char *)b);
+    }
+    return 0;
+}
+
+/* Keep a block whose header was destroyed out of every later use: rewrite it
+ * as an in-use block in quarantine, so the heap stays walkable, and refile
+ * the free blocks (it may have been one). */
+static void quarantine(struct mm_arena *a, struct mm_region *r, block_t *b, int prev_inuse)
+{
+    size_t size = scan_true_size(r, b);
+    if (size != 0) {
+        block_set_head(b, size, BLOCK_INUSE | ORIGIN_QUARANTINE | (prev_inuse ? BLOCK_PREV_INUSE : 0));
+        mm_heap_rebuild_bins(a);
+    }
+}
+
+/* The header of `b`, known to be a block start, was overwritten. */
+void mm_quarantine_header(struct mm_arena *a, block_t *b, int prev_inuse)
+{
+    struct mm_region *r = region_containing(a, b);
+    if (r != NULL)
+        quarantine(a, r, b, prev_inuse);
+}
+
+/* The header before p fails its check (the arena lock is held): find out
+ * whether p is inside a block, or is a block whose header was overwritten,
+ * report it, and with MYMALLOC_ABORT=0 quarantine the block. */
+void mm_diagnose_header(struct mm_arena *a, block_t *b, const void *p, const char *func)
+{
+    struct mm_region *r = region_containing(a, b);
+    if (r == NULL) {
+        mm_report(func, "invalid pointer", p, "not from mymalloc", 0);
+        return;
+    }
+    block_t *walk = block_at(r, MM_REGION_FIRST_BLOCK), *fence = (block_t *)((char *)r + r->size - MM_WORD);
+    block_t *before = NULL;
+    int prev_inuse = 1;
+    while (walk < b && walk != fence) {
+        if (!block_head_ok(walk) || block_size(walk) < MM_MIN_BLOCK) {
+            char detail[64];
+            char *o = mm_format_hex(detail, (uintptr_t)block_user(walk));
+            memcpy(o, " is overwritten", sizeof " is overwritten");
+            mm_report(func, "heap corrupted near", p, detail, 0);
+            quarantine(a, r, walk, prev_inuse);
+            return;
+        }
+        before = walk;
+        prev_inuse = walk == a->top ? 0 : block_inuse(walk);
+        walk = block_next(walk);
+    }
+    if (walk == b) {
+        char detail[112], *o = detail;
+        if (before != NULL) {
+            memcpy(o, "overwritten: did the block at ", 30);
+            o = mm_format_hex(o + 30, (uintptr_t)block_user(before));
+            memcpy(o, " before it run past its end?", sizeof " before it run past its end?");
+        } else {
+            memcpy(o, "overwritten", sizeof "overwritten");
+        }
+        mm_report(func, "corrupted header of block", p, detail, 0);
+        quarantine(a, r, b, prev_inuse);
+        return;
+    }
+    if (before == NULL) {
+        mm_report(func, "invalid pointer", p, "not from mymalloc", 0);
+        return;
+    }
+    /* p lies inside the block `before`. */
+    int free_block = before == a->top || !block_inuse(before);
+    char detail[96];
+    const char *intro = free_block ? "inside the free block at " : "inside the block at ";
+    size_t len = strlen(intro);
+    memcpy(detail, intro, len);
+    mm_format_hex(detail + len, (uintptr_t)block_user(before));
+    mm_report(func, "invalid pointer", p, detail, block_size(before));
+}
+
+/* ---- MYMALLOC_CHECK=2: canaries in the slack, and freed memory filled ---- */
+
+#define CANARY_BYTE 0xcb   /* between the requested size and the stored size */
+#define FREED_BYTE  0xdf   /* the inside of a freed block */
+
+static inline size_t canary_key(const block_t *b)
+{
+    return (size_t)(mm_secret.mix ^ ((uint64_t)(uintptr_t)b * 0x9e3779b97f4a7c15u));
+}
+
+/* The last word of the block's user area keeps the requested size (keyed);
+ * the bytes between the request and that word hold CANARY_BYTE. */
+void mm_canary_set(block_t *b, size_t n)
+{
+    char *user = block_user(b);
+    size_t usable = block_usable(b);
+    memset(user + n, CANARY_BYTE, usable - MM_WORD - n);
+    *(size_t *)(user + usable - MM_WORD) = n ^ canary_key(b);
+}
+
+/* The requested size of a block with a canary, or SIZE_MAX when the stored
+ * size itself was overwritten. */
+size_t mm_canary_requested(block_t *b)
+{
+    size_t usable = block_usable(b);
+    size_t n = *(size_t *)((char *)block_user(b) + usable - MM_WORD) ^ canary_key(b);
+    return n <= usable - MM_WORD ? n : SIZE_MAX;
+}
+
+/* 1 when nothing was written past the requested size; else 0 and *offset is
+ * the first byte (from the user pointer) found changed. */
+int mm_canary_ok(block_t *b, size_t *offset)
+{
+    size_t n = mm_canary_requested(b), usable = block_usable(b);
+    const unsigned char *user = block_user(b);
+    if (n == SIZE_MAX) {
+        *offset = usable - MM_WORD;
+        return 0;
+    }
+    for (size_t i = n; i < usable - MM_WORD; i++) {
+        if (user[i] != CANARY_BYTE) {
+            *offset = i;
+            return 0;
+        }
+    }
+    return 1;
+}
+
+/* Report a canary that was overwritten; the block is then left alone. */
+void mm_canary_report(block_t *b, const char *func, size_t offset)
+{
+    char detail[80];
+    size_t n = mm_canary_requested(b);
+    char *o = detail;
+    if (n != SIZE_MAX) {
+        o = mm_format_unsigned(o, n);
+        memcpy(o, " bytes requested, ", 18);
+        o += 18;
+    }
+    memcpy(o, "byte ", 5);
+    o = mm_format_unsigned(o + 5, offset);
+    memcpy(o, " overwritten", sizeof " overwritten");
+    mm_report(func, "write past the end of block", block_user(b), detail, block_size(b));
+}
+
+void mm_freed_fill(void *from, size_t length)
+{
+    memset(from, FREED_BYTE, length);
+}
+
+/* 1 when [from, from + length) still holds the freed pattern; else 0 and
+ * *offset is the first changed byte's distance from `from`. */
+int mm_freed_fill_ok(const void *from, size_t length, size_t *offset)
+{
+    const unsigned char *bytes = from;
+    for (size_t i = 0; i < length; i++) {
+        if (bytes[i] != FREED_BYTE) {
+            *offset = i;
+            return 0;
+        }
+    }
+    return 1;
+}
