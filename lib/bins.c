@@ -12,8 +12,19 @@ size_t mm_bin_index(size_t size)
     return 64 + (lg - 10) * 4 + ((size >> (lg - 2)) & 3);
 }
 
-static inline void binmap_set(struct mm_bins *bins, size_t i) { bins->map[i / 64] |= (uint64_t)1 << (i % 64); }
-static inline void binmap_clear(struct mm_bins *bins, size_t i) { bins->map[i / 64] &= ~((uint64_t)1 << (i % 64)); }
+/* Two levels: map[w] has a bit per bin, `words` a bit per non-zero map[w]. */
+static inline void binmap_set(struct mm_bins *bins, size_t i)
+{
+    bins->map[i / 64] |= (uint64_t)1 << (i % 64);
+    bins->words |= 1u << (i / 64);
+}
+
+static inline void binmap_clear(struct mm_bins *bins, size_t i)
+{
+    bins->map[i / 64] &= ~((uint64_t)1 << (i % 64));
+    if (bins->map[i / 64] == 0)
+        bins->words &= ~(1u << (i / 64));
+}
 
 /* The first non-empty bin with an index greater than i, or MM_NBINS. */
 static size_t binmap_next(const struct mm_bins *bins, size_t i)
@@ -23,12 +34,13 @@ static size_t binmap_next(const struct mm_bins *bins, size_t i)
     if (w >= MM_BINMAP_WORDS)
         return MM_NBINS;
     uint64_t bits = bins->map[w] & (~(uint64_t)0 << (start % 64));
-    while (bits == 0) {
-        if (++w == MM_BINMAP_WORDS)
-            return MM_NBINS;
-        bits = bins->map[w];
-    }
-    return w * 64 + (size_t)__builtin_ctzll(bits);
+    if (bits != 0)
+        return w * 64 + (size_t)__builtin_ctzll(bits);
+    unsigned higher = bins->words & (~0u << (w + 1));
+    if (higher == 0)
+        return MM_NBINS;
+    w = (size_t)__builtin_ctz(higher);
+    return w * 64 + (size_t)__builtin_ctzll(bins->map[w]);
 }
 
 void mm_bin_insert(struct mm_bins *bins, block_t *b)

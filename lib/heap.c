@@ -456,6 +456,9 @@ int mm_heap_walk_check(struct mm_arena *a)
             prev = b;
         }
     }
+    for (size_t w = 0; w < MM_BINMAP_WORDS; w++)
+        if (((a->bins.words >> w) & 1) != (a->bins.map[w] != 0))
+            problems++;
     if (free_in_bins != free_in_regions)
         problems++;
     return problems;

@@ -73,6 +73,7 @@ static inline void mm_count(enum mymalloc_call call)
 struct mm_bins {
     block_t *head[MM_NBINS];          /* small: LIFO; large: sorted by size */
     uint64_t map[MM_BINMAP_WORDS];    /* bit i set <=> head[i] != NULL */
+    unsigned words;                   /* bit w set <=> map[w] != 0 */
 };
 
 /* ---- heap.c: regions, the top block, growth and trimming ---- */
