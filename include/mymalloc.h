@@ -26,6 +26,7 @@ extern "C" {
 /* mallopt() parameters of mymalloc's own (glibc's are in <malloc.h>). */
 #define M_MYMALLOC_CHECK (-101)  /* check level 0, 1 (default) or 2, as MYMALLOC_CHECK */
 #define M_MYMALLOC_ABORT (-102)  /* 1: abort on heap misuse (default); 0: report, carry on */
+#define M_MYMALLOC_TCACHE (-103) /* 1: per-thread caches of small blocks (default); 0: none */
 
 /* The version of the library actually loaded, "MAJOR.MINOR.PATCH". */
 MYMALLOC_EXPORT const char *mymalloc_version(void);
@@ -85,6 +86,7 @@ struct mymalloc_stats {
     size_t free_bytes;          /* bytes of free blocks in the bins */
     size_t free_blocks;         /* number of those blocks */
     size_t top_bytes;           /* the top block: free, at the end of the heap */
+    size_t cached_bytes;        /* freed small blocks held in threads' caches (counted in inuse_bytes) */
     size_t mapped_blocks;       /* blocks with a mapping of their own */
     size_t mapped_bytes;        /* bytes mapped for them */
     size_t mapped_peak_bytes;

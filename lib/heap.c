@@ -177,7 +177,8 @@ static int freed_fill_intact(struct mm_arena *a, block_t *b, size_t need)
         mm_freed_fill_ok((char *)b + sizeof(block_t), end - sizeof(block_t), &offset))
         return 1;
     char detail[64];
-    char *o = mm_format_unsigned(detail, offset + sizeof(block_t) - MM_HEADER);
+    memcpy(detail, "byte ", 5);
+    char *o = mm_format_unsigned(detail + 5, offset + sizeof(block_t) - MM_HEADER);
     memcpy(o, " changed", sizeof " changed");
     mm_report("malloc", "write after free in block", block_user(b), detail, size);
     block_set_head(b, size, BLOCK_INUSE | ORIGIN_QUARANTINE | (b->head & BLOCK_PREV_INUSE));

@@ -42,14 +42,28 @@ static inline void mm_unlock(mm_lock_t *l)
 
 /* ---- thread.c: per-thread counters ---- */
 enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
+/* A thread's cache of small free blocks (cache.c): per size class and per
+ * origin (the malloc family, operator new), singly linked through the first
+ * user word (mangled), with a key in the second word while cached. */
+#define MM_CACHE_CLASSES 64                          /* class = block size / 16 */
+#define MM_CACHE_MAX_BLOCK ((MM_CACHE_CLASSES - 1) * 16)
+#define MM_CACHE_MAX_REQUEST (MM_CACHE_MAX_BLOCK - MM_HEADER)
+#define MM_CACHE_ORIGINS 2
+struct mm_cache {
+    block_t *head[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
+    uint8_t count[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
+    size_t bytes;                       /* bytes of the blocks held */
+};
+
 struct mm_thread {
     struct mm_thread *next, *prev;      /* the registry of live threads */
     int state;                          /* MM_THREAD_NEW, _LIVE or _EXITED */
     uint64_t calls[MYMALLOC_CALL_COUNT];
+    struct mm_cache cache;
 };
 MM_HIDDEN extern __thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
 MM_HIDDEN void mm_count_slow(enum mymalloc_call call);
-MM_HIDDEN void mm_thread_counts(uint64_t calls[MYMALLOC_CALL_COUNT]);
+MM_HIDDEN void mm_thread_counts(uint64_t calls[MYMALLOC_CALL_COUNT], size_t *cached_bytes);
 MM_HIDDEN void mm_thread_setup(void);
 MM_HIDDEN void mm_thread_fork_prepare(void);
 MM_HIDDEN void mm_thread_fork_parent(void);
@@ -142,7 +156,9 @@ struct mm_settings {
     size_t trim_threshold;   /* trim the top when it holds this much free; SIZE_MAX: never */
     size_t top_pad;          /* extra bytes asked of the kernel on each growth */
     size_t mmap_max;         /* most mapped blocks at once; 0 disables them */
+    size_t tcache;           /* 1: per-thread caches of small blocks */
 };
+MM_HIDDEN void mm_settings_changed(void);
 MM_HIDDEN extern struct mm_settings mm_settings;
 MM_HIDDEN int mm_settings_read_environment(void);
 static inline size_t mm_setting(const size_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }

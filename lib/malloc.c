@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
+#include "cache.h"
 #include "internal.h"
 #include "mymalloc.h"
 
@@ -17,8 +18,10 @@ int mm_ready;
 void mm_init_slow(void)
 {
     mm_secret_init();
-    if (mm_settings_read_environment())
+    if (mm_settings_read_environment()) {
         __atomic_store_n(&mm_ready, 1, __ATOMIC_RELEASE);
+        mm_settings_changed();
+    }
 }
 
 static inline int wants_mapping(size_t n)
@@ -90,6 +93,12 @@ static int origin_ok(const block_t *b, const void *p, const char *func, size_t e
     return 0;
 }
 
+/* Is the in-use block b sitting in a thread's cache (freed already)? */
+static inline int block_cached(block_t *b)
+{
+    return block_size(b) <= MM_CACHE_MAX_BLOCK && ((size_t *)block_user(b))[1] == mm_cache_key(block_user(b));
+}
+
 /* A mapped block about to be freed or resized: 0 after a report. */
 static int mapped_block_ok(const block_t *b, const void *p, const char *func, size_t origin)
 {
@@ -110,7 +119,7 @@ static int heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const ch
         return 0;
     }
     size_t size = block_size(b);
-    if (unlikely(!block_inuse(b))) {
+    if (unlikely(!block_inuse(b) || block_cached(b))) {
         mm_report(func, "double free of", p, NULL, size);
         return 0;
     }
@@ -154,6 +163,15 @@ static MM_COLD void *alloc_with_canary(size_t n, size_t alignment, size_t origin
 void *mm_alloc(size_t n, size_t origin)
 {
     struct mm_arena *a = &mm_main_arena;
+    struct mm_thread *t = &mm_self;
+    if (likely(n <= MM_CACHE_MAX_REQUEST && origin < ORIGIN_NEW_ARRAY && mm_cache_usable(t))) {
+        size_t cls = request_to_block(n) / MM_ALIGN, o = origin >> ORIGIN_SHIFT;
+        void *p = mm_cache_pop(t, o, cls);
+        if (likely(p != NULL))
+            return p;
+        p = mm_cache_refill(t, o, cls, origin);
+        return p != NULL ? p : out_of_memory();
+    }
     mm_init();
     if (unlikely(canaries_on()))
         return alloc_with_canary(n, MM_ALIGN, origin);
@@ -215,10 +233,34 @@ static MM_COLD void wrong_size(const char *func, const void *p, size_t size, siz
 
 /* free() and its sized and C++ forms: a nonzero size is checked against the
  * block, and the block's origin against the family freeing it. */
+/* The free() fast path: a sound small block of this origin goes to the
+ * thread's cache.  0 when the slow path must look at it. */
+static inline int cache_free(struct mm_thread *t, void *p, size_t size, size_t origin)
+{
+    struct mm_arena *a = &mm_main_arena;
+    block_t *b = block_of_user(p);
+    if (unlikely((uintptr_t)p % MM_ALIGN != 0 || !header_readable(a, p)))
+        return 0;
+    size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED);
+    size_t block = head & BLOCK_SIZE_MASK;
+    if (unlikely((head & (BLOCK_FLAGS & ~BLOCK_PREV_INUSE)) != (BLOCK_INUSE | origin) || block > MM_CACHE_MAX_BLOCK ||
+                 !block_head_ok(b) || !block_head_ok(block_at(b, block))))
+        return 0;
+    if (unlikely(mm_check_level() != 0 && ((size_t *)p)[1] == mm_cache_key(p)))
+        return 0;                                    /* already cached: a double free */
+    if (size != 0 && unlikely(!block_fits_size(b, size, 0)))
+        return 0;
+    mm_cache_push(t, origin >> ORIGIN_SHIFT, block / MM_ALIGN, b);
+    return 1;
+}
+
 void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func)
 {
     struct mm_arena *a = &mm_main_arena;
+    struct mm_thread *t = &mm_self;
     if (p == NULL)
+        return;
+    if (likely(origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && mm_cache_usable(t)) && cache_free(t, p, size, origin))
         return;
     int saved_errno = errno;
     block_t *b = block_of_user(p);
@@ -536,7 +578,7 @@ MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
     mm_lock(&a->lock);
     if (!block_head_ok(b))
         mm_diagnose_header(a, b, p, "malloc_usable_size");
-    else if (!block_inuse(b))
+    else if (!block_inuse(b) || block_cached(b))
         mm_report("malloc_usable_size", "freed block", p, NULL, block_size(b));
     else if (origin_ok(b, p, "malloc_usable_size", ORIGIN_ANY) && canary_intact(b, "malloc_usable_size"))
         usable = usable_bytes(b);
@@ -548,6 +590,8 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
 {
     struct mm_arena *a = &mm_main_arena;
     int saved_errno = errno;
+    if (mm_self.state == MM_THREAD_LIVE)
+        mm_cache_flush(&mm_self);
     mm_lock(&a->lock);
     int released = mm_heap_trim(a, pad);
     mm_unlock(&a->lock);

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
+#include "cache.h"
 #include "internal.h"
 #include "mymalloc.h"
 
@@ -17,11 +18,21 @@ struct mm_settings mm_settings = {
     .trim_threshold = 128 * KIB,
     .top_pad = 128 * KIB,
     .mmap_max = 65536,
+    .tcache = 1,
 };
+
+/* Derived switches, recomputed whenever a setting changes. */
+void mm_settings_changed(void)
+{
+    int on = __atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE) && mm_setting(&mm_settings.tcache) &&
+             mm_check_level() != 2;
+    __atomic_store_n(&mm_cache_mode, on, __ATOMIC_RELAXED);
+}
 
 extern char **environ;
 
-enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_COUNT };
+enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_TCACHE,
+                  SET_COUNT };
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
@@ -52,6 +63,11 @@ static int setting_store(enum setting_id id, size_t value, int never)
         if (never || value > 1)
             return 0;
         __atomic_store_n(&mm_abort_on_error, (int)value, __ATOMIC_RELAXED);
+        return 1;
+    case SET_TCACHE:
+        if (never || value > 1)
+            return 0;
+        __atomic_store_n(&mm_settings.tcache, value, __ATOMIC_RELAXED);
         return 1;
     default:
         return 0;
@@ -127,6 +143,7 @@ static const struct {
     { "MYMALLOC_MMAP_MAX=", SET_MMAP_MAX, 1 },
     { "MYMALLOC_CHECK=", SET_CHECK, 1 },
     { "MYMALLOC_ABORT=", SET_ABORT, 1 },
+    { "MYMALLOC_TCACHE=", SET_TCACHE, 1 },
     { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
     { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
     { "MALLOC_TOP_PAD_=", SET_TOP_PAD, 0 },
@@ -156,7 +173,7 @@ int mm_settings_read_environment(void)
                 continue;
             if (!env_names[i].ours && set_by_ours[env_names[i].id])
                 break;
-            int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT;
+            int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT || env_names[i].id == SET_TCACHE;
             if (!parse_size(entry + len, &value, &never) || !setting_store(env_names[i].id, value, never))
                 report_bad(entry, is_level ? ": not a valid level\n" : ": not a valid size\n");
             else if (env_names[i].ours)
@@ -167,9 +184,20 @@ int mm_settings_read_environment(void)
     return 1;
 }
 
+static int mallopt_store(int param, int value);
+
 MYMALLOC_EXPORT int mallopt(int param, int value)
 {
     mm_init();
+    int done = mallopt_store(param, value);
+    mm_settings_changed();
+    if (done && !mm_cache_mode && mm_self.state == MM_THREAD_LIVE)
+        mm_cache_flush(&mm_self);       /* caching just went off: give back ours */
+    return done;
+}
+
+static int mallopt_store(int param, int value)
+{
     switch (param) {
     case M_MMAP_THRESHOLD:
         return value >= 0 && setting_store(SET_MMAP_THRESHOLD, (size_t)value, 0);
@@ -185,6 +213,8 @@ MYMALLOC_EXPORT int mallopt(int param, int value)
         return value >= 0 && setting_store(SET_CHECK, (size_t)value, 0);
     case M_MYMALLOC_ABORT:
         return value >= 0 && setting_store(SET_ABORT, (size_t)value, 0);
+    case M_MYMALLOC_TCACHE:
+        return value >= 0 && setting_store(SET_TCACHE, (size_t)value, 0);
     case M_CHECK_ACTION:       /* glibc's bit 1 (value 2): abort on an error */
         __atomic_store_n(&mm_abort_on_error, (value & 2) != 0, __ATOMIC_RELAXED);
         return 1;

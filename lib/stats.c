@@ -45,8 +45,14 @@ MYMALLOC_EXPORT struct mallinfo2 mallinfo2(void)
     info.usmblks = a->peak_system_bytes;
     mm_unlock(&a->lock);
 
+    /* Blocks in threads' caches are free as far as the program can tell. */
+    uint64_t calls[MYMALLOC_CALL_COUNT];
+    size_t cached;
+    mm_thread_counts(calls, &cached);
+
     info.ordblks += top != 0;
-    info.fordblks = free_bytes + top;
+    info.fordblks = free_bytes + top + cached;
+    info.fsmblks = cached;
     info.uordblks = info.arena - info.fordblks;
     info.keepcost = top;
     info.hblks = __atomic_load_n(&mm_large_stats.count, __ATOMIC_RELAXED);
@@ -119,7 +125,9 @@ MYMALLOC_EXPORT int mymalloc_stats_get(struct mymalloc_stats *stats)
     stats->mapped_blocks = __atomic_load_n(&mm_large_stats.count, __ATOMIC_RELAXED);
     stats->mapped_bytes = __atomic_load_n(&mm_large_stats.bytes, __ATOMIC_RELAXED);
     stats->mapped_peak_bytes = __atomic_load_n(&mm_large_stats.peak_bytes, __ATOMIC_RELAXED);
-    mm_thread_counts(calls);
+    size_t cached;
+    mm_thread_counts(calls, &cached);
+    stats->cached_bytes = cached;
     for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
         stats->calls[i] = calls[i];
     return 0;

@@ -3,6 +3,7 @@
  * to them at thread exit and in a fork child.  Thread-local storage uses the
  * initial-exec model: no allocation on first touch. */
 #include <pthread.h>
+#include "cache.h"
 #include "internal.h"
 
 __thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
@@ -35,11 +36,18 @@ static void counters_retire(struct mm_thread *t)
 static void thread_exit(void *arg)
 {
     struct mm_thread *t = arg;
+    t->state = MM_THREAD_EXITED;        /* from here on, no caching */
+    mm_cache_flush(t);
     mm_lock(&registry_lock);
     counters_retire(t);
     registry_unlink(t);
     mm_unlock(&registry_lock);
-    t->state = MM_THREAD_EXITED;
+}
+
+static int is_deallocation(enum mymalloc_call call)
+{
+    return call == MYMALLOC_CALL_FREE || call == MYMALLOC_CALL_FREE_SIZED ||
+           call == MYMALLOC_CALL_FREE_ALIGNED_SIZED || call >= MYMALLOC_CALL_DELETE;
 }
 
 /* First counted call of a thread, or a call after its exit handler ran. */
@@ -47,7 +55,10 @@ void mm_count_slow(enum mymalloc_call call)
 {
     struct mm_thread *t = &mm_self;
 
-    if (t->state == MM_THREAD_EXITED) {
+    /* A thread is registered by its first allocation, never by a free: glibc
+     * frees per-thread buffers after the key destructors have run, and a
+     * thread registered then would never be unregistered. */
+    if (t->state == MM_THREAD_EXITED || is_deallocation(call)) {
         __atomic_add_fetch(&retired_calls[call], 1, __ATOMIC_RELAXED);
         return;
     }
@@ -66,15 +77,20 @@ void mm_count_slow(enum mymalloc_call call)
         pthread_setspecific(exit_key, t);
 }
 
-void mm_thread_counts(uint64_t calls[MYMALLOC_CALL_COUNT])
+/* Call counts of all threads, and the bytes their caches hold. */
+void mm_thread_counts(uint64_t calls[MYMALLOC_CALL_COUNT], size_t *cached_bytes)
 {
+    size_t cached = 0;
     mm_lock(&registry_lock);
     for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
         calls[i] = __atomic_load_n(&retired_calls[i], __ATOMIC_RELAXED);
-    for (struct mm_thread *t = registry; t != NULL; t = t->next)
+    for (struct mm_thread *t = registry; t != NULL; t = t->next) {
         for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
             calls[i] += __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED);
+        cached += __atomic_load_n(&t->cache.bytes, __ATOMIC_RELAXED);
+    }
     mm_unlock(&registry_lock);
+    *cached_bytes = cached;
 }
 
 void mm_thread_fork_prepare(void) { mm_lock(&registry_lock); }

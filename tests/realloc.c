@@ -464,6 +464,9 @@ static void test_failure(void)
 int main(void)
 {
     /* The documented defaults, whatever MYMALLOC_* / MALLOC_*_ the environment holds. */
+    /* These tests watch where blocks land: no per-thread cache between
+     * free() and the heap. */
+    mallopt(M_MYMALLOC_TCACHE, 0);
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
     mallopt(M_TRIM_THRESHOLD, 128 * 1024);
     mallopt(M_TOP_PAD, 128 * 1024);

@@ -1,0 +1,105 @@
+/* cache.c - per-thread caches of small blocks: refilled from the arena and
+ * drained back to it in batches (one lock round trip for many blocks),
+ * flushed when the thread exits, on malloc_trim and when caching is turned
+ * off.  Cached blocks stay "in use" for the heap, so nothing else touches
+ * them; the fast paths are in cache.h. */
+#include "cache.h"
+
+int mm_cache_mode;
+
+/* Blocks kept per class: about 4 KiB worth, between 4 and 32 blocks. */
+#define L(cls) ((cls) == 0 ? 0 : 256 / (cls) > 32 ? 32 : 256 / (cls) < 4 ? 4 : 256 / (cls))
+#define L4(c) L(c), L(c + 1), L(c + 2), L(c + 3)
+#define L16(c) L4(c), L4(c + 4), L4(c + 8), L4(c + 12)
+const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48) };
+
+/* Hand a cached block back to the heap; arena lock held. */
+static void cache_release(struct mm_arena *a, struct mm_thread *t, block_t *b, size_t cls)
+{
+    size_t *user = block_user(b);
+    user[0] = user[1] = 0;
+    t->cache.bytes -= cls * MM_ALIGN;
+    mm_heap_release(a, b, 0);
+}
+
+/* The cache of this class is empty: take a batch of blocks under one lock,
+ * return one and keep the rest.  NULL when out of memory. */
+void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
+{
+    struct mm_arena *a = &mm_main_arena;
+    unsigned batch = mm_cache_limit[cls] / 2u;
+    block_t *first;
+
+    mm_lock(&a->lock);
+    first = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
+    for (unsigned i = 1; first != NULL && i < batch; i++) {
+        block_t *b = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
+        if (b == NULL)
+            break;
+        size_t *user = block_user(b);
+        user[0] = (size_t)cache_link(user, t->cache.head[o][cls]);
+        user[1] = mm_cache_key(user);
+        t->cache.head[o][cls] = b;
+        t->cache.count[o][cls]++;
+        t->cache.bytes += cls * MM_ALIGN;
+    }
+    mm_unlock(&a->lock);
+    return first != NULL ? block_user(first) : NULL;
+}
+
+/* The cache of this class is over its limit: keep the most recently freed
+ * half (warm in the CPU cache) and give the rest back under one lock. */
+void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
+{
+    struct mm_arena *a = &mm_main_arena;
+    unsigned keep = mm_cache_limit[cls] / 2u;
+    block_t *b = t->cache.head[o][cls];
+
+    for (unsigned i = 1; i < keep; i++)
+        b = cache_link(block_user(b), (block_t *)((size_t *)block_user(b))[0]);
+    block_t *rest = cache_link(block_user(b), (block_t *)((size_t *)block_user(b))[0]);
+    ((size_t *)block_user(b))[0] = (size_t)cache_link(block_user(b), NULL);
+    t->cache.count[o][cls] = (uint8_t)keep;
+
+    mm_lock(&a->lock);
+    while (rest != NULL) {
+        block_t *next = cache_link(block_user(rest), (block_t *)((size_t *)block_user(rest))[0]);
+        cache_release(a, t, rest, cls);
+        rest = next;
+    }
+    mm_unlock(&a->lock);
+}
+
+/* Give every cached block back (thread exit, malloc_trim, caching off). */
+void mm_cache_flush(struct mm_thread *t)
+{
+    struct mm_arena *a = &mm_main_arena;
+    mm_lock(&a->lock);
+    for (size_t o = 0; o < MM_CACHE_ORIGINS; o++) {
+        for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
+            block_t *b = t->cache.head[o][cls];
+            while (b != NULL) {
+                block_t *next = cache_link(block_user(b), (block_t *)((size_t *)block_user(b))[0]);
+                cache_release(a, t, b, cls);
+                b = next;
+            }
+            t->cache.head[o][cls] = NULL;
+            t->cache.count[o][cls] = 0;
+        }
+    }
+    mm_unlock(&a->lock);
+}
+
+/* A cached block's key or link was overwritten after it was freed: report
+ * it and abandon the rest of that list (its blocks stay in use: leaked, never
+ * handed out twice). */
+void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls)
+{
+    block_t *b = t->cache.head[o][cls];
+    t->cache.head[o][cls] = NULL;
+    t->cache.bytes -= t->cache.count[o][cls] * cls * MM_ALIGN;
+    t->cache.count[o][cls] = 0;
+    mm_report("malloc", "write after free in block", block_user(b), "a cached block's link or key changed",
+              block_size(b));
+    return NULL;
+}

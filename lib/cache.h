@@ -1,0 +1,68 @@
+/* cache.h - the fast paths of the per-thread cache: popping a small block on
+ * malloc and pushing one on free, with no lock.  The slow parts (refill in a
+ * batch, drain in a batch, flush at thread exit) are in cache.c. */
+#ifndef MYMALLOC_CACHE_H
+#define MYMALLOC_CACHE_H
+
+#include "internal.h"
+
+/* Set by the settings: the caches are in use (MYMALLOC_TCACHE, not at check
+ * level 2, settings read). */
+MM_HIDDEN extern int mm_cache_mode;
+
+MM_HIDDEN void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin);
+MM_HIDDEN void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls);
+MM_HIDDEN void mm_cache_flush(struct mm_thread *t);
+MM_HIDDEN MM_COLD void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls);
+MM_HIDDEN extern const uint8_t mm_cache_limit[MM_CACHE_CLASSES];
+
+static inline int mm_cache_usable(const struct mm_thread *t)
+{
+    return t->state == MM_THREAD_LIVE && __atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED);
+}
+
+/* The second user word of a cached block holds this key: a free() that finds
+ * it there is freeing a block that is already cached (a double free). */
+static inline size_t mm_cache_key(const void *user) { return (size_t)(mm_secret.mix ^ (uintptr_t)user); }
+
+/* Links are stored mangled with their own address, so a write after free
+ * into a cached block cannot point malloc at memory of the writer's choice. */
+static inline block_t *cache_link(const void *user, const block_t *link)
+{
+    return (block_t *)((uintptr_t)link ^ (uintptr_t)mm_secret.multiplier ^ (uintptr_t)user);
+}
+
+static inline int cache_link_plausible(const block_t *link)
+{
+    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_heap_owns(&mm_main_arena, link));
+}
+
+/* A block of class `cls` for origin index `o`, or NULL when the list is empty. */
+static inline void *mm_cache_pop(struct mm_thread *t, size_t o, size_t cls)
+{
+    block_t *b = t->cache.head[o][cls];
+    if (b == NULL)
+        return NULL;
+    size_t *user = block_user(b);
+    block_t *next = cache_link(user, (block_t *)user[0]);
+    if (unlikely(mm_check_level() != 0 && (user[1] != mm_cache_key(user) || !cache_link_plausible(next))))
+        return mm_cache_corrupt(t, o, cls);
+    t->cache.head[o][cls] = next;
+    t->cache.count[o][cls]--;
+    t->cache.bytes -= cls * MM_ALIGN;
+    user[1] = 0;
+    return user;
+}
+
+static inline void mm_cache_push(struct mm_thread *t, size_t o, size_t cls, block_t *b)
+{
+    size_t *user = block_user(b);
+    user[0] = (size_t)cache_link(user, t->cache.head[o][cls]);
+    user[1] = mm_cache_key(user);
+    t->cache.head[o][cls] = b;
+    t->cache.bytes += cls * MM_ALIGN;
+    if (unlikely(++t->cache.count[o][cls] > mm_cache_limit[cls]))
+        mm_cache_drain(t, o, cls);
+}
+
+#endif
