@@ -104,12 +104,17 @@ _Static_assert((MM_MIN_BLOCK % MM_ALIGN) == 0, "minimum block keeps alignment");
 struct mm_secret { uint64_t mix, multiplier; int level; };
 extern struct mm_secret mm_secret __attribute__((visibility("hidden")));
 
+static inline size_t head_check_bits(const void *where, size_t head)
+{
+    uint64_t h = ((uint64_t)head ^ (uint64_t)(uintptr_t)where ^ mm_secret.mix) * mm_secret.multiplier;
+    return (size_t)(h >> CHECK_SHIFT) << CHECK_SHIFT;
+}
+
 static inline size_t head_with_check(const void *where, size_t head)
 {
     if (__atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED) == 0)
         return head;
-    uint64_t h = ((uint64_t)head ^ (uint64_t)(uintptr_t)where ^ mm_secret.mix) * mm_secret.multiplier;
-    return head | (size_t)(h >> CHECK_SHIFT) << CHECK_SHIFT;
+    return head | head_check_bits(where, head);
 }
 
 /* Is the header's check value right (always, with checks off)? */
@@ -118,7 +123,8 @@ static inline int block_head_ok(const struct block *b)
     size_t head = b->head;
     if (__atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED) == 0)
         return 1;
-    return head_with_check(b, head & (((size_t)1 << CHECK_SHIFT) - 1)) == head;
+    size_t rest = head & (((size_t)1 << CHECK_SHIFT) - 1);
+    return (rest | head_check_bits(b, rest)) == head;
 }
 
 static inline size_t block_size(const block_t *b) { return b->head & BLOCK_SIZE_MASK; }

@@ -14,11 +14,10 @@ int mm_cache_mode;
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48) };
 
 /* Hand a cached block back to the heap; arena lock held. */
-static void cache_release(struct mm_arena *a, struct mm_thread *t, block_t *b, size_t cls)
+static void cache_release(struct mm_arena *a, block_t *b)
 {
     size_t *user = block_user(b);
     user[0] = user[1] = 0;
-    t->cache.bytes -= cls * MM_ALIGN;
     mm_heap_release(a, b, 0);
 }
 
@@ -41,7 +40,6 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
         user[1] = mm_cache_key(user);
         t->cache.head[o][cls] = b;
         t->cache.count[o][cls]++;
-        t->cache.bytes += cls * MM_ALIGN;
     }
     mm_unlock(&a->lock);
     return first != NULL ? block_user(first) : NULL;
@@ -64,7 +62,7 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     mm_lock(&a->lock);
     while (rest != NULL) {
         block_t *next = cache_link(block_user(rest), (block_t *)((size_t *)block_user(rest))[0]);
-        cache_release(a, t, rest, cls);
+        cache_release(a, rest);
         rest = next;
     }
     mm_unlock(&a->lock);
@@ -80,7 +78,7 @@ void mm_cache_flush(struct mm_thread *t)
             block_t *b = t->cache.head[o][cls];
             while (b != NULL) {
                 block_t *next = cache_link(block_user(b), (block_t *)((size_t *)block_user(b))[0]);
-                cache_release(a, t, b, cls);
+                cache_release(a, b);
                 b = next;
             }
             t->cache.head[o][cls] = NULL;
@@ -97,7 +95,6 @@ void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls)
 {
     block_t *b = t->cache.head[o][cls];
     t->cache.head[o][cls] = NULL;
-    t->cache.bytes -= t->cache.count[o][cls] * cls * MM_ALIGN;
     t->cache.count[o][cls] = 0;
     mm_report("malloc", "write after free in block", block_user(b), "a cached block's link or key changed",
               block_size(b));

@@ -49,7 +49,6 @@ static inline void *mm_cache_pop(struct mm_thread *t, size_t o, size_t cls)
         return mm_cache_corrupt(t, o, cls);
     t->cache.head[o][cls] = next;
     t->cache.count[o][cls]--;
-    t->cache.bytes -= cls * MM_ALIGN;
     user[1] = 0;
     return user;
 }
@@ -60,7 +59,6 @@ static inline void mm_cache_push(struct mm_thread *t, size_t o, size_t cls, bloc
     user[0] = (size_t)cache_link(user, t->cache.head[o][cls]);
     user[1] = mm_cache_key(user);
     t->cache.head[o][cls] = b;
-    t->cache.bytes += cls * MM_ALIGN;
     if (unlikely(++t->cache.count[o][cls] > mm_cache_limit[cls]))
         mm_cache_drain(t, o, cls);
 }

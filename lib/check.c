@@ -117,12 +117,46 @@ static void quarantine(struct mm_arena *a, struct mm_region *r, block_t *b, int 
     }
 }
 
-/* The header of `b`, known to be a block start, was overwritten. */
+/* The header of `b`, known to be a block start, was overwritten.  The top's
+ * extent is known (it ends at the fence), so it is simply rewritten. */
 void mm_quarantine_header(struct mm_arena *a, block_t *b, int prev_inuse)
 {
     struct mm_region *r = region_containing(a, b);
-    if (r != NULL)
-        quarantine(a, r, b, prev_inuse);
+    if (r == NULL)
+        return;
+    if (b == a->top) {
+        char *fence = (char *)r + r->size - MM_WORD;
+        block_set_head(b, (size_t)(fence - (char *)b), BLOCK_PREV_INUSE);
+        return;
+    }
+    quarantine(a, r, b, prev_inuse);
+}
+
+/* The block before b claims to be free but its tag or header is wrong: find
+ * it by walking the region, then mend its tag or quarantine it. */
+void mm_repair_before(struct mm_arena *a, block_t *b)
+{
+    struct mm_region *r = region_containing(a, b);
+    if (r == NULL)
+        return;
+    block_t *walk = block_at(r, MM_REGION_FIRST_BLOCK), *prev = NULL;
+    int prev_inuse = 1;
+    while (walk < b) {
+        if (!block_head_ok(walk) || block_size(walk) < MM_MIN_BLOCK) {
+            quarantine(a, r, walk, prev_inuse);
+            return;
+        }
+        prev = walk;
+        prev_inuse = walk == a->top ? 0 : block_inuse(walk);
+        walk = block_next(walk);
+    }
+    if (prev == NULL || walk != b)
+        return;
+    if (!block_inuse(prev))
+        *block_tag(prev) = block_size(prev);     /* header sound: mend the tag */
+    else
+        block_set_prev_inuse(b);                 /* b's P bit was what was wrong */
+    mm_heap_rebuild_bins(a);
 }
 
 /* The header before p fails its check (the arena lock is held): find out

@@ -187,6 +187,16 @@ static int freed_fill_intact(struct mm_arena *a, block_t *b, size_t need)
     return 0;
 }
 
+/* The top's header was overwritten (a write past the end of the block before
+ * it): report it, then rewrite it from what is known, its region's end. */
+static MM_COLD void top_corrupted(struct mm_arena *a)
+{
+    block_t *t = a->top;
+    block_set_head(t, (size_t)((char *)region_fence(a->top_region) - (char *)t), BLOCK_PREV_INUSE);
+    mm_report("malloc", "corrupted header of the top block", block_user(t),
+              "a write past the end of the block before it?", 0);
+}
+
 static MM_COLD void bin_corruption(struct mm_arena *a, block_t *bad)
 {
     mm_report("malloc", "corrupted free block", block_user(bad), "written after free?", block_size(bad));
@@ -220,6 +230,8 @@ block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *d
         if (dirty != NULL)
             *dirty = block_usable(b);
     } else {
+        if (unlikely(a->top != NULL && !block_head_ok(a->top)))
+            top_corrupted(a);
         if ((a->top == NULL || block_size(a->top) < need + MM_MIN_BLOCK) && !heap_grow(a, need))
             return NULL;
         b = top_carve(a, need, origin, dirty);

@@ -11,6 +11,7 @@
 #define MM_HIDDEN   __attribute__((visibility("hidden")))
 #define MM_COLD     __attribute__((cold, noinline))
 #define MM_NORETURN __attribute__((noreturn))
+#define MM_NOINLINE __attribute__((noinline))
 #define likely(x)   __builtin_expect(!!(x), 1)
 #define unlikely(x) __builtin_expect(!!(x), 0)
 
@@ -52,7 +53,6 @@ enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
 struct mm_cache {
     block_t *head[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
     uint8_t count[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
-    size_t bytes;                       /* bytes of the blocks held */
 };
 
 struct mm_thread {
@@ -192,6 +192,7 @@ MM_HIDDEN MM_COLD void mm_report(const char *func, const char *what, const void 
 MM_HIDDEN int mm_probe_mapped(const void *header);
 MM_HIDDEN void mm_note_unmapped(const void *p);
 MM_HIDDEN int mm_recently_unmapped(const void *p);
+MM_HIDDEN MM_COLD void mm_repair_before(struct mm_arena *a, block_t *b);
 MM_HIDDEN MM_COLD void mm_quarantine_header(struct mm_arena *a, block_t *b, int prev_inuse);
 MM_HIDDEN MM_COLD void mm_diagnose_header(struct mm_arena *a, block_t *b, const void *p, const char *func);
 

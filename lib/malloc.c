@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cache.h"
+#include "family.h"
 #include "internal.h"
 #include "mymalloc.h"
 
@@ -51,12 +52,14 @@ static const char *origin_name(size_t origin)
 /* Can the header before p be read without faulting?  Inside our brk heap it
  * always can; elsewhere a pointer at the start of a page (where mapped blocks
  * begin) may be a mapped block already unmapped, so the page is probed. */
-static int header_readable(struct mm_arena *a, const void *p)
+static inline int header_readable(struct mm_arena *a, const void *p)
 {
     char *start = __atomic_load_n(&a->brk_start, __ATOMIC_ACQUIRE);
     char *end = __atomic_load_n(&a->brk_end, __ATOMIC_ACQUIRE);
     if ((const char *)p > start && (const char *)p < end)
         return 1;
+    if (!mm_heap_owns(a, p))
+        return mm_probe_mapped(block_of_user(p));   /* mapped block, or foreign */
     size_t in_page = (uintptr_t)p & (mm_page_size() - 1);
     if ((in_page & (in_page - 1)) != 0 || in_page > mm_page_size() / 2)
         return 1;     /* not where any mapped block's pointer can be */
@@ -141,6 +144,7 @@ static int heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const ch
         if (unlikely(tag < MM_MIN_BLOCK || tag % MM_ALIGN != 0 || !mm_heap_owns(a, prev) ||
                      !block_head_ok(prev) || block_inuse(prev) || block_size(prev) != tag)) {
             mm_report(func, "corrupted block before", p, "its boundary tag or header is overwritten", size);
+            mm_repair_before(a, b);
             return 0;
         }
         if (unlikely(!mm_bin_links_ok(a, prev))) {
@@ -160,9 +164,11 @@ static inline int canaries_on(void) { return mm_check_level() == 2; }
 
 static MM_COLD void *alloc_with_canary(size_t n, size_t alignment, size_t origin);
 
+static MM_NOINLINE void *alloc_slow(size_t n, size_t origin);
+
+/* malloc(): small requests are served from the thread's cache. */
 void *mm_alloc(size_t n, size_t origin)
 {
-    struct mm_arena *a = &mm_main_arena;
     struct mm_thread *t = &mm_self;
     if (likely(n <= MM_CACHE_MAX_REQUEST && origin < ORIGIN_NEW_ARRAY && mm_cache_usable(t))) {
         size_t cls = request_to_block(n) / MM_ALIGN, o = origin >> ORIGIN_SHIFT;
@@ -172,6 +178,12 @@ void *mm_alloc(size_t n, size_t origin)
         p = mm_cache_refill(t, o, cls, origin);
         return p != NULL ? p : out_of_memory();
     }
+    return alloc_slow(n, origin);
+}
+
+static void *alloc_slow(size_t n, size_t origin)
+{
+    struct mm_arena *a = &mm_main_arena;
     mm_init();
     if (unlikely(canaries_on()))
         return alloc_with_canary(n, MM_ALIGN, origin);
@@ -254,14 +266,22 @@ static inline int cache_free(struct mm_thread *t, void *p, size_t size, size_t o
     return 1;
 }
 
+static MM_NOINLINE void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func);
+
+/* free(): small blocks go to the thread's cache; all else to free_slow. */
 void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func)
 {
-    struct mm_arena *a = &mm_main_arena;
     struct mm_thread *t = &mm_self;
     if (p == NULL)
         return;
     if (likely(origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && mm_cache_usable(t)) && cache_free(t, p, size, origin))
         return;
+    free_slow(p, size, alignment, origin, func);
+}
+
+static void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func)
+{
+    struct mm_arena *a = &mm_main_arena;
     int saved_errno = errno;
     block_t *b = block_of_user(p);
     int checks = mm_check_level() != 0;
@@ -694,4 +714,43 @@ MYMALLOC_EXPORT void mymalloc_free_counted(void *p, size_t size, size_t alignmen
 MYMALLOC_EXPORT const char *mymalloc_version(void)
 {
     return MYMALLOC_VERSION_STRING;
+}
+
+/* Hidden aliases: the table of family.h must name these definitions, never
+ * whatever a preloaded library interposes on the exported names. */
+extern __typeof(malloc) mm_local_malloc __attribute__((alias("malloc"), visibility("hidden"), copy(malloc)));
+extern __typeof(free) mm_local_free __attribute__((alias("free"), visibility("hidden"), copy(free)));
+extern __typeof(calloc) mm_local_calloc __attribute__((alias("calloc"), visibility("hidden"), copy(calloc)));
+extern __typeof(realloc) mm_local_realloc __attribute__((alias("realloc"), visibility("hidden"), copy(realloc)));
+extern __typeof(reallocarray) mm_local_reallocarray __attribute__((alias("reallocarray"), visibility("hidden"), copy(reallocarray)));
+extern __typeof(posix_memalign) mm_local_posix_memalign __attribute__((alias("posix_memalign"), visibility("hidden"), copy(posix_memalign)));
+extern __typeof(aligned_alloc) mm_local_aligned_alloc __attribute__((alias("aligned_alloc"), visibility("hidden"), copy(aligned_alloc)));
+extern __typeof(memalign) mm_local_memalign __attribute__((alias("memalign"), visibility("hidden"), copy(memalign)));
+extern __typeof(valloc) mm_local_valloc __attribute__((alias("valloc"), visibility("hidden"), copy(valloc)));
+extern __typeof(pvalloc) mm_local_pvalloc __attribute__((alias("pvalloc"), visibility("hidden"), copy(pvalloc)));
+extern __typeof(malloc_usable_size) mm_local_malloc_usable_size __attribute__((alias("malloc_usable_size"), visibility("hidden"), copy(malloc_usable_size)));
+extern __typeof(malloc_trim) mm_local_malloc_trim __attribute__((alias("malloc_trim"), visibility("hidden"), copy(malloc_trim)));
+extern __typeof(free_sized) mm_local_free_sized __attribute__((alias("free_sized"), visibility("hidden"), copy(free_sized)));
+extern __typeof(free_aligned_sized) mm_local_free_aligned_sized __attribute__((alias("free_aligned_sized"), visibility("hidden"), copy(free_aligned_sized)));
+
+extern __typeof(mallopt) mm_local_mallopt __attribute__((visibility("hidden")));
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+extern __typeof(mallinfo) mm_local_mallinfo __attribute__((visibility("hidden")));
+extern __typeof(mallinfo2) mm_local_mallinfo2 __attribute__((visibility("hidden")));
+extern __typeof(malloc_stats) mm_local_malloc_stats __attribute__((visibility("hidden")));
+
+#pragma GCC diagnostic pop
+
+static const struct mymalloc_family family = {
+    mm_local_malloc, mm_local_free, mm_local_calloc, mm_local_realloc, mm_local_reallocarray,
+    mm_local_posix_memalign, mm_local_aligned_alloc, mm_local_memalign, mm_local_valloc,
+    mm_local_pvalloc, mm_local_malloc_usable_size, mm_local_malloc_trim, mm_local_mallopt,
+    mm_local_mallinfo, mm_local_mallinfo2, mm_local_malloc_stats, mm_local_free_sized,
+    mm_local_free_aligned_sized,
+};
+
+MYMALLOC_EXPORT const struct mymalloc_family *mymalloc_family(void)
+{
+    return &family;
 }

@@ -226,3 +226,7 @@ static int mallopt_store(int param, int value)
         return 0;
     }
 }
+
+/* Hidden aliases: the table of family.h must name these definitions, never
+ * whatever a preloaded library interposes on the exported names. */
+extern __typeof(mallopt) mm_local_mallopt __attribute__((alias("mallopt"), visibility("hidden"), copy(mallopt)));

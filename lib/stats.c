@@ -132,3 +132,12 @@ MYMALLOC_EXPORT int mymalloc_stats_get(struct mymalloc_stats *stats)
         stats->calls[i] = calls[i];
     return 0;
 }
+
+/* Hidden aliases: the table of family.h must name these definitions, never
+ * whatever a preloaded library interposes on the exported names. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+extern __typeof(mallinfo) mm_local_mallinfo __attribute__((alias("mallinfo"), visibility("hidden"), copy(mallinfo)));
+#pragma GCC diagnostic pop
+extern __typeof(mallinfo2) mm_local_mallinfo2 __attribute__((alias("mallinfo2"), visibility("hidden"), copy(mallinfo2)));
+extern __typeof(malloc_stats) mm_local_malloc_stats __attribute__((alias("malloc_stats"), visibility("hidden"), copy(malloc_stats)));

@@ -87,7 +87,9 @@ void mm_thread_counts(uint64_t calls[MYMALLOC_CALL_COUNT], size_t *cached_bytes)
     for (struct mm_thread *t = registry; t != NULL; t = t->next) {
         for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
             calls[i] += __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED);
-        cached += __atomic_load_n(&t->cache.bytes, __ATOMIC_RELAXED);
+        for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
+            for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++)
+                cached += (size_t)__atomic_load_n(&t->cache.count[o][cls], __ATOMIC_RELAXED) * cls * MM_ALIGN;
     }
     mm_unlock(&registry_lock);
     *cached_bytes = cached;
