@@ -116,6 +116,7 @@ static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
     if (base == NULL)
         return 0;
     region_start(a, base, size, 0);
+    __atomic_store_n(&a->has_segments, 1, __ATOMIC_RELAXED);
     return 1;
 }
 

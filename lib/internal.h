@@ -109,6 +109,7 @@ struct mm_arena {
     char *brk_start;               /* our first brk region: [brk_start, brk_end) is */
     char *brk_end;                 /* all mapped (NULL when none) */
     char *fresh_from;              /* top bytes at and above this were never handed out */
+    int has_segments;              /* some region is an mmap segment */
     uintptr_t lowest, highest;     /* bounds of all regions, for cheap pointer checks */
     /* statistics (under the lock) */
     size_t system_bytes;           /* bytes in regions */

@@ -58,8 +58,8 @@ static inline int header_readable(struct mm_arena *a, const void *p)
     char *end = __atomic_load_n(&a->brk_end, __ATOMIC_ACQUIRE);
     if ((const char *)p > start && (const char *)p < end)
         return 1;
-    if (!mm_heap_owns(a, p))
-        return mm_probe_mapped(block_of_user(p));   /* mapped block, or foreign */
+    if (!mm_heap_owns(a, p) || !__atomic_load_n(&a->has_segments, __ATOMIC_RELAXED))
+        return mm_probe_mapped(block_of_user(p));   /* mapped block, trimmed away, or foreign */
     size_t in_page = (uintptr_t)p & (mm_page_size() - 1);
     if ((in_page & (in_page - 1)) != 0 || in_page > mm_page_size() / 2)
         return 1;     /* not where any mapped block's pointer can be */
