@@ -160,6 +160,7 @@ struct mm_settings {
     size_t tcache;           /* 1: per-thread caches of small blocks */
 };
 MM_HIDDEN void mm_settings_changed(void);
+MM_HIDDEN void mm_settings_mapped_freed(size_t length);
 MM_HIDDEN extern struct mm_settings mm_settings;
 MM_HIDDEN int mm_settings_read_environment(void);
 static inline size_t mm_setting(const size_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }

@@ -60,6 +60,7 @@ void mm_large_free(block_t *b)
     size_t length = mapping_length(b);
     mm_os_unmap(mapping_of(b), length);
     mm_stats_large_sub(length);
+    mm_settings_mapped_freed(length);
 }
 
 /* Resize a mapped block with mremap; NULL (block untouched) when it cannot. */

@@ -36,8 +36,26 @@ enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
+/* As glibc does, the mmap and trim thresholds follow the program until it
+ * sets any of the four memory settings itself: freeing a mapped block bigger
+ * than the mmap threshold raises it to that size (up to 32 MiB), and the trim
+ * threshold to twice that, so a program that keeps allocating blocks of that
+ * size reuses heap memory instead of mapping and faulting in fresh pages. */
+static int thresholds_fixed;
+
+void mm_settings_mapped_freed(size_t length)
+{
+    if (__atomic_load_n(&thresholds_fixed, __ATOMIC_RELAXED) ||
+        length <= mm_setting(&mm_settings.mmap_threshold) || length > MMAP_THRESHOLD_MAX)
+        return;
+    __atomic_store_n(&mm_settings.mmap_threshold, length, __ATOMIC_RELAXED);
+    __atomic_store_n(&mm_settings.trim_threshold, 2 * length, __ATOMIC_RELAXED);
+}
+
 static int setting_store(enum setting_id id, size_t value, int never)
 {
+    if (id <= SET_MMAP_MAX)
+        __atomic_store_n(&thresholds_fixed, 1, __ATOMIC_RELAXED);
     switch (id) {
     case SET_MMAP_THRESHOLD:
         if (never || value > MMAP_THRESHOLD_MAX)

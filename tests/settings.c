@@ -41,9 +41,6 @@ static int probe(void)
     int map200k = is_mapped(200000, &b);
     int map1m = is_mapped(MIB, &c);
     int all = first != NULL && a != NULL && b != NULL && c != NULL;
-    free(c);
-    free(b);
-    free(a);
 
     /* Does freeing a megabyte at the top of the brk heap lower the break? */
     char *start = sbrk(0);
@@ -56,6 +53,10 @@ static int probe(void)
     for (int i = TRIM_BLOCKS; i-- > 0;)
         free(blocks[i]);
     char *after = sbrk(0);
+    /* Freed last: freeing a mapped block raises the default thresholds. */
+    free(c);
+    free(b);
+    free(a);
 
     printf("all=%d arena_first=%zu map70k=%d map200k=%d map1m=%d grew=%d trimmed=%d check=%d\n", all,
            arena_first, map70k, map200k, map1m, high >= start + 512 * KIB, after < high, mymalloc_check());
