@@ -104,6 +104,42 @@ static int grow_with_sbrk(struct mm_arena *a, size_t need, size_t pad)
     return 1;
 }
 
+/* Where the mmap segments are, readable without the lock, so that free() can
+ * tell a pointer into a segment from one into an unmapped hole.  Segments are
+ * never unmapped, only trimmed at their end (`end` moves down first). */
+#define SEGMENT_SLOTS 512
+static struct { uintptr_t base, end; } segments[SEGMENT_SLOTS];
+static unsigned segment_count;
+
+static void segment_note(struct mm_region *r)
+{
+    unsigned i = segment_count;
+    if (i < SEGMENT_SLOTS) {
+        __atomic_store_n(&segments[i].base, (uintptr_t)r, __ATOMIC_RELAXED);
+        __atomic_store_n(&segments[i].end, (uintptr_t)region_end(r), __ATOMIC_RELAXED);
+        __atomic_store_n(&segment_count, i + 1, __ATOMIC_RELEASE);
+    }
+}
+
+static void segment_shrunk(struct mm_region *r)
+{
+    unsigned n = __atomic_load_n(&segment_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        if (segments[i].base == (uintptr_t)r)
+            __atomic_store_n(&segments[i].end, (uintptr_t)region_end(r), __ATOMIC_RELAXED);
+}
+
+/* 1: p is inside a segment; 0: it is not; -1: too many segments to know. */
+int mm_segment_holds(const void *p)
+{
+    unsigned n = __atomic_load_n(&segment_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < n; i++)
+        if ((uintptr_t)p >= __atomic_load_n(&segments[i].base, __ATOMIC_RELAXED) &&
+            (uintptr_t)p < __atomic_load_n(&segments[i].end, __ATOMIC_RELAXED))
+            return 1;
+    return n < SEGMENT_SLOTS ? 0 : -1;
+}
+
 static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
 {
     size_t want = need + MM_MIN_BLOCK + MM_ALIGN + sizeof(struct mm_region);
@@ -116,6 +152,7 @@ static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
     if (base == NULL)
         return 0;
     region_start(a, base, size, 0);
+    segment_note(a->top_region);
     __atomic_store_n(&a->has_segments, 1, __ATOMIC_RELAXED);
     return 1;
 }
@@ -277,10 +314,16 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
         if (end != a->brk_end || mm_os_brk_now() != end || mm_os_sbrk(-(intptr_t)release) == NULL)
             return 0;
         __atomic_store_n(&a->brk_end, end - release, __ATOMIC_RELEASE);
-    } else if (mm_os_unmap(end - release, release) != 0) {
-        return 0;
+        r->size -= release;
+    } else {
+        r->size -= release;            /* readers see the smaller segment first */
+        segment_shrunk(r);
+        if (mm_os_unmap(end - release, release) != 0) {
+            r->size += release;
+            segment_shrunk(r);
+            return 0;
+        }
     }
-    r->size -= release;
     block_set_head(t, block_size(t) - release, BLOCK_PREV_INUSE);
     block_set_head(region_fence(r), 0, BLOCK_INUSE);
     if (a->fresh_from > (char *)region_fence(r))

@@ -135,6 +135,7 @@ MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
 MM_HIDDEN int mm_heap_owns(const struct mm_arena *a, const void *p);
+MM_HIDDEN int mm_segment_holds(const void *p);
 MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a);
 
 /* ---- large.c: blocks with a mapping of their own ---- */

@@ -60,6 +60,9 @@ static inline int header_readable(struct mm_arena *a, const void *p)
         return 1;
     if (!mm_heap_owns(a, p) || !__atomic_load_n(&a->has_segments, __ATOMIC_RELAXED))
         return mm_probe_mapped(block_of_user(p));   /* mapped block, trimmed away, or foreign */
+    int in_segment = mm_segment_holds(block_of_user(p));
+    if (in_segment >= 0)
+        return in_segment || mm_probe_mapped(block_of_user(p));
     size_t in_page = (uintptr_t)p & (mm_page_size() - 1);
     if ((in_page & (in_page - 1)) != 0 || in_page > mm_page_size() / 2)
         return 1;     /* not where any mapped block's pointer can be */
@@ -140,9 +143,11 @@ static int heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const ch
     }
     if (!block_prev_inuse(b)) {
         size_t tag = block_prev_tag(b);
-        block_t *prev = block_prev(b);
-        if (unlikely(tag < MM_MIN_BLOCK || tag % MM_ALIGN != 0 || !mm_heap_owns(a, prev) ||
-                     !block_head_ok(prev) || block_inuse(prev) || block_size(prev) != tag)) {
+        /* The tag is checked before it is used to find the block before. */
+        int tag_sane = tag >= MM_MIN_BLOCK && tag % MM_ALIGN == 0 && tag <= (uintptr_t)b &&
+                       mm_heap_owns(a, (char *)b - tag);
+        block_t *prev = tag_sane ? block_prev(b) : NULL;
+        if (unlikely(!tag_sane || !block_head_ok(prev) || block_inuse(prev) || block_size(prev) != tag)) {
             mm_report(func, "corrupted block before", p, "its boundary tag or header is overwritten", size);
             mm_repair_before(a, b);
             return 0;
