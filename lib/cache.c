@@ -8,7 +8,8 @@
 int mm_cache_mode;
 
 /* Blocks kept per class: about 4 KiB worth, between 4 and 32 blocks. */
-#define L(cls) ((cls) == 0 ? 0 : 256 / (cls) > 32 ? 32 : 256 / (cls) < 4 ? 4 : 256 / (cls))
+#define PER(cls) (256 / ((cls) < 2 ? 2 : (cls)))
+#define L(cls) ((cls) < 2 ? 0 : PER(cls) > 32 ? 32 : PER(cls) < 4 ? 4 : PER(cls))
 #define L4(c) L(c), L(c + 1), L(c + 2), L(c + 3)
 #define L16(c) L4(c), L4(c + 4), L4(c + 8), L4(c + 12)
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48) };
