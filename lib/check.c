@@ -49,8 +49,12 @@ int mm_check_level_set(int level)
 void mm_report(const char *func, const char *what, const void *p, const char *detail, size_t block)
 {
     mm_report_line(func, what, p, detail, block);
-    if (__atomic_load_n(&mm_abort_on_error, __ATOMIC_RELAXED))
+    if (__atomic_load_n(&mm_abort_on_error, __ATOMIC_RELAXED)) {
+        /* The process is going: let a SIGABRT handler that allocates (a
+         * fuzzer's, a crash reporter's) get through rather than deadlock. */
+        __atomic_store_n(&mm_main_arena.lock.state, 0, __ATOMIC_RELEASE);
         abort();
+    }
 }
 
 /* Are the 16 bytes around a header (the offset word and the header) mapped?

@@ -228,7 +228,7 @@ static int block_fits_size(const block_t *b, size_t size, size_t alignment)
 static inline int canary_intact(block_t *b, const char *func)
 {
     size_t offset;
-    if (likely(!(b->head & BLOCK_CANARY)) || mm_canary_ok(b, &offset))
+    if (likely(!(b->head & BLOCK_CANARY)) || mm_check_level() == 0 || mm_canary_ok(b, &offset))
         return 1;
     mm_canary_report(b, func, offset);
     return 0;
@@ -288,6 +288,7 @@ static void free_slow(void *p, size_t size, size_t alignment, size_t origin, con
 {
     struct mm_arena *a = &mm_main_arena;
     int saved_errno = errno;
+    mm_init();          /* a bad free as the first call still honours the settings */
     block_t *b = block_of_user(p);
     int checks = mm_check_level() != 0;
 
@@ -403,6 +404,7 @@ static void *mm_realloc(void *p, size_t n)
         return NULL;
     }
     block_t *b = block_of_user(p);
+    mm_init();
     int checks = mm_check_level() != 0;
     if (checks && !pointer_ok(a, p, "realloc"))
         goto misuse;
@@ -424,7 +426,8 @@ static void *mm_realloc(void *p, size_t n)
                     block_set_head(nb, block_size(nb), (nb->head & BLOCK_FLAGS) | BLOCK_CANARY);
                     mm_canary_set(nb, n);
                 } else if (block_of_user(q)->head & BLOCK_CANARY) {
-                    mm_canary_set(block_of_user(q), n);
+                    block_t *nb = block_of_user(q);   /* checks went down: no room kept */
+                    block_set_head(nb, block_size(nb), (nb->head & BLOCK_FLAGS) & ~BLOCK_CANARY);
                 }
                 return q;
             }
@@ -490,18 +493,18 @@ MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
     if (__builtin_mul_overflow(count, size, &n) || n > MM_MAX_REQUEST)
         return out_of_memory();
     mm_init();
+    if (unlikely(canaries_on())) {
+        void *p = alloc_with_canary(n, MM_ALIGN, ORIGIN_MALLOC);
+        if (p != NULL)
+            memset(p, 0, n);
+        return p;
+    }
     if (wants_mapping(n)) {
         int saved_errno = errno;
         void *p = mm_large_alloc(n, MM_ALIGN, ORIGIN_MALLOC);   /* fresh pages are zero */
         if (p != NULL)
             return p;
         errno = saved_errno;
-    }
-    if (unlikely(canaries_on())) {
-        void *p = alloc_with_canary(n, MM_ALIGN, ORIGIN_MALLOC);
-        if (p != NULL)
-            memset(p, 0, n);
-        return p;
     }
     size_t dirty;
     mm_lock(&a->lock);
@@ -586,6 +589,7 @@ MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
     if (p == NULL)
         return 0;
     block_t *b = block_of_user(p);
+    mm_init();
     if (mm_check_level() == 0)
         return block_usable(b);
     if (!pointer_ok(a, p, "malloc_usable_size"))

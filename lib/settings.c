@@ -45,17 +45,30 @@ static int thresholds_fixed;
 
 void mm_settings_mapped_freed(size_t length)
 {
+    /* A heap in mmap segments cannot merge blocks across segments: there,
+     * big blocks keep their own mappings. */
     if (__atomic_load_n(&thresholds_fixed, __ATOMIC_RELAXED) ||
+        __atomic_load_n(&mm_main_arena.has_segments, __ATOMIC_RELAXED) ||
         length <= mm_setting(&mm_settings.mmap_threshold) || length > MMAP_THRESHOLD_MAX)
         return;
     __atomic_store_n(&mm_settings.mmap_threshold, length, __ATOMIC_RELAXED);
     __atomic_store_n(&mm_settings.trim_threshold, 2 * length, __ATOMIC_RELAXED);
 }
 
+static int value_store(enum setting_id id, size_t value, int never);
+
+/* Store a setting; one of the four memory settings set with success stops
+ * the thresholds following the program. */
 static int setting_store(enum setting_id id, size_t value, int never)
 {
-    if (id <= SET_MMAP_MAX)
+    int done = value_store(id, value, never);
+    if (done && id <= SET_MMAP_MAX)
         __atomic_store_n(&thresholds_fixed, 1, __ATOMIC_RELAXED);
+    return done;
+}
+
+static int value_store(enum setting_id id, size_t value, int never)
+{
     switch (id) {
     case SET_MMAP_THRESHOLD:
         if (never || value > MMAP_THRESHOLD_MAX)
