@@ -129,11 +129,12 @@ static void segment_shrunk(struct mm_region *r)
             __atomic_store_n(&segments[i].end, (uintptr_t)region_end(r), __ATOMIC_RELAXED);
 }
 
-/* 1: p is inside a segment; 0: it is not; -1: too many segments to know. */
+/* 1: p is inside a segment; 0: it is not; -1: too many segments to know.
+ * The newest segments are looked at first: they hold most live blocks. */
 int mm_segment_holds(const void *p)
 {
     unsigned n = __atomic_load_n(&segment_count, __ATOMIC_ACQUIRE);
-    for (unsigned i = 0; i < n; i++)
+    for (unsigned i = n; i-- > 0;)
         if ((uintptr_t)p >= __atomic_load_n(&segments[i].base, __ATOMIC_RELAXED) &&
             (uintptr_t)p < __atomic_load_n(&segments[i].end, __ATOMIC_RELAXED))
             return 1;
@@ -454,11 +455,6 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
     return 1;
 }
 
-int mm_heap_owns(const struct mm_arena *a, const void *p)
-{
-    return (uintptr_t)p >= __atomic_load_n(&a->lowest, __ATOMIC_RELAXED) &&
-           (uintptr_t)p < __atomic_load_n(&a->highest, __ATOMIC_RELAXED);
-}
 
 /* Walk every region block by block and every bin, counting broken invariants. */
 int mm_heap_walk_check(struct mm_arena *a)

@@ -119,6 +119,13 @@ struct mm_arena {
 
 MM_HIDDEN extern struct mm_arena mm_main_arena;
 
+/* Is p inside the bounds of the arena's regions (read without the lock)? */
+static inline int mm_heap_owns(const struct mm_arena *a, const void *p)
+{
+    return (uintptr_t)p >= __atomic_load_n(&a->lowest, __ATOMIC_RELAXED) &&
+           (uintptr_t)p < __atomic_load_n(&a->highest, __ATOMIC_RELAXED);
+}
+
 MM_HIDDEN size_t mm_bin_index(size_t size);
 MM_HIDDEN void mm_bin_insert(struct mm_bins *bins, block_t *b);
 MM_HIDDEN void mm_bin_remove(struct mm_bins *bins, block_t *b);
@@ -134,7 +141,7 @@ MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b, int fill);
 MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
-MM_HIDDEN int mm_heap_owns(const struct mm_arena *a, const void *p);
+
 MM_HIDDEN int mm_segment_holds(const void *p);
 MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a);
 
