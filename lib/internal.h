@@ -101,7 +101,6 @@ _Static_assert(sizeof(struct mm_region) == 24, "region header keeps block alignm
 
 struct mm_arena {
     mm_lock_t lock;
-    int ready;                     /* settings read, fork handlers installed */
     struct mm_bins bins;
     block_t *top;                  /* the wilderness block, NULL before the first growth */
     struct mm_region *top_region;  /* region the top block ends */
@@ -133,7 +132,6 @@ MM_HIDDEN block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrup
 MM_HIDDEN int mm_bin_links_ok(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 
-MM_HIDDEN void mm_arena_prepare(struct mm_arena *a);
 MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);
 MM_HIDDEN void mm_heap_rebuild_bins(struct mm_arena *a);
 MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
