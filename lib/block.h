@@ -47,6 +47,7 @@
  *   check               16 bits of a keyed hash of the header's address and its
  *                       other 48 bits, under a secret chosen at start-up: a
  *                       stray write, a foreign pointer or a guess fails it
+ *                       (see head_check_bits)
  *
  * Because only free blocks keep a boundary tag, an in-use block costs exactly
  * one word (8 bytes) of overhead, and the smallest block is 32 bytes: header,
@@ -104,9 +105,12 @@ _Static_assert((MM_MIN_BLOCK % MM_ALIGN) == 0, "minimum block keeps alignment");
 struct mm_secret { uint64_t mix, multiplier; int level; };
 extern struct mm_secret mm_secret __attribute__((visibility("hidden")));
 
+/* The check value of a header word whose check bits are clear: the top 16
+ * bits of (its other 48 bits, moved up, xor its address) times the odd
+ * secret multiplier.  One multiply: cheap enough for every free(). */
 static inline size_t head_check_bits(const void *where, size_t head)
 {
-    uint64_t h = ((uint64_t)head ^ (uint64_t)(uintptr_t)where ^ mm_secret.mix) * mm_secret.multiplier;
+    uint64_t h = (((uint64_t)head << 16) ^ (uint64_t)(uintptr_t)where) * mm_secret.multiplier;
     return (size_t)(h >> CHECK_SHIFT) << CHECK_SHIFT;
 }
 
@@ -117,14 +121,20 @@ static inline size_t head_with_check(const void *where, size_t head)
     return head | head_check_bits(where, head);
 }
 
+/* Does a header word read at `where` carry the right check value?  Only
+ * meaningful with checks on. */
+static inline int head_check_matches(const void *where, size_t head)
+{
+    uint64_t h = (((uint64_t)head << 16) ^ (uint64_t)(uintptr_t)where) * mm_secret.multiplier;
+    return (h >> CHECK_SHIFT) == (head >> CHECK_SHIFT);
+}
+
 /* Is the header's check value right (always, with checks off)? */
 static inline int block_head_ok(const struct block *b)
 {
-    size_t head = b->head;
     if (__atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED) == 0)
         return 1;
-    size_t rest = head & (((size_t)1 << CHECK_SHIFT) - 1);
-    return (rest | head_check_bits(b, rest)) == head;
+    return head_check_matches(b, b->head);
 }
 
 static inline size_t block_size(const block_t *b) { return b->head & BLOCK_SIZE_MASK; }

@@ -32,25 +32,44 @@ static inline block_t *cache_link(const void *user, const block_t *link)
     return (block_t *)((uintptr_t)link ^ (uintptr_t)mm_secret.multiplier ^ (uintptr_t)user);
 }
 
+/* A link read from a cached block: NULL, or a header inside the heap. */
 static inline int cache_link_plausible(const block_t *link)
 {
-    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_heap_owns(&mm_main_arena, link));
+    const struct mm_arena *a = &mm_main_arena;
+    uintptr_t lowest = __atomic_load_n(&a->lowest, __ATOMIC_RELAXED);
+    uintptr_t span = __atomic_load_n(&a->highest, __ATOMIC_RELAXED) - lowest;
+    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && (uintptr_t)link - lowest < span);
 }
 
-/* A block of class `cls` for origin index `o`, or NULL when the list is empty. */
+/* With checks on, a cached block's key and link must be intact: a write
+ * after free into them is reported rather than followed. */
+static inline int mm_cache_block_ok(block_t *b)
+{
+    size_t *user = block_user(b);
+    return mm_check_level() == 0 ||
+           likely(user[1] == mm_cache_key(user) && cache_link_plausible(cache_link(user, (block_t *)user[0])));
+}
+
+/* Unlink b, the first block of its list, and hand it out. */
+static inline void *mm_cache_take(struct mm_thread *t, size_t o, size_t cls, block_t *b)
+{
+    size_t *user = block_user(b);
+    t->cache.head[o][cls] = cache_link(user, (block_t *)user[0]);
+    t->cache.count[o][cls]--;
+    user[1] = 0;
+    return user;
+}
+
+/* A block of class `cls` for origin index `o`, or NULL when the list is empty
+ * (or was found damaged, reported and dropped). */
 static inline void *mm_cache_pop(struct mm_thread *t, size_t o, size_t cls)
 {
     block_t *b = t->cache.head[o][cls];
     if (b == NULL)
         return NULL;
-    size_t *user = block_user(b);
-    block_t *next = cache_link(user, (block_t *)user[0]);
-    if (unlikely(mm_check_level() != 0 && (user[1] != mm_cache_key(user) || !cache_link_plausible(next))))
+    if (unlikely(!mm_cache_block_ok(b)))
         return mm_cache_corrupt(t, o, cls);
-    t->cache.head[o][cls] = next;
-    t->cache.count[o][cls]--;
-    user[1] = 0;
-    return user;
+    return mm_cache_take(t, o, cls, b);
 }
 
 static inline void mm_cache_push(struct mm_thread *t, size_t o, size_t cls, block_t *b)

@@ -68,6 +68,12 @@ MM_HIDDEN void mm_thread_setup(void);
 MM_HIDDEN void mm_thread_fork_prepare(void);
 MM_HIDDEN void mm_thread_fork_parent(void);
 MM_HIDDEN void mm_thread_fork_child(void);
+/* Count one call of an entry point for a thread known to be registered. */
+static inline void mm_count_live(struct mm_thread *t, enum mymalloc_call call)
+{
+    __atomic_store_n(&t->calls[call], __atomic_load_n(&t->calls[call], __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
 /* Count one call of an entry point: a thread-local increment. */
 static inline void mm_count(enum mymalloc_call call)
 {
@@ -76,7 +82,7 @@ static inline void mm_count(enum mymalloc_call call)
         mm_count_slow(call);
         return;
     }
-    __atomic_store_n(&t->calls[call], __atomic_load_n(&t->calls[call], __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    mm_count_live(t, call);
 }
 
 /* ---- bins.c: segregated free lists with a bitmap of non-empty bins ---- */

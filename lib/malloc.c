@@ -248,40 +248,65 @@ static MM_COLD void wrong_size(const char *func, const void *p, size_t size, siz
     mm_report(func, "wrong size for", p, detail, block);
 }
 
-/* free() and its sized and C++ forms: a nonzero size is checked against the
- * block, and the block's origin against the family freeing it. */
+/* Is p's header inside our brk heap, and so readable for sure?  The fast
+ * paths' test, two comparisons. */
+static inline int in_brk_heap(struct mm_arena *a, const void *p)
+{
+    const char *start = __atomic_load_n(&a->brk_start, __ATOMIC_ACQUIRE);
+    const char *end = __atomic_load_n(&a->brk_end, __ATOMIC_ACQUIRE);
+    return (const char *)p > start && (const char *)p < end;
+}
+
+/* The same for a heap of mmap segments (sbrk failed or disabled). */
+static MM_NOINLINE int in_segment_heap(struct mm_arena *a, const void *p)
+{
+    return __atomic_load_n(&a->has_segments, __ATOMIC_RELAXED) && mm_heap_owns(a, p) &&
+           mm_segment_holds(block_of_user(p)) == 1;
+}
+
 /* The free() fast path: a sound small block of this origin goes to the
- * thread's cache.  0 when the slow path must look at it. */
-static inline int cache_free(struct mm_thread *t, void *p, size_t size, size_t origin)
+ * thread's cache (whose state the caller checked), counted as `call` unless
+ * that is MYMALLOC_CALL_COUNT.  0 when the slow path must look at it: NULL,
+ * a foreign, mapped, big or damaged block, a double free. */
+static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t, void *p, size_t size, size_t origin,
+                                                            enum mymalloc_call call)
 {
     struct mm_arena *a = &mm_main_arena;
-    block_t *b = block_of_user(p);
-    if (unlikely((uintptr_t)p % MM_ALIGN != 0 || !header_readable(a, p)))
+    if (unlikely(!in_brk_heap(a, p)) && !in_segment_heap(a, p))
         return 0;
+    block_t *b = block_of_user(p);
     size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED);
     size_t block = head & BLOCK_SIZE_MASK;
-    if (unlikely((head & (BLOCK_FLAGS & ~BLOCK_PREV_INUSE)) != (BLOCK_INUSE | origin) || block > MM_CACHE_MAX_BLOCK ||
-                 !block_head_ok(b) || !block_head_ok(block_at(b, block))))
+    if (unlikely((uintptr_t)p % MM_ALIGN != 0 || (head & (BLOCK_FLAGS & ~BLOCK_PREV_INUSE)) != (BLOCK_INUSE | origin) ||
+                 block > MM_CACHE_MAX_BLOCK))
         return 0;
-    if (unlikely(mm_check_level() != 0 && ((size_t *)p)[1] == mm_cache_key(p)))
-        return 0;                                    /* already cached: a double free */
+    /* Its header, the next header (a write past its end) and the key that
+     * marks a block already cached (a double free). */
+    if (mm_check_level() != 0 &&
+        unlikely(!head_check_matches(b, head) || !head_check_matches(block_at(b, block), block_at(b, block)->head) ||
+                 ((size_t *)p)[1] == mm_cache_key(p)))
+        return 0;
     if (size != 0 && unlikely(!block_fits_size(b, size, 0)))
         return 0;
+    if (call != MYMALLOC_CALL_COUNT)
+        mm_count_live(t, call);
     mm_cache_push(t, origin >> ORIGIN_SHIFT, block / MM_ALIGN, b);
     return 1;
 }
 
 static MM_NOINLINE void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func);
 
-/* free(): small blocks go to the thread's cache; all else to free_slow. */
+/* free() and its sized and C++ forms: a nonzero size is checked against the
+ * block, and the block's origin against the family freeing it.  Small blocks
+ * go to the thread's cache; all else to free_slow. */
 void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func)
 {
     struct mm_thread *t = &mm_self;
-    if (p == NULL)
+    if (likely(origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && mm_cache_usable(t)) &&
+        cache_free(t, p, size, origin, MYMALLOC_CALL_COUNT))
         return;
-    if (likely(origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && mm_cache_usable(t)) && cache_free(t, p, size, origin))
-        return;
-    free_slow(p, size, alignment, origin, func);
+    if (p != NULL)
+        free_slow(p, size, alignment, origin, func);
 }
 
 static void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func)
@@ -473,16 +498,51 @@ misuse:
 
 /* ---- the exported family ---- */
 
-MYMALLOC_EXPORT void *malloc(size_t n)
+/* Everything but a hit in the thread's cache: the slow parts of malloc() and
+ * free(), kept out of line so the fast paths need no stack frame. */
+static MM_NOINLINE void *malloc_uncached(size_t n)
 {
     mm_count(MYMALLOC_CALL_MALLOC);
     return mm_alloc(n, ORIGIN_MALLOC);
 }
 
-MYMALLOC_EXPORT void free(void *p)
+static MM_NOINLINE void free_uncached(void *p)
 {
     mm_count(MYMALLOC_CALL_FREE);
-    mm_free(p, 0, 0, ORIGIN_MALLOC, "free");
+    if (p != NULL)
+        free_slow(p, 0, 0, ORIGIN_MALLOC, "free");
+}
+
+/* malloc() and free() open with the cache fast paths themselves, so a cached
+ * block costs one thread-local lookup and no call. */
+static MM_COLD void *malloc_cache_damaged(struct mm_thread *t, size_t cls, size_t n)
+{
+    mm_cache_corrupt(t, ORIGIN_MALLOC >> ORIGIN_SHIFT, cls);
+    return malloc_uncached(n);
+}
+
+MYMALLOC_EXPORT void *malloc(size_t n)
+{
+    struct mm_thread *t = &mm_self;
+    if (likely(n <= MM_CACHE_MAX_REQUEST && mm_cache_usable(t))) {
+        size_t o = ORIGIN_MALLOC >> ORIGIN_SHIFT, cls = request_to_block(n) / MM_ALIGN;
+        block_t *b = t->cache.head[o][cls];
+        if (likely(b != NULL)) {
+            if (unlikely(!mm_cache_block_ok(b)))
+                return malloc_cache_damaged(t, cls, n);
+            mm_count_live(t, MYMALLOC_CALL_MALLOC);
+            return mm_cache_take(t, o, cls, b);
+        }
+    }
+    return malloc_uncached(n);
+}
+
+MYMALLOC_EXPORT void free(void *p)
+{
+    struct mm_thread *t = &mm_self;
+    if (likely(mm_cache_usable(t)) && likely(cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE)))
+        return;
+    free_uncached(p);
 }
 
 MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
