@@ -14,21 +14,28 @@ int mm_cache_mode;
 #define L16(c) L4(c), L4(c + 4), L4(c + 8), L4(c + 12)
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48) };
 
-/* Hand a cached block back to the heap; arena lock held. */
+/* Hand a cached block back to the heap; arena lock held.  Its neighbours
+ * are checked here, not when it was freed: a write past its end into the
+ * next header is reported now, in the name of the family that freed it. */
 static void cache_release(struct mm_arena *a, block_t *b)
 {
     size_t *user = block_user(b);
     user[0] = user[1] = 0;
+    if (mm_check_level() != 0 &&
+        !mm_heap_block_ok(a, b, user, block_origin(b) == ORIGIN_NEW ? "operator delete" : "free", block_origin(b)))
+        return;
     mm_heap_release(a, b, 0);
 }
 
 /* The cache of this class is empty: take a batch of blocks under one lock,
- * return one and keep the rest.  NULL when out of memory. */
+ * return one and keep the rest, listed in address order (neighbours carved
+ * from the top are handed out in the order they lie).  NULL when out of
+ * memory. */
 void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
 {
     struct mm_arena *a = &mm_main_arena;
     unsigned batch = mm_cache_limit[cls] / 2u;
-    block_t *first;
+    block_t *first, *last = NULL;
 
     mm_lock(&a->lock);
     first = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
@@ -36,12 +43,15 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
         block_t *b = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
         if (b == NULL)
             break;
-        size_t *user = block_user(b);
-        user[0] = (size_t)cache_link(user, t->cache.head[o][cls]);
-        user[1] = mm_cache_key(user);
-        t->cache.head[o][cls] = b;
+        if (last != NULL)
+            cache_words_set(block_user(last), b);
+        else
+            t->cache.head[o][cls] = b;
+        last = b;
         t->cache.count[o][cls]++;
     }
+    if (last != NULL)
+        cache_words_set(block_user(last), NULL);
     mm_unlock(&a->lock);
     return first != NULL ? block_user(first) : NULL;
 }
@@ -55,14 +65,14 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     block_t *b = t->cache.head[o][cls];
 
     for (unsigned i = 1; i < keep; i++)
-        b = cache_link(block_user(b), (block_t *)((size_t *)block_user(b))[0]);
-    block_t *rest = cache_link(block_user(b), (block_t *)((size_t *)block_user(b))[0]);
-    ((size_t *)block_user(b))[0] = (size_t)cache_link(block_user(b), NULL);
+        b = cache_words_next(block_user(b));
+    block_t *rest = cache_words_next(block_user(b));
+    cache_words_set(block_user(b), NULL);
     t->cache.count[o][cls] = (uint8_t)keep;
 
     mm_lock(&a->lock);
     while (rest != NULL) {
-        block_t *next = cache_link(block_user(rest), (block_t *)((size_t *)block_user(rest))[0]);
+        block_t *next = cache_words_next(block_user(rest));
         cache_release(a, rest);
         rest = next;
     }
@@ -78,7 +88,7 @@ void mm_cache_flush(struct mm_thread *t)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             block_t *b = t->cache.head[o][cls];
             while (b != NULL) {
-                block_t *next = cache_link(block_user(b), (block_t *)((size_t *)block_user(b))[0]);
+                block_t *next = cache_words_next(block_user(b));
                 cache_release(a, b);
                 b = next;
             }

@@ -21,40 +21,40 @@ static inline int mm_cache_usable(const struct mm_thread *t)
     return t->state == MM_THREAD_LIVE && __atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED);
 }
 
-/* The second user word of a cached block holds this key: a free() that finds
- * it there is freeing a block that is already cached (a double free). */
-static inline size_t mm_cache_key(const void *user) { return (size_t)(mm_secret.mix ^ (uintptr_t)user); }
-
-/* Links are stored mangled with their own address, so a write after free
- * into a cached block cannot point malloc at memory of the writer's choice. */
-static inline block_t *cache_link(const void *user, const block_t *link)
+/* The first two user words of a cached block: the link to the next block of
+ * its list, mangled with the block's address and a secret (a write after free
+ * cannot point malloc at memory of the writer's choice), and a key that binds
+ * the link to the block under another secret.  A free() that finds an intact
+ * pair is freeing a block already cached (a double free); a malloc() that
+ * finds a broken one reports a write after free. */
+static inline void cache_words_set(size_t *user, const block_t *next)
 {
-    return (block_t *)((uintptr_t)link ^ (uintptr_t)mm_secret.multiplier ^ (uintptr_t)user);
+    size_t link = (uintptr_t)next ^ (uintptr_t)mm_secret.multiplier ^ (uintptr_t)user;
+    user[0] = link;
+    user[1] = link ^ (uintptr_t)mm_secret.mix ^ (uintptr_t)user;
 }
 
-/* A link read from a cached block: NULL, or a header inside the heap. */
-static inline int cache_link_plausible(const block_t *link)
+static inline block_t *cache_words_next(const size_t *user)
 {
-    const struct mm_arena *a = &mm_main_arena;
-    uintptr_t lowest = __atomic_load_n(&a->lowest, __ATOMIC_RELAXED);
-    uintptr_t span = __atomic_load_n(&a->highest, __ATOMIC_RELAXED) - lowest;
-    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && (uintptr_t)link - lowest < span);
+    return (block_t *)(user[0] ^ (uintptr_t)mm_secret.multiplier ^ (uintptr_t)user);
 }
 
-/* With checks on, a cached block's key and link must be intact: a write
- * after free into them is reported rather than followed. */
+static inline int cache_words_intact(const size_t *user)
+{
+    return (user[0] ^ user[1]) == ((uintptr_t)mm_secret.mix ^ (uintptr_t)user);
+}
+
+/* With checks on, a cached block's words must be intact. */
 static inline int mm_cache_block_ok(block_t *b)
 {
-    size_t *user = block_user(b);
-    return mm_check_level() == 0 ||
-           likely(user[1] == mm_cache_key(user) && cache_link_plausible(cache_link(user, (block_t *)user[0])));
+    return mm_check_level() == 0 || likely(cache_words_intact(block_user(b)));
 }
 
 /* Unlink b, the first block of its list, and hand it out. */
 static inline void *mm_cache_take(struct mm_thread *t, size_t o, size_t cls, block_t *b)
 {
     size_t *user = block_user(b);
-    t->cache.head[o][cls] = cache_link(user, (block_t *)user[0]);
+    t->cache.head[o][cls] = cache_words_next(user);
     t->cache.count[o][cls]--;
     user[1] = 0;
     return user;
@@ -74,9 +74,7 @@ static inline void *mm_cache_pop(struct mm_thread *t, size_t o, size_t cls)
 
 static inline void mm_cache_push(struct mm_thread *t, size_t o, size_t cls, block_t *b)
 {
-    size_t *user = block_user(b);
-    user[0] = (size_t)cache_link(user, t->cache.head[o][cls]);
-    user[1] = mm_cache_key(user);
+    cache_words_set(block_user(b), t->cache.head[o][cls]);
     t->cache.head[o][cls] = b;
     if (unlikely(++t->cache.count[o][cls] > mm_cache_limit[cls]))
         mm_cache_drain(t, o, cls);

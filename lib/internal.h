@@ -225,5 +225,8 @@ static inline void mm_init(void) { if (unlikely(!__atomic_load_n(&mm_ready, __AT
 MM_HIDDEN void *mm_alloc(size_t n, size_t origin);
 MM_HIDDEN void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func);
 MM_HIDDEN void *mm_memalign(size_t alignment, size_t n, size_t origin);
+/* Checks of an in-use heap block about to be freed (arena lock held): 0 after
+ * a report, the block then left alone. */
+MM_HIDDEN int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin);
 
 #endif

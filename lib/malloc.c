@@ -102,7 +102,7 @@ static int origin_ok(const block_t *b, const void *p, const char *func, size_t e
 /* Is the in-use block b sitting in a thread's cache (freed already)? */
 static inline int block_cached(block_t *b)
 {
-    return block_size(b) <= MM_CACHE_MAX_BLOCK && ((size_t *)block_user(b))[1] == mm_cache_key(block_user(b));
+    return block_size(b) <= MM_CACHE_MAX_BLOCK && cache_words_intact(block_user(b));
 }
 
 /* A mapped block about to be freed or resized: 0 after a report. */
@@ -118,7 +118,7 @@ static int mapped_block_ok(const block_t *b, const void *p, const char *func, si
 /* A heap block about to be freed or resized, under the arena lock, before
  * anything changes: its header, state and origin, and the neighbours free()
  * will touch.  0 after a report (the caller carries on, leaving the block). */
-static int heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
+int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
 {
     if (unlikely(!block_head_ok(b))) {
         mm_diagnose_header(a, b, p, func);
@@ -280,11 +280,11 @@ static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t,
     if (unlikely((uintptr_t)p % MM_ALIGN != 0 || (head & (BLOCK_FLAGS & ~BLOCK_PREV_INUSE)) != (BLOCK_INUSE | origin) ||
                  block > MM_CACHE_MAX_BLOCK))
         return 0;
-    /* Its header, the next header (a write past its end) and the key that
-     * marks a block already cached (a double free). */
-    if (mm_check_level() != 0 &&
-        unlikely(!head_check_matches(b, head) || !head_check_matches(block_at(b, block), block_at(b, block)->head) ||
-                 ((size_t *)p)[1] == mm_cache_key(p)))
+    /* Its header, and the key that marks a block already cached (a double
+     * free).  The next header (a write past its end) is checked when the
+     * block leaves the cache for the heap, whose merging reads it anyway:
+     * here it would cost a cache miss on every free. */
+    if (mm_check_level() != 0 && unlikely(!head_check_matches(b, head) || cache_words_intact(p)))
         return 0;
     if (size != 0 && unlikely(!block_fits_size(b, size, 0)))
         return 0;
@@ -337,7 +337,7 @@ static void free_slow(void *p, size_t size, size_t alignment, size_t origin, con
         goto out;
     }
     mm_lock(&a->lock);
-    if (!checks || heap_block_ok(a, b, p, func, origin)) {
+    if (!checks || mm_heap_block_ok(a, b, p, func, origin)) {
         if (checks && size != 0 && !block_fits_size(b, size, alignment))
             wrong_size(func, p, size, block_size(b));
         else if (canary_intact(b, func))
@@ -463,7 +463,7 @@ static void *mm_realloc(void *p, size_t n)
             goto misuse;
         }
         mm_lock(&a->lock);
-        if (checks && (!heap_block_ok(a, b, p, "realloc", ORIGIN_MALLOC) || !canary_intact(b, "realloc"))) {
+        if (checks && (!mm_heap_block_ok(a, b, p, "realloc", ORIGIN_MALLOC) || !canary_intact(b, "realloc"))) {
             mm_unlock(&a->lock);
             goto misuse;
         }

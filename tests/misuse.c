@@ -1025,6 +1025,23 @@ static void cache_key_overwritten_double_free(void)
         _exit(EXIT_CASE);
 }
 
+/* A cached block is not looked at beyond its own header when freed: a write
+ * past its end is found when the cache drains it back to the heap. */
+static void cache_overflow_found_at_drain(void)
+{
+    char *b[3], *more[64];
+    row(40, 3, b);
+    scribble(b[1], 'A', 48);             /* 40 bytes + the next header */
+    for (int i = 0; i < 64; i++)
+        if ((more[i] = opaque(malloc(40))) == NULL)
+            setup_failed("malloc");
+    free(opaque(b[1]));                  /* cached: the oldest of the list */
+    expect("mymalloc: free(): write past the end of block 0x%lx (the next block's header is overwritten, block of 48 bytes)",
+           addr(b[1]));
+    for (int i = 0; i < 64; i++)         /* the cache overflows and drains */
+        free(more[i]);
+}
+
 static void cache_free_sized_wrong(void)
 {
     char *p = opaque(malloc(100));
@@ -1190,6 +1207,8 @@ static const struct mcase cases[] = {
     { "cache: key overwritten after free, freed again, found by malloc", cache_key_overwritten_double_free, CACHE, 0,
       NULL },
     { "cache: free_sized with a wrong size", cache_free_sized_wrong, CACHE, 0, NULL },
+    { "cache: overflow into the next header, found when the cache drains", cache_overflow_found_at_drain, CACHE, 0,
+      NULL },
 #endif
     { "level 0: free_sized with a wrong size just frees", l0_free_sized_wrong, L0 | BENIGN, 0, NULL },
     { "level 0 (MYMALLOC_CHECK=0): free_sized with a wrong size just frees", l0_free_sized_wrong,
