@@ -71,7 +71,7 @@ void mm_bin_insert(struct mm_bins *bins, block_t *b)
 /* A free block's links are trusted only if they point into the heap at block
  * headers and the blocks they name point back: a write after free into the
  * links is caught here, before an unlink could write through them. */
-static int link_plausible(const struct mm_arena *a, const block_t *link)
+static inline int link_plausible(const struct mm_arena *a, const block_t *link)
 {
     return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_heap_owns(a, link));
 }

@@ -370,10 +370,9 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
         if (filled)
             fill_junction(next);
     }
-    block_set_head(b, 0, BLOCK_PREV_INUSE);
-    block_mark_free(b, size);
-    if (filled)
-        block_set_head(b, size, BLOCK_PREV_INUSE | BLOCK_CANARY);
+    block_set_head(b, size, BLOCK_PREV_INUSE | (filled ? BLOCK_CANARY : 0));
+    *block_tag(b) = size;
+    block_clear_prev_inuse(block_at(b, size));
     mm_bin_insert(&a->bins, b);
     return 0;
 }
