@@ -186,6 +186,13 @@ static inline size_t request_to_block(size_t n)
     return s < MM_MIN_BLOCK ? MM_MIN_BLOCK : s;
 }
 
+/* request_to_block(n) / 16, for the per-thread caches' class index. */
+static inline size_t request_to_class(size_t n)
+{
+    size_t cls = (n + MM_HEADER + MM_ALIGN - 1) / MM_ALIGN;
+    return cls < MM_MIN_BLOCK / MM_ALIGN ? MM_MIN_BLOCK / MM_ALIGN : cls;
+}
+
 static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline size_t align_down(size_t n, size_t a) { return n & ~(a - 1); }
 

@@ -176,7 +176,7 @@ void *mm_alloc(size_t n, size_t origin)
 {
     struct mm_thread *t = &mm_self;
     if (likely(n <= MM_CACHE_MAX_REQUEST && origin < ORIGIN_NEW_ARRAY && mm_cache_usable(t))) {
-        size_t cls = request_to_block(n) / MM_ALIGN, o = origin >> ORIGIN_SHIFT;
+        size_t cls = request_to_class(n), o = origin >> ORIGIN_SHIFT;
         void *p = mm_cache_pop(t, o, cls);
         if (likely(p != NULL))
             return p;
@@ -266,14 +266,12 @@ static MM_NOINLINE int in_segment_heap(struct mm_arena *a, const void *p)
 
 /* The free() fast path: a sound small block of this origin goes to the
  * thread's cache (whose state the caller checked), counted as `call` unless
- * that is MYMALLOC_CALL_COUNT.  0 when the slow path must look at it: NULL,
- * a foreign, mapped, big or damaged block, a double free. */
+ * that is MYMALLOC_CALL_COUNT.  The caller made sure p's header is in our
+ * heap.  0 when the slow path must look at it: a foreign, mapped, big or
+ * damaged block, a double free. */
 static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t, void *p, size_t size, size_t origin,
                                                             enum mymalloc_call call)
 {
-    struct mm_arena *a = &mm_main_arena;
-    if (unlikely(!in_brk_heap(a, p)) && !in_segment_heap(a, p))
-        return 0;
     block_t *b = block_of_user(p);
     size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED);
     size_t block = head & BLOCK_SIZE_MASK;
@@ -303,6 +301,7 @@ void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *
 {
     struct mm_thread *t = &mm_self;
     if (likely(origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && mm_cache_usable(t)) &&
+        (in_brk_heap(&mm_main_arena, p) || in_segment_heap(&mm_main_arena, p)) &&
         cache_free(t, p, size, origin, MYMALLOC_CALL_COUNT))
         return;
     if (p != NULL)
@@ -525,7 +524,7 @@ MYMALLOC_EXPORT void *malloc(size_t n)
 {
     struct mm_thread *t = &mm_self;
     if (likely(n <= MM_CACHE_MAX_REQUEST && mm_cache_usable(t))) {
-        size_t o = ORIGIN_MALLOC >> ORIGIN_SHIFT, cls = request_to_block(n) / MM_ALIGN;
+        size_t o = ORIGIN_MALLOC >> ORIGIN_SHIFT, cls = request_to_class(n);
         block_t *b = t->cache.head[o][cls];
         if (likely(b != NULL)) {
             if (unlikely(!mm_cache_block_ok(b)))
@@ -537,9 +536,22 @@ MYMALLOC_EXPORT void *malloc(size_t n)
     return malloc_uncached(n);
 }
 
+/* free() of a pointer outside the brk heap: NULL, a mapped block, a block of
+ * a heap in mmap segments, or a foreign pointer. */
+static MM_NOINLINE void free_outside_brk(void *p)
+{
+    struct mm_thread *t = &mm_self;
+    if (mm_cache_usable(t) && in_segment_heap(&mm_main_arena, p) &&
+        cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE))
+        return;
+    free_uncached(p);
+}
+
 MYMALLOC_EXPORT void free(void *p)
 {
     struct mm_thread *t = &mm_self;
+    if (unlikely(!in_brk_heap(&mm_main_arena, p)))
+        return free_outside_brk(p);
     if (likely(mm_cache_usable(t)) && likely(cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE)))
         return;
     free_uncached(p);
