@@ -91,6 +91,7 @@ struct mymalloc_stats {
     size_t mapped_bytes;        /* bytes mapped for them */
     size_t mapped_peak_bytes;
     unsigned long long calls[MYMALLOC_CALL_COUNT];  /* calls of each entry point, all threads */
+    size_t arenas;              /* arenas in use: the main one (brk heap) and those of other threads */
 };
 
 /* Fill *stats; 0 on success, -1 with errno EINVAL for a NULL pointer.  The

@@ -14,11 +14,20 @@ int mm_cache_mode;
 #define L16(c) L4(c), L4(c + 4), L4(c + 8), L4(c + 12)
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48) };
 
-/* Hand a cached block back to the heap; arena lock held.  Its neighbours
- * are checked here, not when it was freed: a write past its end into the
- * next header is reported now, in the name of the family that freed it. */
-static void cache_release(struct mm_arena *a, block_t *b)
+/* Hand a cached block back to its own arena, whose lock *held (if not NULL)
+ * is the one this thread holds: switched when the block is another arena's.
+ * Its neighbours are checked here, not when it was freed: a write past its
+ * end into the next header is reported now, in the name of the family that
+ * freed it. */
+static void cache_release(struct mm_arena **held, block_t *b)
 {
+    struct mm_arena *a = mm_arena_of(b);
+    if (a != *held) {
+        if (*held != NULL)
+            mm_unlock(&(*held)->lock);
+        mm_lock(&a->lock);
+        *held = a;
+    }
     size_t *user = block_user(b);
     user[0] = user[1] = 0;
     if (mm_check_level() != 0 &&
@@ -33,12 +42,18 @@ static void cache_release(struct mm_arena *a, block_t *b)
  * memory. */
 void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
 {
-    struct mm_arena *a = &mm_main_arena;
+    struct mm_arena *a = mm_thread_arena();
     unsigned batch = mm_cache_limit[cls] / 2u;
     block_t *first, *last = NULL;
 
     mm_lock(&a->lock);
     first = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
+    if (first == NULL && a != &mm_main_arena) {     /* the arena cannot grow: try main */
+        mm_unlock(&a->lock);
+        a = &mm_main_arena;
+        mm_lock(&a->lock);
+        first = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
+    }
     for (unsigned i = 1; first != NULL && i < batch; i++) {
         block_t *b = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
         if (b == NULL)
@@ -60,7 +75,6 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
  * half (warm in the CPU cache) and give the rest back under one lock. */
 void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
 {
-    struct mm_arena *a = &mm_main_arena;
     unsigned keep = mm_cache_limit[cls] / 2u;
     block_t *b = t->cache.head[o][cls];
 
@@ -70,33 +84,34 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     cache_words_set(block_user(b), NULL);
     t->cache.count[o][cls] = (uint8_t)keep;
 
-    mm_lock(&a->lock);
+    struct mm_arena *held = NULL;
     while (rest != NULL) {
         block_t *next = cache_words_next(block_user(rest));
-        cache_release(a, rest);
+        cache_release(&held, rest);
         rest = next;
     }
-    mm_unlock(&a->lock);
+    if (held != NULL)
+        mm_unlock(&held->lock);
 }
 
 /* Give every cached block back (thread exit, malloc_trim, caching off). */
 void mm_cache_flush(struct mm_thread *t)
 {
-    struct mm_arena *a = &mm_main_arena;
-    mm_lock(&a->lock);
+    struct mm_arena *held = NULL;
     for (size_t o = 0; o < MM_CACHE_ORIGINS; o++) {
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             block_t *b = t->cache.head[o][cls];
             while (b != NULL) {
                 block_t *next = cache_words_next(block_user(b));
-                cache_release(a, b);
+                cache_release(&held, b);
                 b = next;
             }
             t->cache.head[o][cls] = NULL;
             t->cache.count[o][cls] = 0;
         }
     }
-    mm_unlock(&a->lock);
+    if (held != NULL)
+        mm_unlock(&held->lock);
 }
 
 /* A cached block's key or link was overwritten after it was freed: report

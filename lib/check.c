@@ -52,7 +52,7 @@ void mm_report(const char *func, const char *what, const void *p, const char *de
     if (__atomic_load_n(&mm_abort_on_error, __ATOMIC_RELAXED)) {
         /* The process is going: let a SIGABRT handler that allocates (a
          * fuzzer's, a crash reporter's) get through rather than deadlock. */
-        __atomic_store_n(&mm_main_arena.lock.state, 0, __ATOMIC_RELEASE);
+        mm_arenas_unlock_all();
         abort();
     }
 }

@@ -101,9 +101,13 @@ void mm_assert_failed(const char *file, int line, const char *cond)
 
 MYMALLOC_EXPORT int mymalloc_check(void)
 {
-    struct mm_arena *a = &mm_main_arena;
-    mm_lock(&a->lock);
-    int problems = mm_heap_walk_check(a);
-    mm_unlock(&a->lock);
+    int problems = 0;
+    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < count; i++) {
+        struct mm_arena *a = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
+        mm_lock(&a->lock);
+        problems += mm_heap_walk_check(a);
+        mm_unlock(&a->lock);
+    }
     return problems;
 }

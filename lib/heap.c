@@ -7,6 +7,7 @@
 #include "internal.h"
 
 #define SEGMENT_MIN ((size_t)1 << 20)    /* smallest mmap segment */
+#define ARENA_SEGMENT_MIN ((size_t)4 << 20)   /* ... of a non-main arena */
 
 static inline char *region_end(const struct mm_region *r) { return (char *)r + r->size; }
 static inline block_t *region_first(struct mm_region *r) { return block_at(r, MM_REGION_FIRST_BLOCK); }
@@ -147,13 +148,24 @@ static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
     if (want > MM_MAX_REQUEST - pad)
         return 0;
     size_t size = align_up(want + pad, mm_page_size());
-    if (size < SEGMENT_MIN)
-        size = SEGMENT_MIN;
-    char *base = mm_os_map(size);
-    if (base == NULL)
-        return 0;
-    region_start(a, base, size, 0);
-    segment_note(a->top_region);
+    if (a->index != 0) {
+        /* A non-main arena's segment: whole granules in the granule map,
+         * at least ARENA_SEGMENT_MIN (pages are touched only when used). */
+        if (size < ARENA_SEGMENT_MIN)
+            size = ARENA_SEGMENT_MIN;
+        char *base = mm_arena_segment_map(a, &size);
+        if (base == NULL)
+            return 0;
+        region_start(a, base, size, 0);
+    } else {
+        if (size < SEGMENT_MIN)
+            size = SEGMENT_MIN;
+        char *base = mm_os_map(size);
+        if (base == NULL)
+            return 0;
+        region_start(a, base, size, 0);
+        segment_note(a->top_region);
+    }
     __atomic_store_n(&a->has_segments, 1, __ATOMIC_RELAXED);
     return 1;
 }
@@ -164,7 +176,7 @@ static int heap_grow(struct mm_arena *a, size_t need)
     size_t pad = mm_setting(&mm_settings.top_pad);
     int saved_errno = errno;    /* a failed sbrk before a good segment is no error */
     while (a->top == NULL || block_size(a->top) < need + MM_MIN_BLOCK) {
-        if (grow_with_sbrk(a, need, pad))
+        if (!a->no_sbrk && grow_with_sbrk(a, need, pad))
             continue;
         if (!grow_with_segment(a, need, pad))
             return 0;
@@ -310,6 +322,17 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
     if (new_end >= end)
         return 0;
     size_t release = (size_t)(end - new_end);
+    if (a->index != 0) {
+        /* A non-main arena's segments stay mapped (the granule map stays
+         * true): the top's used pages go back with madvise, and read as zero
+         * when touched again. */
+        char *fence_page = (char *)align_down((uintptr_t)region_fence(r), page);
+        char *dirty_end = a->fresh_from < fence_page ? (char *)align_up((uintptr_t)a->fresh_from, page) : fence_page;
+        if (dirty_end <= new_end || mm_os_discard(new_end, (size_t)(dirty_end - new_end)) != 0)
+            return 0;
+        a->fresh_from = new_end;
+        return 1;
+    }
     if (r->from_sbrk) {
         /* Only if the break is still ours: never cut a foreign sbrk user. */
         if (end != a->brk_end || mm_os_brk_now() != end || mm_os_sbrk(-(intptr_t)release) == NULL)
@@ -382,6 +405,8 @@ static void maybe_trim(struct mm_arena *a)
     size_t threshold = mm_setting(&mm_settings.trim_threshold);
     size_t pad = mm_setting(&mm_settings.top_pad);
     size_t top = block_size(a->top);
+    if (a->index != 0)      /* only the top's pages in use can go (see mm_heap_trim) */
+        top = a->fresh_from > (char *)a->top ? (size_t)(a->fresh_from - (char *)a->top) : 0;
     /* Trim only when at least a page beyond the pad can go. */
     if (top >= threshold && threshold != SIZE_MAX && top - MM_MIN_BLOCK >= pad + mm_page_size())
         mm_heap_trim(a, pad);

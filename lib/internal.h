@@ -59,6 +59,7 @@ struct mm_thread {
     struct mm_thread *next, *prev;      /* the registry of live threads */
     int state;                          /* MM_THREAD_NEW, _LIVE or _EXITED */
     uint64_t calls[MYMALLOC_CALL_COUNT];
+    struct mm_arena *arena;             /* where its allocations come from */
     struct mm_cache cache;
 };
 MM_HIDDEN extern __thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
@@ -107,6 +108,9 @@ _Static_assert(sizeof(struct mm_region) == 24, "region header keeps block alignm
 
 struct mm_arena {
     mm_lock_t lock;
+    unsigned index;                /* in mm_arenas; 0: the main arena, the brk heap */
+    int no_sbrk;                   /* grows in mmap segments only (every arena but main) */
+    unsigned threads;              /* live threads attached (under the arenas lock) */
     struct mm_bins bins;
     block_t *top;                  /* the wilderness block, NULL before the first growth */
     struct mm_region *top_region;  /* region the top block ends */
@@ -123,6 +127,49 @@ struct mm_arena {
 };
 
 MM_HIDDEN extern struct mm_arena mm_main_arena;
+
+/* ---- arena.c: the arenas, which arena a block is in, threads' arenas ---- */
+#define MM_ARENA_SLOTS 256            /* most arenas, main included */
+#define MM_GRANULE_SHIFT 20           /* non-main segments: whole 1 MiB granules */
+MM_HIDDEN extern struct mm_arena *mm_arenas[MM_ARENA_SLOTS];
+MM_HIDDEN extern unsigned mm_arena_count;
+/* Which arena's segment covers a granule (0: none of the non-main arenas):
+ * a two-level map, leaves mapped when first needed. */
+#define MM_GRANULE_LEAF_BITS 14
+#define MM_GRANULE_TOP ((size_t)1 << (47 - MM_GRANULE_SHIFT - MM_GRANULE_LEAF_BITS))
+MM_HIDDEN extern uint8_t *mm_granule_map[MM_GRANULE_TOP];
+static inline unsigned mm_granule_arena(uintptr_t address)
+{
+    uintptr_t g = address >> MM_GRANULE_SHIFT;
+    if ((g >> MM_GRANULE_LEAF_BITS) >= MM_GRANULE_TOP)
+        return 0;
+    const uint8_t *leaf = __atomic_load_n(&mm_granule_map[g >> MM_GRANULE_LEAF_BITS], __ATOMIC_ACQUIRE);
+    return leaf != NULL ? __atomic_load_n(&leaf[g & (((uintptr_t)1 << MM_GRANULE_LEAF_BITS) - 1)], __ATOMIC_RELAXED) : 0;
+}
+MM_HIDDEN void *mm_arena_segment_map(struct mm_arena *a, size_t *size);
+MM_HIDDEN unsigned mm_arena_limit(void);
+MM_HIDDEN int mm_arena_limit_set(size_t limit);
+MM_HIDDEN struct mm_arena *mm_arena_attach(struct mm_thread *t);
+MM_HIDDEN void mm_arena_detach(struct mm_thread *t);
+MM_HIDDEN void mm_arenas_fork_prepare(void);
+MM_HIDDEN void mm_arenas_fork_parent(void);
+MM_HIDDEN void mm_arenas_fork_child(void);
+MM_HIDDEN void mm_arenas_unlock_all(void);
+
+/* The arena a heap block (or a pointer into a heap) belongs to: one of the
+ * non-main arenas' segments, else the main arena. */
+static inline struct mm_arena *mm_arena_of(const void *p)
+{
+    unsigned index = mm_granule_arena((uintptr_t)p);
+    return index == 0 ? &mm_main_arena : __atomic_load_n(&mm_arenas[index], __ATOMIC_ACQUIRE);
+}
+
+/* The calling thread's arena, for its allocations. */
+static inline struct mm_arena *mm_thread_arena(void)
+{
+    struct mm_thread *t = &mm_self;
+    return likely(t->arena != NULL) ? t->arena : mm_arena_attach(t);
+}
 
 /* Is p inside the bounds of the arena's regions (read without the lock)? */
 static inline int mm_heap_owns(const struct mm_arena *a, const void *p)
@@ -161,6 +208,7 @@ MM_HIDDEN void *mm_os_sbrk(intptr_t increment);      /* NULL on failure */
 MM_HIDDEN void *mm_os_brk_now(void);
 MM_HIDDEN void *mm_os_map(size_t length);           /* NULL on failure */
 MM_HIDDEN int mm_os_unmap(void *addr, size_t length);
+MM_HIDDEN int mm_os_discard(void *addr, size_t length);  /* madvise(MADV_DONTNEED) */
 MM_HIDDEN void *mm_os_remap(void *addr, size_t old_length, size_t new_length); /* NULL on failure */
 
 /* ---- settings.c: thresholds from mallopt() and the environment ---- */
@@ -186,6 +234,10 @@ struct mm_large_stats {
 };
 MM_HIDDEN extern struct mm_large_stats mm_large_stats;
 MM_HIDDEN void mm_stats_large_add(size_t bytes);
+struct mm_heap_totals {
+    size_t system_bytes, peak_system_bytes, inuse_bytes, free_bytes, free_blocks, top_bytes, tops, arenas;
+};
+MM_HIDDEN void mm_heap_totals(struct mm_heap_totals *t);
 MM_HIDDEN void mm_stats_large_sub(size_t bytes);
 
 /* ---- diag.c: the fatal-error writer and small formatting helpers ---- */

@@ -49,21 +49,23 @@ void mm_unlock_slow(mm_lock_t *l)
 /* fork(): the parent takes the arena lock before the fork so no other thread
  * holds it half-way through a heap update; both sides then release it.  The
  * child is single-threaded, so it simply starts with a free lock. */
+/* Lock order: the thread registry, the arenas lock, then the arenas in index
+ * order (a thread never holds two arena locks otherwise). */
 static void fork_prepare(void)
 {
     mm_thread_fork_prepare();
-    mm_lock(&mm_main_arena.lock);
+    mm_arenas_fork_prepare();
 }
 
 static void fork_parent(void)
 {
-    mm_unlock(&mm_main_arena.lock);
+    mm_arenas_fork_parent();
     mm_thread_fork_parent();
 }
 
 static void fork_child(void)
 {
-    __atomic_store_n(&mm_main_arena.lock.state, 0, __ATOMIC_RELAXED);
+    mm_arenas_fork_child();
     mm_thread_fork_child();
 }
 

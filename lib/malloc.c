@@ -49,14 +49,24 @@ static const char *origin_name(size_t origin)
     }
 }
 
-/* Can the header before p be read without faulting?  Inside our brk heap it
- * always can; elsewhere a pointer at the start of a page (where mapped blocks
- * begin) may be a mapped block already unmapped, so the page is probed. */
-static inline int header_readable(struct mm_arena *a, const void *p)
+/* Is [p - 16, p) inside a non-main arena's segments (which stay mapped)? */
+static inline int in_arena_segments(const void *p)
 {
+    return mm_granule_arena((uintptr_t)p - 2 * MM_WORD) != 0 && mm_granule_arena((uintptr_t)p - 1) != 0;
+}
+
+/* Can the header before p be read without faulting?  Inside our brk heap or
+ * a non-main arena's segments it always can; elsewhere a pointer at the start
+ * of a page (where mapped blocks begin) may be a mapped block already
+ * unmapped, so the page is probed. */
+static inline int header_readable(const void *p)
+{
+    struct mm_arena *a = &mm_main_arena;
     char *start = __atomic_load_n(&a->brk_start, __ATOMIC_ACQUIRE);
     char *end = __atomic_load_n(&a->brk_end, __ATOMIC_ACQUIRE);
     if ((const char *)p > start && (const char *)p < end)
+        return 1;
+    if (in_arena_segments(p))
         return 1;
     if (!mm_heap_owns(a, p) || !__atomic_load_n(&a->has_segments, __ATOMIC_RELAXED))
         return mm_probe_mapped(block_of_user(p));   /* mapped block, trimmed away, or foreign */
@@ -71,13 +81,13 @@ static inline int header_readable(struct mm_arena *a, const void *p)
 
 /* The first checks of a pointer handed back to us, before any lock: 0 after a
  * report (the caller then carries on without touching it). */
-static int pointer_ok(struct mm_arena *a, const void *p, const char *func)
+static int pointer_ok(const void *p, const char *func)
 {
     if (unlikely((uintptr_t)p % MM_ALIGN != 0)) {
         mm_report(func, "invalid pointer", p, "not 16-byte aligned", 0);
         return 0;
     }
-    if (unlikely(!header_readable(a, p))) {
+    if (unlikely(!header_readable(p))) {
         if (mm_recently_unmapped(p))
             mm_report(func, "double free of", p, "a mapped block, already unmapped", 0);
         else
@@ -186,9 +196,37 @@ void *mm_alloc(size_t n, size_t origin)
     return alloc_slow(n, origin);
 }
 
+/* A heap block of `need` bytes from the calling thread's arena (from the
+ * main arena when that one cannot grow), returned with *arena locked; NULL,
+ * with no lock held, when out of memory. */
+static block_t *arena_alloc_locked(size_t need, size_t origin, size_t *dirty, struct mm_arena **arena)
+{
+    struct mm_arena *a = mm_thread_arena();
+    for (;;) {
+        mm_lock(&a->lock);
+        block_t *b = mm_heap_alloc(a, need, origin, dirty);
+        if (b != NULL) {
+            *arena = a;
+            return b;
+        }
+        mm_unlock(&a->lock);
+        if (a == &mm_main_arena)
+            return NULL;
+        a = &mm_main_arena;
+    }
+}
+
+static block_t *arena_alloc(size_t need, size_t origin, size_t *dirty)
+{
+    struct mm_arena *a;
+    block_t *b = arena_alloc_locked(need, origin, dirty, &a);
+    if (b != NULL)
+        mm_unlock(&a->lock);
+    return b;
+}
+
 static void *alloc_slow(size_t n, size_t origin)
 {
-    struct mm_arena *a = &mm_main_arena;
     mm_init();
     if (unlikely(canaries_on()))
         return alloc_with_canary(n, MM_ALIGN, origin);
@@ -201,9 +239,7 @@ static void *alloc_slow(size_t n, size_t origin)
             return p;
         errno = saved_errno;    /* the heap may still serve it */
     }
-    mm_lock(&a->lock);
-    block_t *b = mm_heap_alloc(a, request_to_block(n), origin, NULL);
-    mm_unlock(&a->lock);
+    block_t *b = arena_alloc(request_to_block(n), origin, NULL);
     if (unlikely(b == NULL))
         return out_of_memory();
     return block_user(b);
@@ -257,11 +293,13 @@ static inline int in_brk_heap(struct mm_arena *a, const void *p)
     return (const char *)p > start && (const char *)p < end;
 }
 
-/* The same for a heap of mmap segments (sbrk failed or disabled). */
-static MM_NOINLINE int in_segment_heap(struct mm_arena *a, const void *p)
+/* The same for the segments of the non-main arenas, and for a main heap of
+ * mmap segments (sbrk failed or disabled). */
+static MM_NOINLINE int in_segment_heap(const void *p)
 {
-    return __atomic_load_n(&a->has_segments, __ATOMIC_RELAXED) && mm_heap_owns(a, p) &&
-           mm_segment_holds(block_of_user(p)) == 1;
+    struct mm_arena *a = &mm_main_arena;
+    return in_arena_segments(p) || (__atomic_load_n(&a->has_segments, __ATOMIC_RELAXED) && mm_heap_owns(a, p) &&
+                                    mm_segment_holds(block_of_user(p)) == 1);
 }
 
 /* The free() fast path: a sound small block of this origin goes to the
@@ -301,7 +339,7 @@ void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *
 {
     struct mm_thread *t = &mm_self;
     if (likely(origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && mm_cache_usable(t)) &&
-        (in_brk_heap(&mm_main_arena, p) || in_segment_heap(&mm_main_arena, p)) &&
+        (in_brk_heap(&mm_main_arena, p) || in_segment_heap(p)) &&
         cache_free(t, p, size, origin, MYMALLOC_CALL_COUNT))
         return;
     if (p != NULL)
@@ -310,13 +348,13 @@ void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *
 
 static void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func)
 {
-    struct mm_arena *a = &mm_main_arena;
+    struct mm_arena *a;
     int saved_errno = errno;
     mm_init();          /* a bad free as the first call still honours the settings */
     block_t *b = block_of_user(p);
     int checks = mm_check_level() != 0;
 
-    if (checks && !pointer_ok(a, p, func))
+    if (checks && !pointer_ok(p, func))
         goto out;
     if (block_mmapped(b) && (!checks || block_head_ok(b))) {
         if (checks && !mapped_block_ok(b, p, func, origin))
@@ -331,6 +369,7 @@ static void free_slow(void *p, size_t size, size_t alignment, size_t origin, con
         mm_large_free(b);
         goto out;
     }
+    a = mm_arena_of(b);
     if (checks && unlikely(!mm_heap_owns(a, b))) {
         mm_report(func, "invalid pointer", p, "not from mymalloc", 0);
         goto out;
@@ -353,7 +392,7 @@ out:
  * a canary after n bytes, written under the lock. */
 static void *memalign_flags(size_t alignment, size_t n, size_t origin)
 {
-    struct mm_arena *a = &mm_main_arena;
+    struct mm_arena *a;
     size_t request = n + (origin & BLOCK_CANARY ? MM_CANARY_ROOM : 0);
     if (alignment <= MM_ALIGN && !(origin & BLOCK_CANARY))
         return mm_alloc(n, origin);
@@ -371,19 +410,16 @@ static void *memalign_flags(size_t alignment, size_t n, size_t origin)
     }
     size_t need = request_to_block(request);
     if (alignment <= MM_ALIGN) {     /* a canary without extra alignment */
-        mm_lock(&a->lock);
-        block_t *b = mm_heap_alloc(a, need, origin, NULL);
-        if (b != NULL)
-            mm_canary_set(b, n);
+        block_t *b = arena_alloc_locked(need, origin, NULL, &a);
+        if (b == NULL)
+            return out_of_memory();
+        mm_canary_set(b, n);
         mm_unlock(&a->lock);
-        return b != NULL ? block_user(b) : out_of_memory();
+        return block_user(b);
     }
-    mm_lock(&a->lock);
-    block_t *b = mm_heap_alloc(a, need + alignment + MM_MIN_BLOCK, origin, NULL);
-    if (b == NULL) {
-        mm_unlock(&a->lock);
+    block_t *b = arena_alloc_locked(need + alignment + MM_MIN_BLOCK, origin, NULL, &a);
+    if (b == NULL)
         return out_of_memory();
-    }
     char *user = block_user(b);
     char *aligned = (char *)align_up((uintptr_t)user, alignment);
     if (aligned != user) {
@@ -420,7 +456,6 @@ static void *alloc_with_canary(size_t n, size_t alignment, size_t origin)
 
 static void *mm_realloc(void *p, size_t n)
 {
-    struct mm_arena *a = &mm_main_arena;
     if (p == NULL)
         return mm_alloc(n, ORIGIN_MALLOC);
     if (n == 0) {
@@ -430,7 +465,7 @@ static void *mm_realloc(void *p, size_t n)
     block_t *b = block_of_user(p);
     mm_init();
     int checks = mm_check_level() != 0;
-    if (checks && !pointer_ok(a, p, "realloc"))
+    if (checks && !pointer_ok(p, "realloc"))
         goto misuse;
     if (unlikely(n > MM_MAX_REQUEST))
         return out_of_memory();
@@ -457,6 +492,7 @@ static void *mm_realloc(void *p, size_t n)
             }
         }
     } else {
+        struct mm_arena *a = mm_arena_of(b);
         if (checks && unlikely(!mm_heap_owns(a, b))) {
             mm_report("realloc", "invalid pointer", p, "not from mymalloc", 0);
             goto misuse;
@@ -541,7 +577,7 @@ MYMALLOC_EXPORT void *malloc(size_t n)
 static MM_NOINLINE void free_outside_brk(void *p)
 {
     struct mm_thread *t = &mm_self;
-    if (mm_cache_usable(t) && in_segment_heap(&mm_main_arena, p) &&
+    if (mm_cache_usable(t) && in_segment_heap(p) &&
         cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE))
         return;
     free_uncached(p);
@@ -559,7 +595,6 @@ MYMALLOC_EXPORT void free(void *p)
 
 MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
 {
-    struct mm_arena *a = &mm_main_arena;
     size_t n;
     mm_count(MYMALLOC_CALL_CALLOC);
     if (__builtin_mul_overflow(count, size, &n) || n > MM_MAX_REQUEST)
@@ -579,9 +614,7 @@ MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
         errno = saved_errno;
     }
     size_t dirty;
-    mm_lock(&a->lock);
-    block_t *b = mm_heap_alloc(a, request_to_block(n), ORIGIN_MALLOC, &dirty);
-    mm_unlock(&a->lock);
+    block_t *b = arena_alloc(request_to_block(n), ORIGIN_MALLOC, &dirty);
     if (b == NULL)
         return out_of_memory();
     memset(block_user(b), 0, dirty);
@@ -657,20 +690,20 @@ MYMALLOC_EXPORT void *pvalloc(size_t n)
 
 MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
 {
-    struct mm_arena *a = &mm_main_arena;
     if (p == NULL)
         return 0;
     block_t *b = block_of_user(p);
     mm_init();
     if (mm_check_level() == 0)
         return block_usable(b);
-    if (!pointer_ok(a, p, "malloc_usable_size"))
+    if (!pointer_ok(p, "malloc_usable_size"))
         return 0;
     if (block_mmapped(b) && block_head_ok(b)) {
         if (!mapped_block_ok(b, p, "malloc_usable_size", ORIGIN_ANY))
             return 0;
         return canary_intact(b, "malloc_usable_size") ? usable_bytes(b) : 0;
     }
+    struct mm_arena *a = mm_arena_of(b);
     if (!mm_heap_owns(a, b)) {
         mm_report("malloc_usable_size", "invalid pointer", p, "not from mymalloc", 0);
         return 0;
@@ -689,13 +722,16 @@ MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
 
 MYMALLOC_EXPORT int malloc_trim(size_t pad)
 {
-    struct mm_arena *a = &mm_main_arena;
-    int saved_errno = errno;
+    int saved_errno = errno, released = 0;
     if (mm_self.state == MM_THREAD_LIVE)
         mm_cache_flush(&mm_self);
-    mm_lock(&a->lock);
-    int released = mm_heap_trim(a, pad);
-    mm_unlock(&a->lock);
+    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < count; i++) {
+        struct mm_arena *a = mm_arenas[i];
+        mm_lock(&a->lock);
+        released |= mm_heap_trim(a, pad);
+        mm_unlock(&a->lock);
+    }
     errno = saved_errno;
     return released;
 }

@@ -57,3 +57,10 @@ void *mm_os_remap(void *addr, size_t old_length, size_t new_length)
     void *p = mremap(addr, old_length, new_length, MREMAP_MAYMOVE);
     return p == MAP_FAILED ? NULL : p;
 }
+
+/* Give pages back without unmapping them: they read as zero when touched
+ * again (MADV_DONTNEED: the memory leaves the RSS at once). */
+int mm_os_discard(void *addr, size_t length)
+{
+    return madvise(addr, length, MADV_DONTNEED);
+}

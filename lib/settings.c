@@ -32,7 +32,7 @@ void mm_settings_changed(void)
 extern char **environ;
 
 enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_TCACHE,
-                  SET_COUNT };
+                  SET_ARENA_MAX, SET_COUNT };
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
@@ -100,6 +100,8 @@ static int value_store(enum setting_id id, size_t value, int never)
             return 0;
         __atomic_store_n(&mm_settings.tcache, value, __ATOMIC_RELAXED);
         return 1;
+    case SET_ARENA_MAX:
+        return !never && mm_arena_limit_set(value);
     default:
         return 0;
     }
@@ -175,10 +177,12 @@ static const struct {
     { "MYMALLOC_CHECK=", SET_CHECK, 1 },
     { "MYMALLOC_ABORT=", SET_ABORT, 1 },
     { "MYMALLOC_TCACHE=", SET_TCACHE, 1 },
+    { "MYMALLOC_ARENA_MAX=", SET_ARENA_MAX, 1 },
     { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
     { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
     { "MALLOC_TOP_PAD_=", SET_TOP_PAD, 0 },
     { "MALLOC_MMAP_MAX_=", SET_MMAP_MAX, 0 },
+    { "MALLOC_ARENA_MAX=", SET_ARENA_MAX, 0 },
 };
 
 /* Read the environment once.  Returns 0 when it is not there yet (a call from
@@ -206,7 +210,9 @@ int mm_settings_read_environment(void)
                 break;
             int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT || env_names[i].id == SET_TCACHE;
             if (!parse_size(entry + len, &value, &never) || !setting_store(env_names[i].id, value, never))
-                report_bad(entry, is_level ? ": not a valid level\n" : ": not a valid size\n");
+                report_bad(entry, is_level ? ": not a valid level\n"
+                                  : env_names[i].id == SET_ARENA_MAX ? ": not a valid number of arenas\n"
+                                                                     : ": not a valid size\n");
             else if (env_names[i].ours)
                 set_by_ours[env_names[i].id] = 1;
             break;
@@ -249,10 +255,11 @@ static int mallopt_store(int param, int value)
     case M_CHECK_ACTION:       /* glibc's bit 1 (value 2): abort on an error */
         __atomic_store_n(&mm_abort_on_error, (value & 2) != 0, __ATOMIC_RELAXED);
         return 1;
+    case M_ARENA_MAX:           /* for threads that have no arena yet */
+        return value > 0 && setting_store(SET_ARENA_MAX, (size_t)value, 0);
     case M_PERTURB:
     case M_ARENA_TEST:
-    case M_ARENA_MAX:
-        return 1;                              /* accepted, no effect (yet) */
+        return 1;                              /* accepted, no effect */
     default:
         return 0;
     }

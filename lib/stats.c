@@ -31,26 +31,48 @@ void mm_stats_large_sub(size_t bytes)
     __atomic_sub_fetch(&mm_large_stats.bytes, bytes, __ATOMIC_RELAXED);
 }
 
+/* The heap figures of every arena, summed (each arena read under its lock).
+ * The peak is the sum of the arenas' peaks: an upper bound of the true one. */
+void mm_heap_totals(struct mm_heap_totals *t)
+{
+    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
+    memset(t, 0, sizeof *t);
+    t->arenas = count;
+    for (unsigned i = 0; i < count; i++) {
+        struct mm_arena *a = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
+        size_t free_bytes;
+        mm_lock(&a->lock);
+        t->free_blocks += mm_bins_count(&a->bins, &free_bytes);
+        t->free_bytes += free_bytes;
+        t->top_bytes += a->top != NULL ? block_size(a->top) : 0;
+        t->tops += a->top != NULL;
+        t->system_bytes += a->system_bytes;
+        t->peak_system_bytes += a->peak_system_bytes;
+        t->inuse_bytes += a->inuse_bytes;
+        mm_unlock(&a->lock);
+    }
+}
+
 MYMALLOC_EXPORT struct mallinfo2 mallinfo2(void)
 {
     struct mallinfo2 info;
-    struct mm_arena *a = &mm_main_arena;
+    struct mm_heap_totals h;
     size_t free_bytes, top;
 
     memset(&info, 0, sizeof info);
-    mm_lock(&a->lock);
-    info.ordblks = mm_bins_count(&a->bins, &free_bytes);
-    top = a->top != NULL ? block_size(a->top) : 0;
-    info.arena = a->system_bytes;
-    info.usmblks = a->peak_system_bytes;
-    mm_unlock(&a->lock);
+    mm_heap_totals(&h);
+    info.ordblks = h.free_blocks;
+    free_bytes = h.free_bytes;
+    top = h.top_bytes;
+    info.arena = h.system_bytes;
+    info.usmblks = h.peak_system_bytes;
 
     /* Blocks in threads' caches are free as far as the program can tell. */
     uint64_t calls[MYMALLOC_CALL_COUNT];
     size_t cached;
     mm_thread_counts(calls, &cached);
 
-    info.ordblks += top != 0;
+    info.ordblks += h.tops;
     info.fordblks = free_bytes + top + cached;
     info.fsmblks = cached;
     info.uordblks = info.arena - info.fordblks;
@@ -107,7 +129,7 @@ MYMALLOC_EXPORT void malloc_stats(void)
 
 MYMALLOC_EXPORT int mymalloc_stats_get(struct mymalloc_stats *stats)
 {
-    struct mm_arena *a = &mm_main_arena;
+    struct mm_heap_totals h;
     uint64_t calls[MYMALLOC_CALL_COUNT];
 
     if (stats == NULL) {
@@ -115,13 +137,14 @@ MYMALLOC_EXPORT int mymalloc_stats_get(struct mymalloc_stats *stats)
         return -1;
     }
     memset(stats, 0, sizeof *stats);
-    mm_lock(&a->lock);
-    stats->free_blocks = mm_bins_count(&a->bins, &stats->free_bytes);
-    stats->heap_bytes = a->system_bytes;
-    stats->heap_peak_bytes = a->peak_system_bytes;
-    stats->inuse_bytes = a->inuse_bytes;
-    stats->top_bytes = a->top != NULL ? block_size(a->top) : 0;
-    mm_unlock(&a->lock);
+    mm_heap_totals(&h);
+    stats->free_blocks = h.free_blocks;
+    stats->free_bytes = h.free_bytes;
+    stats->heap_bytes = h.system_bytes;
+    stats->heap_peak_bytes = h.peak_system_bytes;
+    stats->inuse_bytes = h.inuse_bytes;
+    stats->top_bytes = h.top_bytes;
+    stats->arenas = h.arenas;
     stats->mapped_blocks = __atomic_load_n(&mm_large_stats.count, __ATOMIC_RELAXED);
     stats->mapped_bytes = __atomic_load_n(&mm_large_stats.bytes, __ATOMIC_RELAXED);
     stats->mapped_peak_bytes = __atomic_load_n(&mm_large_stats.peak_bytes, __ATOMIC_RELAXED);

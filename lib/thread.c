@@ -38,6 +38,7 @@ static void thread_exit(void *arg)
     struct mm_thread *t = arg;
     t->state = MM_THREAD_EXITED;        /* from here on, no caching */
     mm_cache_flush(t);
+    mm_arena_detach(t);                 /* its arena is free for the next thread */
     mm_lock(&registry_lock);
     counters_retire(t);
     registry_unlink(t);

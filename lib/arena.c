@@ -1,0 +1,225 @@
+/* arena.c - several arenas, so threads do not all wait on one lock.  The main
+ * arena owns the brk heap; the others grow in mmap segments aligned to 1 MiB
+ * granules, and a two-level map from granule to arena tells which arena a
+ * block belongs to (a block freed by another thread goes back to its own).
+ * Threads are spread over the arenas, up to a limit of 8 per CPU this process
+ * may run on (its affinity mask and cgroup quota), or MYMALLOC_ARENA_MAX /
+ * MALLOC_ARENA_MAX.  Arenas are never destroyed: a thread that exits leaves
+ * its arena to the next thread that comes. */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <sched.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+#include "internal.h"
+
+struct mm_arena *mm_arenas[MM_ARENA_SLOTS] = { &mm_main_arena };
+unsigned mm_arena_count = 1;
+static mm_lock_t arenas_lock;          /* creating arenas, attaching threads */
+
+uint8_t *mm_granule_map[MM_GRANULE_TOP];
+
+/* Mark [base, base + size) (granule aligned) as arena `index`'s.  0 when a
+ * leaf of the map cannot be had. */
+static int granules_mark(uintptr_t base, size_t size, unsigned index)
+{
+    for (uintptr_t g = base >> MM_GRANULE_SHIFT; g < (base + size) >> MM_GRANULE_SHIFT; g++) {
+        uint8_t **slot = &mm_granule_map[g >> MM_GRANULE_LEAF_BITS];
+        if (*slot == NULL) {
+            uint8_t *leaf = mm_os_map((size_t)1 << MM_GRANULE_LEAF_BITS);
+            if (leaf == NULL)
+                return 0;
+            __atomic_store_n(slot, leaf, __ATOMIC_RELEASE);
+        }
+        __atomic_store_n(&(*slot)[g & (((uintptr_t)1 << MM_GRANULE_LEAF_BITS) - 1)], (uint8_t)index, __ATOMIC_RELAXED);
+    }
+    return 1;
+}
+
+/* A new segment of at least `size` bytes for a non-main arena: granule
+ * aligned, whole granules, in the map.  NULL when the kernel says no. */
+void *mm_arena_segment_map(struct mm_arena *a, size_t *size)
+{
+    size_t granule = (size_t)1 << MM_GRANULE_SHIFT;
+    size_t length = align_up(*size, granule);
+    if (length < *size || length > SIZE_MAX - granule)
+        return NULL;
+    char *raw = mm_os_map(length + granule);
+    if (raw == NULL)
+        return NULL;
+    char *base = (char *)align_up((uintptr_t)raw, granule);
+    if (base > raw)
+        mm_os_unmap(raw, (size_t)(base - raw));
+    if (base + length < raw + length + granule)
+        mm_os_unmap(base + length, (size_t)(raw + length + granule - (base + length)));
+    mm_lock(&arenas_lock);
+    int marked = granules_mark((uintptr_t)base, length, a->index);
+    mm_unlock(&arenas_lock);
+    if (!marked) {
+        mm_os_unmap(base, length);
+        return NULL;
+    }
+    *size = length;
+    return base;
+}
+
+/* ---- the limit ---- */
+
+/* CPUs in this process's affinity mask (raw system call: no allocation). */
+static unsigned cpus_in_affinity(void)
+{
+    unsigned long mask[16];   /* 1024 CPUs */
+    long bytes = syscall(SYS_sched_getaffinity, 0, sizeof mask, mask);
+    unsigned n = 0;
+    for (long i = 0; i < bytes / (long)sizeof mask[0]; i++)
+        n += (unsigned)__builtin_popcountl(mask[i]);
+    return n;
+}
+
+/* The cgroup (v2) CPU quota, rounded up to whole CPUs; 0 when unlimited. */
+static unsigned cpus_in_cgroup_quota(void)
+{
+    char text[64];
+    int fd = open("/sys/fs/cgroup/cpu.max", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return 0;
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    unsigned long quota = 0, period = 0;
+    const char *s = text;
+    if (*s < '0' || *s > '9')
+        return 0;                           /* "max": no quota */
+    for (; *s >= '0' && *s <= '9'; s++)
+        quota = quota * 10 + (unsigned long)(*s - '0');
+    for (; *s == ' '; s++)
+        ;
+    for (; *s >= '0' && *s <= '9'; s++)
+        period = period * 10 + (unsigned long)(*s - '0');
+    if (quota == 0 || period == 0)
+        return 0;
+    return (unsigned)((quota + period - 1) / period);
+}
+
+static unsigned arena_limit_setting;    /* 0: not set, use the default */
+static unsigned arena_limit_default;
+
+unsigned mm_arena_limit(void)
+{
+    unsigned set = __atomic_load_n(&arena_limit_setting, __ATOMIC_RELAXED);
+    if (set != 0)
+        return set < MM_ARENA_SLOTS ? set : MM_ARENA_SLOTS;
+    unsigned limit = __atomic_load_n(&arena_limit_default, __ATOMIC_RELAXED);
+    if (limit == 0) {
+        unsigned cpus = cpus_in_affinity(), quota = cpus_in_cgroup_quota();
+        if (cpus == 0)
+            cpus = 1;
+        if (quota != 0 && quota < cpus)
+            cpus = quota;
+        limit = cpus * 8 < MM_ARENA_SLOTS ? cpus * 8 : MM_ARENA_SLOTS;
+        __atomic_store_n(&arena_limit_default, limit, __ATOMIC_RELAXED);
+    }
+    return limit;
+}
+
+int mm_arena_limit_set(size_t limit)
+{
+    if (limit == 0 || limit > 0x7fffffff)
+        return 0;
+    __atomic_store_n(&arena_limit_setting, (unsigned)(limit < MM_ARENA_SLOTS ? limit : MM_ARENA_SLOTS),
+                     __ATOMIC_RELAXED);
+    return 1;
+}
+
+/* ---- threads and arenas ---- */
+
+static struct mm_arena *arena_create(unsigned index)
+{
+    size_t bytes = align_up(sizeof(struct mm_arena), mm_page_size());
+    struct mm_arena *a = mm_os_map(bytes);     /* zero-filled */
+    if (a == NULL)
+        return NULL;
+    a->index = index;
+    a->no_sbrk = 1;
+    return a;
+}
+
+/* The calling thread has no arena yet: the main thread (and every thread
+ * when the limit is 1) takes the main arena; another takes an arena no live
+ * thread uses, a new one while under the limit, else the least shared. */
+struct mm_arena *mm_arena_attach(struct mm_thread *t)
+{
+    struct mm_arena *chosen = &mm_main_arena;
+    unsigned limit = mm_arena_limit();
+
+    mm_lock(&arenas_lock);
+    if (limit > 1 && getpid() != (pid_t)syscall(SYS_gettid)) {
+        unsigned count = mm_arena_count;
+        struct mm_arena *idle = NULL, *least = &mm_main_arena;
+        for (unsigned i = 1; i < count; i++) {
+            struct mm_arena *a = mm_arenas[i];
+            if (a->threads == 0 && idle == NULL)
+                idle = a;
+            if (a->threads < least->threads)
+                least = a;
+        }
+        if (idle != NULL)
+            chosen = idle;
+        else if (count < limit && (chosen = arena_create(count)) != NULL) {
+            __atomic_store_n(&mm_arenas[count], chosen, __ATOMIC_RELEASE);
+            __atomic_store_n(&mm_arena_count, count + 1, __ATOMIC_RELEASE);
+        } else {
+            chosen = least;
+        }
+    }
+    chosen->threads++;
+    t->arena = chosen;
+    mm_unlock(&arenas_lock);
+    return chosen;
+}
+
+/* The thread is exiting: its arena is free for the next thread. */
+void mm_arena_detach(struct mm_thread *t)
+{
+    if (t->arena == NULL)
+        return;
+    mm_lock(&arenas_lock);
+    t->arena->threads--;
+    mm_unlock(&arenas_lock);
+}
+
+/* fork(): every arena lock, in index order, after the arenas lock. */
+void mm_arenas_fork_prepare(void)
+{
+    mm_lock(&arenas_lock);
+    for (unsigned i = 0; i < mm_arena_count; i++)
+        mm_lock(&mm_arenas[i]->lock);
+}
+
+void mm_arenas_fork_parent(void)
+{
+    for (unsigned i = mm_arena_count; i-- > 0;)
+        mm_unlock(&mm_arenas[i]->lock);
+    mm_unlock(&arenas_lock);
+}
+
+/* In the child only the forking thread lives: it alone uses an arena. */
+void mm_arenas_fork_child(void)
+{
+    for (unsigned i = 0; i < mm_arena_count; i++) {
+        __atomic_store_n(&mm_arenas[i]->lock.state, 0, __ATOMIC_RELAXED);
+        mm_arenas[i]->threads = 0;
+    }
+    if (mm_self.arena != NULL)
+        mm_self.arena->threads = 1;
+    __atomic_store_n(&arenas_lock.state, 0, __ATOMIC_RELAXED);
+}
+
+/* A report is about to abort: let a SIGABRT handler that allocates through. */
+void mm_arenas_unlock_all(void)
+{
+    for (unsigned i = 0; i < mm_arena_count; i++)
+        __atomic_store_n(&mm_arenas[i]->lock.state, 0, __ATOMIC_RELEASE);
+}

@@ -1,0 +1,206 @@
+/* arenas.c - threads get arenas of their own, up to the limit (8 per usable
+ * CPU, MYMALLOC_ARENA_MAX, MALLOC_ARENA_MAX, mallopt(M_ARENA_MAX)); a block
+ * freed by another thread goes back to its own arena; an exited thread's
+ * arena serves the next thread.  Arenas are counted by mymalloc_stats_get. */
+#define _GNU_SOURCE
+#include <malloc.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "mymalloc.h"
+#include "tap.h"
+
+static size_t arenas(void)
+{
+    struct mymalloc_stats s;
+    return mymalloc_stats_get(&s) == 0 ? s.arenas : 0;
+}
+
+static void *volatile sink;
+
+/* ---- threads that allocate, then wait together ---- */
+
+struct crowd {
+    pthread_barrier_t ready, leave;
+};
+
+static void *crowd_member(void *arg)
+{
+    struct crowd *c = arg;
+    sink = malloc(100);
+    free(sink);
+    pthread_barrier_wait(&c->ready);
+    pthread_barrier_wait(&c->leave);
+    return NULL;
+}
+
+/* Start n threads that each allocate and stay; the arenas counted while they
+ * all live. */
+static size_t arenas_with_crowd(unsigned n)
+{
+    pthread_t ids[64];
+    struct crowd c;
+    pthread_barrier_init(&c.ready, NULL, n + 1);
+    pthread_barrier_init(&c.leave, NULL, n + 1);
+    for (unsigned i = 0; i < n; i++)
+        if (pthread_create(&ids[i], NULL, crowd_member, &c) != 0)
+            return 0;
+    pthread_barrier_wait(&c.ready);
+    size_t count = arenas();
+    pthread_barrier_wait(&c.leave);
+    for (unsigned i = 0; i < n; i++)
+        pthread_join(ids[i], NULL);
+    pthread_barrier_destroy(&c.ready);
+    pthread_barrier_destroy(&c.leave);
+    return count;
+}
+
+/* ---- blocks made by one thread, freed by another ---- */
+
+#define BLOCKS 2000
+#define SIZE 200
+static char *made[BLOCKS];
+
+static void *make_blocks(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < BLOCKS; i++) {
+        made[i] = malloc(SIZE);
+        if (made[i] != NULL)
+            memset(made[i], (char)i, SIZE);
+    }
+    return NULL;
+}
+
+static int run_thread(void *(*fn)(void *), void *arg)
+{
+    pthread_t t;
+    return pthread_create(&t, NULL, fn, arg) == 0 && pthread_join(t, NULL) == 0;
+}
+
+/* ---- a child process for limits that must be set before any thread ---- */
+
+static int child_arenas(const char *variable, const char *value, int one_cpu, unsigned threads, size_t *count)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(fds[0]);
+        if (one_cpu) {
+            cpu_set_t set;
+            CPU_ZERO(&set);
+            CPU_SET(sched_getcpu() < 0 ? 0 : sched_getcpu(), &set);
+            if (sched_setaffinity(0, sizeof set, &set) != 0)
+                _exit(3);
+        }
+        char fd[16], n[16];
+        snprintf(fd, sizeof fd, "%d", fds[1]);
+        snprintf(n, sizeof n, "%u", threads);
+        unsetenv("MYMALLOC_ARENA_MAX");
+        unsetenv("MALLOC_ARENA_MAX");
+        if (variable != NULL)
+            setenv(variable, value, 1);
+        execl("/proc/self/exe", "arenas", "--child", fd, n, (char *)NULL);
+        _exit(4);
+    }
+    close(fds[1]);
+    char text[32] = { 0 };
+    ssize_t got = read(fds[0], text, sizeof text - 1);
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    if (got <= 0 || !WIFEXITED(status) || WEXITSTATUS(status) != 0)
+        return 0;
+    *count = (size_t)strtoul(text, NULL, 10);
+    return 1;
+}
+
+static int child_main(int fd, unsigned threads)
+{
+    char text[32];
+    int n = snprintf(text, sizeof text, "%zu", arenas_with_crowd(threads));
+    return write(fd, text, (size_t)n) == n ? 0 : 1;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--child") == 0)
+        return child_main(atoi(argv[2]), (unsigned)atoi(argv[3]));
+
+    cpu_set_t set;
+    unsigned cpus = sched_getaffinity(0, sizeof set, &set) == 0 ? (unsigned)CPU_COUNT(&set) : 1;
+    unsetenv("MYMALLOC_ARENA_MAX");
+    unsetenv("MALLOC_ARENA_MAX");
+
+    sink = malloc(10);
+    free(sink);
+    ok(arenas() == 1, "one arena before any other thread allocates (%zu)", arenas());
+
+    /* Each live thread its own arena, under the limit of 8 per CPU. */
+    size_t crowd = arenas_with_crowd(4);
+    ok(crowd == 5, "4 live threads and the main thread: 5 arenas (%zu)", crowd);
+
+    /* Threads that come later take the arenas exited threads left. */
+    for (int i = 0; i < 20; i++) {
+        run_thread(make_blocks, NULL);
+        for (int k = 0; k < BLOCKS; k++)
+            free(made[k]);
+    }
+    ok(arenas() == 5, "20 threads one after another add no arena (%zu)", arenas());
+
+    /* A block freed by another thread goes back to its own arena: made by a
+     * thread, freed here, they serve the next thread of that arena (the
+     * first idle one again) at the same addresses. */
+    ok(mallopt(M_MYMALLOC_TCACHE, 0) == 1, "caches off, so frees reach the arenas at once");
+    static char *before[BLOCKS];
+    run_thread(make_blocks, NULL);
+    int intact = 1;
+    for (int i = 0; i < BLOCKS; i++) {
+        before[i] = made[i];
+        for (int k = 0; k < SIZE; k++)
+            intact &= made[i] != NULL && made[i][k] == (char)i;
+        free(made[i]);
+    }
+    ok(intact, "the blocks of an exited thread keep their contents");
+    ok(mymalloc_check() == 0, "heap sound after freeing another thread's blocks");
+    run_thread(make_blocks, NULL);
+    int reused = 0;
+    for (int i = 0; i < BLOCKS; i++)
+        for (int k = 0; k < BLOCKS && made[i] != NULL; k++)
+            if (made[i] == before[k]) {
+                reused++;
+                break;
+            }
+    ok(reused == BLOCKS, "the next thread of that arena gets the same blocks back (%d of %d)", reused, BLOCKS);
+    for (int i = 0; i < BLOCKS; i++)
+        free(made[i]);
+    ok(mallopt(M_MYMALLOC_TCACHE, 1) == 1, "caches back on");
+    ok(mymalloc_check() == 0, "heap sound");
+
+    /* The limits, each in a fresh process. */
+    size_t count = 0;
+    int ran = child_arenas(NULL, NULL, 1, 12, &count);
+    ok(ran && count == 8, "one CPU in the affinity mask: at most 8 arenas for 12 threads (%zu)", count);
+    ran = child_arenas("MYMALLOC_ARENA_MAX", "3", 0, 6, &count);
+    ok(ran && count == 3, "MYMALLOC_ARENA_MAX=3 (%zu)", count);
+    ran = child_arenas("MALLOC_ARENA_MAX", "2", 0, 6, &count);
+    ok(ran && count == 2, "glibc's MALLOC_ARENA_MAX=2 (%zu)", count);
+    ran = child_arenas("MYMALLOC_ARENA_MAX", "1", 0, 6, &count);
+    ok(ran && count == 1, "MYMALLOC_ARENA_MAX=1: one heap (%zu)", count);
+    size_t want = 8 * cpus < 12 ? 8 * cpus : 13;
+    ran = child_arenas(NULL, NULL, 0, 12, &count);
+    ok(ran && count <= want && count >= 2, "%u CPUs: 12 threads get up to %zu arenas (%zu)", cpus, want, count);
+
+    /* mallopt(M_ARENA_MAX) limits threads that have no arena yet. */
+    ok(mallopt(M_ARENA_MAX, 0) == 0, "M_ARENA_MAX 0 refused");
+    ok(mallopt(M_ARENA_MAX, 6) == 1, "M_ARENA_MAX 6 accepted");
+    crowd = arenas_with_crowd(10);
+    ok(crowd == 6, "10 live threads, limit 6: 6 arenas (%zu)", crowd);
+    ok(mymalloc_check() == 0, "heap sound at the end");
+    return done();
+}
