@@ -27,6 +27,11 @@ extern "C" {
 #define M_MYMALLOC_CHECK (-101)  /* check level 0, 1 (default) or 2, as MYMALLOC_CHECK */
 #define M_MYMALLOC_ABORT (-102)  /* 1: abort on heap misuse (default); 0: report, carry on */
 #define M_MYMALLOC_TCACHE (-103) /* 1: per-thread caches of small blocks (default); 0: none */
+#define M_MYMALLOC_FIT (-104)    /* placement policy, as MYMALLOC_FIT: one of these */
+#define MYMALLOC_FIT_BEST 0      /* the smallest free block that fits (default) */
+#define MYMALLOC_FIT_FIRST 1     /* the free block at the lowest address that fits */
+#define MYMALLOC_FIT_NEXT 2      /* the first that fits from where the last search ended */
+#define MYMALLOC_FIT_WORST 3     /* the largest free block */
 
 /* The version of the library actually loaded, "MAJOR.MINOR.PATCH". */
 MYMALLOC_EXPORT const char *mymalloc_version(void);

@@ -96,6 +96,20 @@ struct mm_bins {
     unsigned words;                   /* bit w set <=> map[w] != 0 */
 };
 
+/* ---- fit.c: placement policies other than best fit (MYMALLOC_FIT) ---- */
+enum { MM_FIT_BEST = MYMALLOC_FIT_BEST, MM_FIT_FIRST = MYMALLOC_FIT_FIRST,
+       MM_FIT_NEXT = MYMALLOC_FIT_NEXT, MM_FIT_WORST = MYMALLOC_FIT_WORST };
+struct mm_fit_node;
+struct mm_fit_pool;
+struct mm_fit {
+    int policy;                    /* MM_FIT_*; changed under the arena lock */
+    int indexed;                   /* 1: every block in the bins has a node in `root` */
+    struct mm_fit_node *root;      /* the free blocks by address (a treap, see fit.c) */
+    struct mm_fit_node *spare;     /* nodes not in use */
+    struct mm_fit_pool *pools;     /* the mappings that hold the nodes */
+    uintptr_t rover;               /* next fit: the search starts here */
+};
+
 /* ---- heap.c: regions, the top block, growth and trimming ---- */
 struct mm_region {
     struct mm_region *next;   /* every region of the arena, newest first */
@@ -120,6 +134,7 @@ struct mm_arena {
     size_t system_bytes;           /* bytes in regions */
     size_t inuse_bytes;            /* bytes of in-use blocks in regions */
     size_t peak_system_bytes;
+    struct mm_fit fit;             /* the placement policy and, unless best fit, its index */
 };
 
 MM_HIDDEN extern struct mm_arena mm_main_arena;
@@ -148,6 +163,13 @@ MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
 
 MM_HIDDEN int mm_segment_holds(const void *p);
 MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a);
+
+MM_HIDDEN int mm_fit_set(struct mm_arena *a, int policy);
+MM_HIDDEN block_t *mm_fit_take(struct mm_arena *a, size_t need, block_t **corrupt);
+MM_HIDDEN void mm_fit_insert(struct mm_arena *a, block_t *b);
+MM_HIDDEN void mm_fit_remove(struct mm_arena *a, block_t *b);
+MM_HIDDEN void mm_fit_forget(struct mm_arena *a);
+MM_HIDDEN int mm_fit_check(struct mm_arena *a);
 
 /* ---- large.c: blocks with a mapping of their own ---- */
 MM_HIDDEN void *mm_large_alloc(size_t n, size_t alignment, size_t origin);
