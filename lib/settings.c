@@ -33,7 +33,7 @@ void mm_settings_changed(void)
 extern char **environ;
 
 enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_TCACHE,
-                  SET_FIT, SET_COUNT };
+                  SET_FIT, SET_STATS, SET_COUNT };
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
@@ -103,6 +103,13 @@ static int value_store(enum setting_id id, size_t value, int never)
         return 1;
     case SET_FIT:
         return !never && value <= MM_FIT_WORST && mm_fit_set(&mm_main_arena, (int)value);
+    case SET_STATS:
+        if (never || value > 1)
+            return 0;
+        __atomic_store_n(&mm_settings.stats_at_exit, value, __ATOMIC_RELAXED);
+        if (value)
+            mm_stats_exit_prepare();
+        return 1;
     default:
         return 0;
     }
@@ -193,6 +200,7 @@ static const struct {
     { "MYMALLOC_ABORT=", SET_ABORT, 1 },
     { "MYMALLOC_TCACHE=", SET_TCACHE, 1 },
     { "MYMALLOC_FIT=", SET_FIT, 1 },
+    { "MYMALLOC_STATS=", SET_STATS, 1 },
     { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
     { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
     { "MALLOC_TOP_PAD_=", SET_TOP_PAD, 0 },
@@ -222,7 +230,8 @@ int mm_settings_read_environment(void)
                 continue;
             if (!env_names[i].ours && set_by_ours[env_names[i].id])
                 break;
-            int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT || env_names[i].id == SET_TCACHE;
+            int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT || env_names[i].id == SET_TCACHE ||
+                           env_names[i].id == SET_STATS;
             int is_fit = env_names[i].id == SET_FIT;
             if (!(is_fit ? parse_fit : parse_size)(entry + len, &value, &never) ||
                 !setting_store(env_names[i].id, value, never))
