@@ -18,7 +18,8 @@
  * Options: -s SCALE multiplies the workload's operation count (default 1),
  *          -n OPS sets it outright, -t THREADS overrides the thread count,
  *          -S SEED changes the random seed, -l lists the workloads,
- *          -V names the malloc in use (to check that a preload took effect).
+ *          -V names the malloc in use (to check that a preload took effect),
+ *          -m adds a line of memory figures (see print_memory).
  * The default sizes take 0.3-2 s each under glibc on a 2-core machine. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -33,6 +34,7 @@
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+#include "../include/mymalloc.h"   /* struct mymalloc_stats, for -m; nothing is linked */
 
 #define PAGE 4096u
 
@@ -91,6 +93,21 @@ static inline size_t rng_logsize(struct rng *r, size_t lo, size_t hi)
     return rng_range(r, base, top);
 }
 
+/* With -m: the bytes the workload has asked for and not freed yet (requests
+ * as made, the slot arrays included), and the most they have been. */
+static int track_live;
+static int64_t live_now, live_peak;
+
+static inline void live_add(int64_t bytes)
+{
+    if (!track_live)
+        return;
+    int64_t now = __atomic_add_fetch(&live_now, bytes, __ATOMIC_RELAXED);
+    int64_t peak = __atomic_load_n(&live_peak, __ATOMIC_RELAXED);
+    while (now > peak && !__atomic_compare_exchange_n(&live_peak, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
 /* What one thread wrote and read back. */
 struct tally {
     uint64_t written, read;   /* sums of the tags stamped and checked */
@@ -142,6 +159,7 @@ struct slot {
 static inline void slot_fill(struct tally *t, struct rng *r, struct slot *s, size_t n)
 {
     s->p = xmalloc(t, n);
+    live_add((int64_t)n);
     s->n = n;
     s->tag = rng_next(r);
     stamp(t, s->p, n, s->tag);
@@ -153,6 +171,7 @@ static inline void slot_empty(struct tally *t, struct slot *s)
         return;
     check(t, s->p, s->n, s->tag);
     free(s->p);
+    live_add(-(int64_t)s->n);
     s->p = NULL;
 }
 
@@ -163,6 +182,7 @@ static struct slot *slots_new(size_t count)
     struct slot *s = calloc(count, sizeof *s);
     if (s == NULL)
         die("out of memory");
+    live_add((int64_t)(count * sizeof *s));
     return s;
 }
 
@@ -171,6 +191,7 @@ static void slots_free(struct tally *t, struct slot *s, size_t count)
     for (size_t i = 0; i < count; i++)
         slot_empty(t, &s[i]);
     free(s);
+    live_add(-(int64_t)(count * sizeof *s));
 }
 
 /* ---- the run: options and totals shared with the workloads ---- */
@@ -434,6 +455,7 @@ static void w_realloc(struct run *run)
         escape(p);
         t.ops++;
         check(&t, p, x->n, x->tag);     /* the old contents came along */
+        live_add((int64_t)n - (int64_t)x->n);
         x->p = p;
         x->n = n;
         x->tag = rng_next(&r);
@@ -638,9 +660,32 @@ static void print_allocator(void)
     }
 }
 
+/* -m: one more line, after the result:
+ *
+ *   memory: live-peak 5123456 heap-peak 7340032 mapped-peak 724992
+ *
+ * live-peak: the most bytes the workload had asked for and not yet freed;
+ * heap-peak and mapped-peak: under mymalloc, the largest its heap and the
+ * total of its separately mapped blocks have been (mymalloc_stats_get),
+ * "-" under another malloc.  (heap-peak + mapped-peak) / live-peak is the
+ * memory the allocator needed per byte the program kept: 1 would be perfect;
+ * what is above comes from block headers and rounding, and from free blocks
+ * that could not be used (fragmentation). */
+static void print_memory(void)
+{
+    int (*stats_get)(struct mymalloc_stats *) =
+        (int (*)(struct mymalloc_stats *))dlsym(RTLD_DEFAULT, "mymalloc_stats_get");
+    struct mymalloc_stats st;
+    printf("memory: live-peak %" PRId64, live_peak);
+    if (stats_get != NULL && stats_get(&st) == 0)
+        printf(" heap-peak %zu mapped-peak %zu\n", st.heap_peak_bytes, st.mapped_peak_bytes);
+    else
+        printf(" heap-peak - mapped-peak -\n");
+}
+
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mmbench [-s SCALE] [-n OPS] [-t THREADS] [-S SEED] WORKLOAD\n"
+    fprintf(f, "usage: mmbench [-s SCALE] [-n OPS] [-t THREADS] [-S SEED] [-m] WORKLOAD\n"
                "       mmbench -l    (list the workloads)\n"
                "       mmbench -V    (name the malloc in use)\n");
 }
@@ -661,7 +706,7 @@ int main(int argc, char **argv)
 {
     double scale = 1.0, ops = 0, threads = 0, seed = 1;
     int c;
-    while ((c = getopt(argc, argv, "s:n:t:S:lVh")) != -1) {
+    while ((c = getopt(argc, argv, "s:n:t:S:lVmh")) != -1) {
         switch (c) {
         case 's': scale = number(optarg, "-s"); break;
         case 'n': ops = number(optarg, "-n"); break;
@@ -673,6 +718,7 @@ int main(int argc, char **argv)
                        workloads[i].ops, workloads[i].threads, workloads[i].what);
             return 0;
         case 'V': print_allocator(); return 0;
+        case 'm': track_live = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;
         }
@@ -708,6 +754,8 @@ int main(int argc, char **argv)
     printf("%s: threads %u, %" PRIu64 " allocations in %.3f s (%.2f M/s), checksum %016" PRIx64 " %s\n",
            w->name, run.threads, run.total.ops, secs, (double)run.total.ops / secs / 1e6,
            run.total.written, good ? "ok" : "MISMATCH");
+    if (track_live)
+        print_memory();
     if (!good) {
         fprintf(stderr, "mmbench: %s: data check failed: %" PRIu64 " bad words, wrote %016" PRIx64
                         ", read back %016" PRIx64 "\n", w->name, run.total.bad, run.total.written, run.total.read);

@@ -27,6 +27,11 @@ extern "C" {
 #define M_MYMALLOC_CHECK (-101)  /* check level 0, 1 (default) or 2, as MYMALLOC_CHECK */
 #define M_MYMALLOC_ABORT (-102)  /* 1: abort on heap misuse (default); 0: report, carry on */
 #define M_MYMALLOC_TCACHE (-103) /* 1: per-thread caches of small blocks (default); 0: none */
+#define M_MYMALLOC_FIT (-104)    /* placement policy, as MYMALLOC_FIT: one of these */
+#define MYMALLOC_FIT_BEST 0      /* the smallest free block that fits (default) */
+#define MYMALLOC_FIT_FIRST 1     /* the free block at the lowest address that fits */
+#define MYMALLOC_FIT_NEXT 2      /* the first that fits from where the last search ended */
+#define MYMALLOC_FIT_WORST 3     /* the largest free block */
 
 /* The version of the library actually loaded, "MAJOR.MINOR.PATCH". */
 MYMALLOC_EXPORT const char *mymalloc_version(void);
@@ -78,6 +83,15 @@ enum mymalloc_call {
  * "operator new[]", ...; NULL for a value out of range. */
 MYMALLOC_EXPORT const char *mymalloc_call_name(enum mymalloc_call call);
 
+/* The size classes of the request histogram (mymalloc_stats.size_classes):
+ * powers of two.  Class 0 counts requests of 0 to 16 bytes, class i (1 to
+ * 16) those of (8 << i) + 1 to 16 << i bytes, so that class 16 ends at 1 MiB,
+ * and the last class (17) every request of more than 1 MiB.  The largest
+ * size a class counts: */
+#define MYMALLOC_SIZE_CLASSES 18
+#define MYMALLOC_SIZE_CLASS_MAX(i) \
+    ((unsigned)(i) + 1 < MYMALLOC_SIZE_CLASSES ? (size_t)16 << (i) : (size_t)-1)
+
 /* A snapshot of the allocator's state. */
 struct mymalloc_stats {
     size_t heap_bytes;          /* bytes of heap regions (brk heap and mmap segments) */
@@ -91,6 +105,20 @@ struct mymalloc_stats {
     size_t mapped_bytes;        /* bytes mapped for them */
     size_t mapped_peak_bytes;
     unsigned long long calls[MYMALLOC_CALL_COUNT];  /* calls of each entry point, all threads */
+    /* System calls the allocator made, each counted whether it succeeded or not: */
+    unsigned long long sbrk_grow_calls;    /* sbrk() growing the heap */
+    unsigned long long sbrk_shrink_calls;  /* sbrk() with a negative increment: trimming */
+    unsigned long long mmap_calls;         /* mapped blocks and heap segments */
+    unsigned long long munmap_calls;
+    unsigned long long mremap_calls;       /* realloc() of mapped blocks */
+    unsigned long long madvise_calls;      /* free pages given back inside the heap */
+    size_t mapped_peak_blocks;             /* the most mapped_blocks has been */
+    /* Allocation requests by size, all threads: malloc, calloc, realloc and
+     * reallocarray (except those freeing: a null size with a pointer), the
+     * aligned allocators and mymalloc_alloc_counted (so operator new), each
+     * counted with the size asked for (count * size for calloc), in the
+     * class of MYMALLOC_SIZE_CLASS_MAX above. */
+    unsigned long long size_classes[MYMALLOC_SIZE_CLASSES];
     size_t arenas;              /* arenas in use: the main one (brk heap) and those of other threads */
 };
 
@@ -98,6 +126,9 @@ struct mymalloc_stats {
  * call counters are kept per thread and summed here, so they cost the
  * allocation calls nothing but a thread-local increment. */
 MYMALLOC_EXPORT int mymalloc_stats_get(struct mymalloc_stats *stats);
+/* malloc_stats() (declared in <malloc.h>) writes these on stderr, after the
+ * lines glibc writes; MYMALLOC_STATS=1 in the environment writes them at
+ * exit.  malloc_info(0, fp) writes them as glibc's XML. */
 
 /* For language runtimes (libmymalloc++ is built on these): allocate `size`
  * bytes aligned to `alignment` (0 or a power of two), counted as `call`;

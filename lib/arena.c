@@ -143,7 +143,21 @@ static struct mm_arena *arena_create(unsigned index)
         return NULL;
     a->index = index;
     a->no_sbrk = 1;
+    int policy = __atomic_load_n(&mm_main_arena.fit.policy, __ATOMIC_RELAXED);
+    if (policy != MM_FIT_BEST)
+        mm_fit_set(a, policy);          /* every arena follows MYMALLOC_FIT */
     return a;
+}
+
+/* MYMALLOC_FIT / M_MYMALLOC_FIT: the policy of every arena, and of those to come. */
+int mm_arenas_fit_set(int policy)
+{
+    int done = 1;
+    mm_lock(&arenas_lock);
+    for (unsigned i = 0; i < mm_arena_count; i++)
+        done &= mm_fit_set(mm_arenas[i], policy);
+    mm_unlock(&arenas_lock);
+    return done;
 }
 
 /* The calling thread has no arena yet: the main thread (and every thread

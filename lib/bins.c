@@ -2,7 +2,14 @@
  * 1 KiB, then four ranged bins per power of two kept sorted by size, so the
  * first fit found is the best fit.  A bitmap of non-empty bins makes finding
  * the next usable bin O(1). */
+#include <stddef.h>
 #include "internal.h"
+
+/* The arena whose bins these are. */
+static inline struct mm_arena *arena_of(struct mm_bins *bins)
+{
+    return (struct mm_arena *)((char *)bins - offsetof(struct mm_arena, bins));
+}
 
 size_t mm_bin_index(size_t size)
 {
@@ -66,6 +73,8 @@ void mm_bin_insert(struct mm_bins *bins, block_t *b)
     else
         bins->head[i] = b;
     binmap_set(bins, i);
+    if (unlikely(arena_of(bins)->fit.indexed))     /* a policy other than best fit */
+        mm_fit_insert(arena_of(bins), b);
 }
 
 /* A free block's links are trusted only if they point into the heap at block
@@ -103,6 +112,8 @@ void mm_bin_remove(struct mm_bins *bins, block_t *b)
         if (next == NULL)
             binmap_clear(bins, i);
     }
+    if (unlikely(arena_of(bins)->fit.indexed))
+        mm_fit_remove(arena_of(bins), b);
 }
 
 /* Remove and return the smallest free block of at least `need` bytes.  When

@@ -8,6 +8,7 @@
 
 #include <malloc.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #ifdef __cplusplus
 extern "C" {
@@ -32,6 +33,7 @@ struct mymalloc_family {
     void (*malloc_stats_fn)(void);
     void (*free_sized_fn)(void *, size_t);
     void (*free_aligned_sized_fn)(void *, size_t, size_t);
+    int (*malloc_info_fn)(int, FILE *);
 };
 
 /* Exported by libmymalloc.so; the table points at its own definitions. */

@@ -34,6 +34,7 @@ EXPORT int malloc_trim(size_t pad) { return family()->malloc_trim_fn(pad); }
 EXPORT int mallopt(int param, int value) { return family()->mallopt_fn(param, value); }
 EXPORT struct mallinfo2 mallinfo2(void) { return family()->mallinfo2_fn(); }
 EXPORT void malloc_stats(void) { family()->malloc_stats_fn(); }
+EXPORT int malloc_info(int options, FILE *fp) { return family()->malloc_info_fn(options, fp); }
 EXPORT void free_sized(void *p, size_t size) { family()->free_sized_fn(p, size); }
 EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size) { family()->free_aligned_sized_fn(p, alignment, size); }
 #pragma GCC diagnostic push

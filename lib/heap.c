@@ -254,17 +254,27 @@ static MM_COLD void bin_corruption(struct mm_arena *a, block_t *bad)
     mm_heap_quarantine_free(a, bad);
 }
 
-/* Take a free block of at least `need` bytes for use: best fit from the bins,
- * else the top (grown as needed).  NULL when out of memory. */
+/* A free block for `need` bytes out of the bins: best fit, or the block the
+ * placement policy (MYMALLOC_FIT, fit.c) chooses. */
+static inline block_t *free_block_take(struct mm_arena *a, size_t need, block_t **corrupt)
+{
+    if (likely(a->fit.policy == MM_FIT_BEST))
+        return mm_bin_take(a, need, corrupt);
+    return mm_fit_take(a, need, corrupt);
+}
+
+/* Take a free block of at least `need` bytes for use: from the bins (best
+ * fit unless another policy is set), else the top (grown as needed).  NULL
+ * when out of memory. */
 block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty)
 {
     block_t *corrupt = NULL;
-    block_t *b = mm_bin_take(a, need, &corrupt);
+    block_t *b = free_block_take(a, need, &corrupt);
     while (unlikely(corrupt != NULL || (b != NULL && (b->head & BLOCK_CANARY) && !freed_fill_intact(a, b, need)))) {
         if (corrupt != NULL)
             bin_corruption(a, corrupt);
         corrupt = NULL;
-        b = mm_bin_take(a, need, &corrupt);
+        b = free_block_take(a, need, &corrupt);
     }
     if (b != NULL) {
         size_t size = block_size(b);
@@ -294,6 +304,7 @@ block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *d
 /* Refile every free block of every region (links and bitmap rebuilt). */
 void mm_heap_rebuild_bins(struct mm_arena *a)
 {
+    mm_fit_forget(a);
     memset(&a->bins, 0, sizeof a->bins);
     for (struct mm_region *r = a->regions; r != NULL; r = r->next) {
         block_t *fence = region_fence(r);
@@ -538,5 +549,6 @@ int mm_heap_walk_check(struct mm_arena *a)
             problems++;
     if (free_in_bins != free_in_regions)
         problems++;
+    problems += mm_fit_check(a);
     return problems;
 }

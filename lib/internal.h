@@ -59,12 +59,20 @@ struct mm_thread {
     struct mm_thread *next, *prev;      /* the registry of live threads */
     int state;                          /* MM_THREAD_NEW, _LIVE or _EXITED */
     uint64_t calls[MYMALLOC_CALL_COUNT];
+    uint64_t sizes[MYMALLOC_SIZE_CLASSES];   /* requests by size class */
     struct mm_arena *arena;             /* where its allocations come from */
     struct mm_cache cache;
 };
 MM_HIDDEN extern __thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
 MM_HIDDEN void mm_count_slow(enum mymalloc_call call);
-MM_HIDDEN void mm_thread_counts(uint64_t calls[MYMALLOC_CALL_COUNT], size_t *cached_bytes);
+MM_HIDDEN void mm_count_alloc_slow(enum mymalloc_call call, size_t cls);
+/* All threads' counters (live ones and those retired at exit) and caches. */
+struct mm_thread_totals {
+    uint64_t calls[MYMALLOC_CALL_COUNT];
+    uint64_t sizes[MYMALLOC_SIZE_CLASSES];
+    size_t cached_bytes, cached_blocks;
+};
+MM_HIDDEN void mm_thread_counts(struct mm_thread_totals *totals);
 MM_HIDDEN void mm_thread_setup(void);
 MM_HIDDEN void mm_thread_fork_prepare(void);
 MM_HIDDEN void mm_thread_fork_parent(void);
@@ -85,6 +93,33 @@ static inline void mm_count(enum mymalloc_call call)
     }
     mm_count_live(t, call);
 }
+/* The histogram class of a request of n bytes (mymalloc.h): 0 for 0 to 16,
+ * then one per power of two up to 1 MiB, the last for anything bigger. */
+static inline size_t mm_size_class(size_t n)
+{
+    size_t bits = (n - (n != 0)) | 15;            /* n - 1, with 0 kept in class 0 */
+    size_t cls = (size_t)(60 - __builtin_clzl(bits));
+    return cls < MYMALLOC_SIZE_CLASSES - 1 ? cls : MYMALLOC_SIZE_CLASSES - 1;
+}
+/* Count one call of an allocating entry point and the size it asks for, for
+ * a thread known to be registered. */
+static inline void mm_count_alloc_live(struct mm_thread *t, enum mymalloc_call call, size_t n)
+{
+    size_t cls = mm_size_class(n);
+    mm_count_live(t, call);
+    __atomic_store_n(&t->sizes[cls], __atomic_load_n(&t->sizes[cls], __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+}
+
+/* The same for any thread. */
+static inline void mm_count_alloc(enum mymalloc_call call, size_t n)
+{
+    struct mm_thread *t = &mm_self;
+    if (unlikely(t->state != MM_THREAD_LIVE)) {
+        mm_count_alloc_slow(call, mm_size_class(n));
+        return;
+    }
+    mm_count_alloc_live(t, call, n);
+}
 
 /* ---- bins.c: segregated free lists with a bitmap of non-empty bins ---- */
 #define MM_SMALL_LIMIT 1024u                 /* exact bins below this block size */
@@ -95,6 +130,20 @@ struct mm_bins {
     block_t *head[MM_NBINS];          /* small: LIFO; large: sorted by size */
     uint64_t map[MM_BINMAP_WORDS];    /* bit i set <=> head[i] != NULL */
     unsigned words;                   /* bit w set <=> map[w] != 0 */
+};
+
+/* ---- fit.c: placement policies other than best fit (MYMALLOC_FIT) ---- */
+enum { MM_FIT_BEST = MYMALLOC_FIT_BEST, MM_FIT_FIRST = MYMALLOC_FIT_FIRST,
+       MM_FIT_NEXT = MYMALLOC_FIT_NEXT, MM_FIT_WORST = MYMALLOC_FIT_WORST };
+struct mm_fit_node;
+struct mm_fit_pool;
+struct mm_fit {
+    int policy;                    /* MM_FIT_*; changed under the arena lock */
+    int indexed;                   /* 1: every block in the bins has a node in `root` */
+    struct mm_fit_node *root;      /* the free blocks by address (a treap, see fit.c) */
+    struct mm_fit_node *spare;     /* nodes not in use */
+    struct mm_fit_pool *pools;     /* the mappings that hold the nodes */
+    uintptr_t rover;               /* next fit: the search starts here */
 };
 
 /* ---- heap.c: regions, the top block, growth and trimming ---- */
@@ -124,6 +173,7 @@ struct mm_arena {
     size_t system_bytes;           /* bytes in regions */
     size_t inuse_bytes;            /* bytes of in-use blocks in regions */
     size_t peak_system_bytes;
+    struct mm_fit fit;             /* the placement policy and, unless best fit, its index */
 };
 
 MM_HIDDEN extern struct mm_arena mm_main_arena;
@@ -155,6 +205,7 @@ MM_HIDDEN void mm_arenas_fork_prepare(void);
 MM_HIDDEN void mm_arenas_fork_parent(void);
 MM_HIDDEN void mm_arenas_fork_child(void);
 MM_HIDDEN void mm_arenas_unlock_all(void);
+MM_HIDDEN int mm_arenas_fit_set(int policy);
 
 /* The arena a heap block (or a pointer into a heap) belongs to: one of the
  * non-main arenas' segments, else the main arena. */
@@ -196,6 +247,13 @@ MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
 MM_HIDDEN int mm_segment_holds(const void *p);
 MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a);
 
+MM_HIDDEN int mm_fit_set(struct mm_arena *a, int policy);
+MM_HIDDEN block_t *mm_fit_take(struct mm_arena *a, size_t need, block_t **corrupt);
+MM_HIDDEN void mm_fit_insert(struct mm_arena *a, block_t *b);
+MM_HIDDEN void mm_fit_remove(struct mm_arena *a, block_t *b);
+MM_HIDDEN void mm_fit_forget(struct mm_arena *a);
+MM_HIDDEN int mm_fit_check(struct mm_arena *a);
+
 /* ---- large.c: blocks with a mapping of their own ---- */
 MM_HIDDEN void *mm_large_alloc(size_t n, size_t alignment, size_t origin);
 MM_HIDDEN void mm_large_free(block_t *b);
@@ -210,6 +268,13 @@ MM_HIDDEN void *mm_os_map(size_t length);           /* NULL on failure */
 MM_HIDDEN int mm_os_unmap(void *addr, size_t length);
 MM_HIDDEN int mm_os_discard(void *addr, size_t length);  /* madvise(MADV_DONTNEED) */
 MM_HIDDEN void *mm_os_remap(void *addr, size_t old_length, size_t new_length); /* NULL on failure */
+/* System-call counters (relaxed atomics, for mymalloc_stats): whoever makes
+ * one of these calls outside the mm_os_ functions counts it here. */
+enum mm_syscall { MM_SYSCALL_SBRK_GROW, MM_SYSCALL_SBRK_SHRINK, MM_SYSCALL_MMAP, MM_SYSCALL_MUNMAP,
+                  MM_SYSCALL_MREMAP, MM_SYSCALL_MADVISE, MM_SYSCALL_COUNT };
+MM_HIDDEN void mm_syscall_count(enum mm_syscall which);
+MM_HIDDEN void mm_syscall_counts(uint64_t counts[MM_SYSCALL_COUNT]);
+static inline void mm_os_madvise_count(void) { mm_syscall_count(MM_SYSCALL_MADVISE); }
 
 /* ---- settings.c: thresholds from mallopt() and the environment ---- */
 struct mm_settings {
@@ -218,6 +283,7 @@ struct mm_settings {
     size_t top_pad;          /* extra bytes asked of the kernel on each growth */
     size_t mmap_max;         /* most mapped blocks at once; 0 disables them */
     size_t tcache;           /* 1: per-thread caches of small blocks */
+    size_t stats_at_exit;    /* 1: MYMALLOC_STATS=1, malloc_stats() at exit */
 };
 MM_HIDDEN void mm_settings_changed(void);
 MM_HIDDEN void mm_settings_mapped_freed(size_t length);
@@ -234,11 +300,8 @@ struct mm_large_stats {
 };
 MM_HIDDEN extern struct mm_large_stats mm_large_stats;
 MM_HIDDEN void mm_stats_large_add(size_t bytes);
-struct mm_heap_totals {
-    size_t system_bytes, peak_system_bytes, inuse_bytes, free_bytes, free_blocks, top_bytes, tops, arenas;
-};
-MM_HIDDEN void mm_heap_totals(struct mm_heap_totals *t);
 MM_HIDDEN void mm_stats_large_sub(size_t bytes);
+MM_HIDDEN void mm_stats_exit_prepare(void);     /* MYMALLOC_STATS=1 was read */
 
 /* ---- diag.c: the fatal-error writer and small formatting helpers ---- */
 MM_HIDDEN MM_COLD void mm_report_line(const char *func, const char *what, const void *p,

@@ -537,7 +537,7 @@ misuse:
  * free(), kept out of line so the fast paths need no stack frame. */
 static MM_NOINLINE void *malloc_uncached(size_t n)
 {
-    mm_count(MYMALLOC_CALL_MALLOC);
+    mm_count_alloc(MYMALLOC_CALL_MALLOC, n);
     return mm_alloc(n, ORIGIN_MALLOC);
 }
 
@@ -565,7 +565,7 @@ MYMALLOC_EXPORT void *malloc(size_t n)
         if (likely(b != NULL)) {
             if (unlikely(!mm_cache_block_ok(b)))
                 return malloc_cache_damaged(t, cls, n);
-            mm_count_live(t, MYMALLOC_CALL_MALLOC);
+            mm_count_alloc_live(t, MYMALLOC_CALL_MALLOC, n);
             return mm_cache_take(t, o, cls, b);
         }
     }
@@ -596,8 +596,9 @@ MYMALLOC_EXPORT void free(void *p)
 MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
 {
     size_t n;
-    mm_count(MYMALLOC_CALL_CALLOC);
-    if (__builtin_mul_overflow(count, size, &n) || n > MM_MAX_REQUEST)
+    int overflow = __builtin_mul_overflow(count, size, &n);
+    mm_count_alloc(MYMALLOC_CALL_CALLOC, overflow ? SIZE_MAX : n);
+    if (overflow || n > MM_MAX_REQUEST)
         return out_of_memory();
     mm_init();
     if (unlikely(canaries_on())) {
@@ -623,22 +624,29 @@ MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
 
 MYMALLOC_EXPORT void *realloc(void *p, size_t n)
 {
-    mm_count(MYMALLOC_CALL_REALLOC);
+    if (p != NULL && n == 0)
+        mm_count(MYMALLOC_CALL_REALLOC);     /* a free: no request size to count */
+    else
+        mm_count_alloc(MYMALLOC_CALL_REALLOC, n);
     return mm_realloc(p, n);
 }
 
 MYMALLOC_EXPORT void *reallocarray(void *p, size_t count, size_t size)
 {
     size_t n;
-    mm_count(MYMALLOC_CALL_REALLOCARRAY);
-    if (__builtin_mul_overflow(count, size, &n))
+    int overflow = __builtin_mul_overflow(count, size, &n);
+    if (p != NULL && n == 0 && !overflow)
+        mm_count(MYMALLOC_CALL_REALLOCARRAY);
+    else
+        mm_count_alloc(MYMALLOC_CALL_REALLOCARRAY, overflow ? SIZE_MAX : n);
+    if (overflow)
         return out_of_memory();
     return mm_realloc(p, n);
 }
 
 MYMALLOC_EXPORT int posix_memalign(void **out, size_t alignment, size_t n)
 {
-    mm_count(MYMALLOC_CALL_POSIX_MEMALIGN);
+    mm_count_alloc(MYMALLOC_CALL_POSIX_MEMALIGN, n);
     if (alignment == 0 || (alignment & (alignment - 1)) != 0 || alignment % sizeof(void *) != 0)
         return EINVAL;
     int saved_errno = errno;
@@ -652,7 +660,7 @@ MYMALLOC_EXPORT int posix_memalign(void **out, size_t alignment, size_t n)
 
 MYMALLOC_EXPORT void *aligned_alloc(size_t alignment, size_t n)
 {
-    mm_count(MYMALLOC_CALL_ALIGNED_ALLOC);
+    mm_count_alloc(MYMALLOC_CALL_ALIGNED_ALLOC, n);
     if (alignment == 0 || (alignment & (alignment - 1)) != 0) {
         errno = EINVAL;
         return NULL;
@@ -663,7 +671,7 @@ MYMALLOC_EXPORT void *aligned_alloc(size_t alignment, size_t n)
 /* glibc's memalign rounds an alignment that is not a power of two up to one. */
 MYMALLOC_EXPORT void *memalign(size_t alignment, size_t n)
 {
-    mm_count(MYMALLOC_CALL_MEMALIGN);
+    mm_count_alloc(MYMALLOC_CALL_MEMALIGN, n);
     if (alignment > ((size_t)1 << 63)) {
         errno = EINVAL;
         return NULL;
@@ -675,14 +683,14 @@ MYMALLOC_EXPORT void *memalign(size_t alignment, size_t n)
 
 MYMALLOC_EXPORT void *valloc(size_t n)
 {
-    mm_count(MYMALLOC_CALL_VALLOC);
+    mm_count_alloc(MYMALLOC_CALL_VALLOC, n);
     return mm_memalign(mm_page_size(), n, ORIGIN_MALLOC);
 }
 
 MYMALLOC_EXPORT void *pvalloc(size_t n)
 {
     size_t page = mm_page_size();
-    mm_count(MYMALLOC_CALL_PVALLOC);
+    mm_count_alloc(MYMALLOC_CALL_PVALLOC, n);
     if (n > MM_MAX_REQUEST)
         return out_of_memory();
     return mm_memalign(page, n == 0 ? page : align_up(n, page), ORIGIN_MALLOC);
@@ -812,7 +820,7 @@ static size_t call_origin(enum mymalloc_call call)
 MYMALLOC_EXPORT void *mymalloc_alloc_counted(size_t size, size_t alignment, enum mymalloc_call call)
 {
     if ((unsigned)call < MYMALLOC_CALL_COUNT)
-        mm_count(call);
+        mm_count_alloc(call, size);
     if ((alignment & (alignment - 1)) != 0) {
         errno = EINVAL;
         return NULL;
@@ -856,6 +864,7 @@ extern __typeof(mallopt) mm_local_mallopt __attribute__((visibility("hidden")));
 extern __typeof(mallinfo) mm_local_mallinfo __attribute__((visibility("hidden")));
 extern __typeof(mallinfo2) mm_local_mallinfo2 __attribute__((visibility("hidden")));
 extern __typeof(malloc_stats) mm_local_malloc_stats __attribute__((visibility("hidden")));
+extern __typeof(malloc_info) mm_local_malloc_info __attribute__((visibility("hidden")));
 
 #pragma GCC diagnostic pop
 
@@ -864,7 +873,7 @@ static const struct mymalloc_family family = {
     mm_local_posix_memalign, mm_local_aligned_alloc, mm_local_memalign, mm_local_valloc,
     mm_local_pvalloc, mm_local_malloc_usable_size, mm_local_malloc_trim, mm_local_mallopt,
     mm_local_mallinfo, mm_local_mallinfo2, mm_local_malloc_stats, mm_local_free_sized,
-    mm_local_free_aligned_sized,
+    mm_local_free_aligned_sized, mm_local_malloc_info,
 };
 
 MYMALLOC_EXPORT const struct mymalloc_family *mymalloc_family(void)

@@ -1,11 +1,25 @@
 /* os.c - the only file that asks the kernel for memory or gives it back:
- * sbrk, mmap, munmap and mremap, each failing with one sentinel (NULL / -1). */
+ * sbrk, mmap, munmap and mremap, each failing with one sentinel (NULL / -1),
+ * and the counters of those system calls (mymalloc_stats). */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <unistd.h>
 #include "internal.h"
+
+static uint64_t syscall_counts[MM_SYSCALL_COUNT];
+
+void mm_syscall_count(enum mm_syscall which)
+{
+    __atomic_add_fetch(&syscall_counts[which], 1, __ATOMIC_RELAXED);
+}
+
+void mm_syscall_counts(uint64_t counts[MM_SYSCALL_COUNT])
+{
+    for (int i = 0; i < MM_SYSCALL_COUNT; i++)
+        counts[i] = __atomic_load_n(&syscall_counts[i], __ATOMIC_RELAXED);
+}
 
 size_t mm_page_size(void)
 {
@@ -27,6 +41,8 @@ void *mm_os_sbrk(intptr_t increment)
     errno = ENOMEM;
     return NULL;
 #else
+    if (increment != 0)     /* sbrk(0) only reads glibc's copy of the break */
+        mm_syscall_count(increment > 0 ? MM_SYSCALL_SBRK_GROW : MM_SYSCALL_SBRK_SHRINK);
     void *old = sbrk(increment);
     return old == (void *)-1 ? NULL : old;
 #endif
@@ -43,17 +59,20 @@ void *mm_os_brk_now(void)
 
 void *mm_os_map(size_t length)
 {
+    mm_syscall_count(MM_SYSCALL_MMAP);
     void *p = mmap(NULL, length, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     return p == MAP_FAILED ? NULL : p;
 }
 
 int mm_os_unmap(void *addr, size_t length)
 {
+    mm_syscall_count(MM_SYSCALL_MUNMAP);
     return munmap(addr, length);
 }
 
 void *mm_os_remap(void *addr, size_t old_length, size_t new_length)
 {
+    mm_syscall_count(MM_SYSCALL_MREMAP);
     void *p = mremap(addr, old_length, new_length, MREMAP_MAYMOVE);
     return p == MAP_FAILED ? NULL : p;
 }

@@ -25,14 +25,15 @@ struct mm_settings mm_settings = {
 void mm_settings_changed(void)
 {
     int on = __atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE) && mm_setting(&mm_settings.tcache) &&
-             mm_check_level() != 2;
+             mm_check_level() != 2 &&
+             __atomic_load_n(&mm_main_arena.fit.policy, __ATOMIC_RELAXED) == MM_FIT_BEST;
     __atomic_store_n(&mm_cache_mode, on, __ATOMIC_RELAXED);
 }
 
 extern char **environ;
 
 enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_TCACHE,
-                  SET_ARENA_MAX, SET_COUNT };
+                  SET_FIT, SET_STATS, SET_ARENA_MAX, SET_COUNT };
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
@@ -100,6 +101,15 @@ static int value_store(enum setting_id id, size_t value, int never)
             return 0;
         __atomic_store_n(&mm_settings.tcache, value, __ATOMIC_RELAXED);
         return 1;
+    case SET_FIT:
+        return !never && value <= MM_FIT_WORST && mm_arenas_fit_set((int)value);
+    case SET_STATS:
+        if (never || value > 1)
+            return 0;
+        __atomic_store_n(&mm_settings.stats_at_exit, value, __ATOMIC_RELAXED);
+        if (value)
+            mm_stats_exit_prepare();
+        return 1;
     case SET_ARENA_MAX:
         return !never && mm_arena_limit_set(value);
     default:
@@ -153,6 +163,20 @@ static int parse_size(const char *s, size_t *value, int *never)
     return 1;
 }
 
+/* MYMALLOC_FIT's values, in the order of MYMALLOC_FIT_BEST... */
+static int parse_fit(const char *s, size_t *value, int *never)
+{
+    static const char names[][6] = { "best", "first", "next", "worst" };
+    *never = 0;
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+        if (strcmp(s, names[i]) == 0) {
+            *value = i;
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static void report_bad(const char *entry, const char *why)
 {
     char line[200];
@@ -177,6 +201,8 @@ static const struct {
     { "MYMALLOC_CHECK=", SET_CHECK, 1 },
     { "MYMALLOC_ABORT=", SET_ABORT, 1 },
     { "MYMALLOC_TCACHE=", SET_TCACHE, 1 },
+    { "MYMALLOC_FIT=", SET_FIT, 1 },
+    { "MYMALLOC_STATS=", SET_STATS, 1 },
     { "MYMALLOC_ARENA_MAX=", SET_ARENA_MAX, 1 },
     { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
     { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
@@ -208,9 +234,13 @@ int mm_settings_read_environment(void)
                 continue;
             if (!env_names[i].ours && set_by_ours[env_names[i].id])
                 break;
-            int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT || env_names[i].id == SET_TCACHE;
-            if (!parse_size(entry + len, &value, &never) || !setting_store(env_names[i].id, value, never))
-                report_bad(entry, is_level ? ": not a valid level\n"
+            int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT || env_names[i].id == SET_TCACHE ||
+                           env_names[i].id == SET_STATS;
+            int is_fit = env_names[i].id == SET_FIT;
+            if (!(is_fit ? parse_fit : parse_size)(entry + len, &value, &never) ||
+                !setting_store(env_names[i].id, value, never))
+                report_bad(entry, is_fit ? ": not a valid policy (best, first, next or worst)\n"
+                                  : is_level ? ": not a valid level\n"
                                   : env_names[i].id == SET_ARENA_MAX ? ": not a valid number of arenas\n"
                                                                      : ": not a valid size\n");
             else if (env_names[i].ours)
@@ -252,6 +282,8 @@ static int mallopt_store(int param, int value)
         return value >= 0 && setting_store(SET_ABORT, (size_t)value, 0);
     case M_MYMALLOC_TCACHE:
         return value >= 0 && setting_store(SET_TCACHE, (size_t)value, 0);
+    case M_MYMALLOC_FIT:
+        return value >= 0 && setting_store(SET_FIT, (size_t)value, 0);
     case M_CHECK_ACTION:       /* glibc's bit 1 (value 2): abort on an error */
         __atomic_store_n(&mm_abort_on_error, (value & 2) != 0, __ATOMIC_RELAXED);
         return 1;

@@ -1,4 +1,4 @@
-/* thread.c - per-thread state: each thread's call counters, the registry of
+/* thread.c - per-thread state: each thread's call and size-class counters, the registry of
  * threads that have counters (summed by mymalloc_stats_get), and what happens
  * to them at thread exit and in a fork child.  Thread-local storage uses the
  * initial-exec model: no allocation on first touch. */
@@ -11,6 +11,7 @@ __thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
 static struct mm_thread *registry;          /* threads in state MM_THREAD_LIVE */
 static mm_lock_t registry_lock;
 static uint64_t retired_calls[MYMALLOC_CALL_COUNT];   /* of exited threads */
+static uint64_t retired_sizes[MYMALLOC_SIZE_CLASSES];
 static pthread_key_t exit_key;
 static int exit_key_ready;
 
@@ -25,11 +26,14 @@ static void registry_unlink(struct mm_thread *t)
     t->next = t->prev = NULL;
 }
 
-/* Fold a thread's counters into the retired totals; registry lock held. */
+/* Fold a thread's counters into the retired totals; registry lock held.
+ * Atomic adds: exited threads count there without the lock. */
 static void counters_retire(struct mm_thread *t)
 {
     for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
-        retired_calls[i] += __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED);
+        __atomic_add_fetch(&retired_calls[i], __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+    for (int i = 0; i < MYMALLOC_SIZE_CLASSES; i++)
+        __atomic_add_fetch(&retired_sizes[i], __atomic_load_n(&t->sizes[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
 }
 
 /* pthread key destructor: the thread is exiting. */
@@ -78,22 +82,41 @@ void mm_count_slow(enum mymalloc_call call)
         pthread_setspecific(exit_key, t);
 }
 
-/* Call counts of all threads, and the bytes their caches hold. */
-void mm_thread_counts(uint64_t calls[MYMALLOC_CALL_COUNT], size_t *cached_bytes)
+/* The same for an allocating call with the size class of its request. */
+void mm_count_alloc_slow(enum mymalloc_call call, size_t cls)
 {
-    size_t cached = 0;
+    struct mm_thread *t = &mm_self;
+    mm_count_slow(call);                /* registers the thread if it can */
+    if (t->state == MM_THREAD_LIVE)
+        __atomic_store_n(&t->sizes[cls], __atomic_load_n(&t->sizes[cls], __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    else
+        __atomic_add_fetch(&retired_sizes[cls], 1, __ATOMIC_RELAXED);
+}
+
+/* Call and size counts of all threads, and what their caches hold. */
+void mm_thread_counts(struct mm_thread_totals *totals)
+{
+    size_t cached = 0, blocks = 0;
     mm_lock(&registry_lock);
     for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
-        calls[i] = __atomic_load_n(&retired_calls[i], __ATOMIC_RELAXED);
+        totals->calls[i] = __atomic_load_n(&retired_calls[i], __ATOMIC_RELAXED);
+    for (int i = 0; i < MYMALLOC_SIZE_CLASSES; i++)
+        totals->sizes[i] = __atomic_load_n(&retired_sizes[i], __ATOMIC_RELAXED);
     for (struct mm_thread *t = registry; t != NULL; t = t->next) {
         for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
-            calls[i] += __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED);
+            totals->calls[i] += __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED);
+        for (int i = 0; i < MYMALLOC_SIZE_CLASSES; i++)
+            totals->sizes[i] += __atomic_load_n(&t->sizes[i], __ATOMIC_RELAXED);
         for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
-            for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++)
-                cached += (size_t)__atomic_load_n(&t->cache.count[o][cls], __ATOMIC_RELAXED) * cls * MM_ALIGN;
+            for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
+                size_t n = __atomic_load_n(&t->cache.count[o][cls], __ATOMIC_RELAXED);
+                cached += n * cls * MM_ALIGN;
+                blocks += n;
+            }
     }
     mm_unlock(&registry_lock);
-    *cached_bytes = cached;
+    totals->cached_bytes = cached;
+    totals->cached_blocks = blocks;
 }
 
 void mm_thread_fork_prepare(void) { mm_lock(&registry_lock); }

@@ -8,7 +8,7 @@ srcdir=${MYMALLOC_SRCDIR:-$(dirname "$0")/..}
 . "$srcdir/tests/tap.sh"
 
 expected='aligned_alloc calloc free free_aligned_sized free_sized mallinfo mallinfo2 malloc
-malloc_stats malloc_trim malloc_usable_size mallopt memalign mymalloc_alloc_counted
+malloc_info malloc_stats malloc_trim malloc_usable_size mallopt memalign mymalloc_alloc_counted
 mymalloc_call_name mymalloc_check mymalloc_family mymalloc_free_counted mymalloc_stats_get mymalloc_version
 posix_memalign pvalloc realloc reallocarray valloc'
 
@@ -18,7 +18,7 @@ _ZnamSt11align_val_t _ZnwmSt11align_val_tRKSt9nothrow_t _ZnamSt11align_val_tRKSt
 _ZdlPv _ZdaPv _ZdlPvRKSt9nothrow_t _ZdaPvRKSt9nothrow_t _ZdlPvm _ZdaPvm _ZdlPvSt11align_val_t
 _ZdaPvSt11align_val_t _ZdlPvSt11align_val_tRKSt9nothrow_t _ZdaPvSt11align_val_tRKSt9nothrow_t
 _ZdlPvmSt11align_val_t _ZdaPvmSt11align_val_t
-aligned_alloc calloc free free_aligned_sized free_sized mallinfo mallinfo2 malloc malloc_stats
+aligned_alloc calloc free free_aligned_sized free_sized mallinfo mallinfo2 malloc malloc_info malloc_stats
 malloc_trim malloc_usable_size mallopt memalign posix_memalign pvalloc realloc reallocarray valloc'
 
 for lib in "${MYMALLOC_LIB:-}" "${MYMALLOCXX_LIB:-}"; do

@@ -31,7 +31,7 @@ trap 'exit 1' HUP INT TERM
 
 # Keep what the runs below inherit predictable.
 unset LD_PRELOAD MYMALLOC_MMAP_THRESHOLD MYMALLOC_TRIM_THRESHOLD MYMALLOC_TOP_PAD MYMALLOC_MMAP_MAX \
-    MALLOC_MMAP_THRESHOLD_ MALLOC_TRIM_THRESHOLD_ MALLOC_TOP_PAD_ MALLOC_MMAP_MAX_
+    MALLOC_MMAP_THRESHOLD_ MALLOC_TRIM_THRESHOLD_ MALLOC_TOP_PAD_ MALLOC_MMAP_MAX_ MYMALLOC_STATS
 LC_ALL=C
 export LC_ALL
 
@@ -380,6 +380,23 @@ if [ "$have_python" = yes ]; then
 else
     skip "python3 with MYMALLOC_MMAP_THRESHOLD=4k gives the same result preloaded" "no python3"
     skip "python3 with MYMALLOC_TRIM_THRESHOLD=0 MYMALLOC_TOP_PAD=0 gives the same result preloaded" "no python3"
+fi
+
+# ------------------------------------------------ MYMALLOC_STATS=1, preloaded
+# A program that knows nothing of mymalloc prints its output, then the table
+# at exit on stderr.
+if command -v sort >/dev/null 2>&1; then
+    printf 'pear\napple\nfig\n' >"$tmp/sort.in"
+    MYMALLOC_STATS=1 LD_PRELOAD="$lib" sort "$tmp/sort.in" >"$tmp/sort.out" 2>"$tmp/sort.err"
+    status=$?
+    calls=$(sed -n 's/^  malloc  *\([0-9][0-9]*\)$/\1/p' "$tmp/sort.err")
+    [ "$status" -eq 0 ] && [ "$(cat "$tmp/sort.out")" = "$(printf 'apple\nfig\npear')" ] &&
+        grep -q "^mymalloc $version statistics (process [0-9]*):\$" "$tmp/sort.err" &&
+        grep -q '^requests by size:$' "$tmp/sort.err" && [ "${calls:-0}" -gt 0 ] 2>/dev/null
+    ok $? "MYMALLOC_STATS=1 LD_PRELOAD=libmymalloc.so sort: the sorted lines, then the table at exit (malloc called ${calls:-?} times)"
+    [ "$status" -eq 0 ] || show "$tmp/sort.err"
+else
+    skip "MYMALLOC_STATS=1 LD_PRELOAD=libmymalloc.so sort: the table at exit" "no sort"
 fi
 
 done_testing

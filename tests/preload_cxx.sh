@@ -33,7 +33,7 @@ trap 'exit 1' HUP INT TERM
 # Keep what the runs below inherit predictable.
 unset LD_PRELOAD MYMALLOC_MMAP_THRESHOLD MYMALLOC_TRIM_THRESHOLD MYMALLOC_TOP_PAD MYMALLOC_MMAP_MAX \
     MALLOC_MMAP_THRESHOLD_ MALLOC_TRIM_THRESHOLD_ MALLOC_TOP_PAD_ MALLOC_MMAP_MAX_ \
-    MYMALLOC_CHECK MYMALLOC_ABORT MYMALLOC_TCACHE
+    MYMALLOC_CHECK MYMALLOC_ABORT MYMALLOC_TCACHE MYMALLOC_STATS
 LC_ALL=C
 export LC_ALL
 
@@ -257,12 +257,24 @@ if [ "$have_cxx" = yes ]; then
         line=$(sed -n 's/^stats: //p' "$tmp/nostats.out")
         [ "$line" = "mymalloc_stats_get not found" ]
         ok $? "without the preload the same lookup finds nothing (\"$line\")"
+
+        # MYMALLOC_STATS=1: the table at exit names the C++ forms apart.
+        MYMALLOC_STATS=1 LD_PRELOAD="$lib" "$tmp/stl" >"$tmp/atexit.out" 2>"$tmp/atexit.err"
+        status=$?
+        plain_new=$(sed -n 's/^  operator new  *\([0-9][0-9]*\)$/\1/p' "$tmp/atexit.err")
+        aligned_new=$(sed -n 's/^  operator new (aligned)  *\([0-9][0-9]*\)$/\1/p' "$tmp/atexit.err")
+        [ "$status" -eq 0 ] && cmp -s "$tmp/stl.expected" "$tmp/atexit.out" &&
+            grep -q '^mymalloc [0-9.]* statistics (process [0-9]*):$' "$tmp/atexit.err" &&
+            [ "${plain_new:-0}" -gt 0 ] && [ "${aligned_new:-0}" -ge 100 ] 2>/dev/null
+        ok $? "MYMALLOC_STATS=1, LD_PRELOAD=libmymalloc++.so: the table at exit counts operator new (${plain_new:-?}) and operator new (aligned) (${aligned_new:-?}) apart"
+        [ "$status" -eq 0 ] || show "$tmp/atexit.err"
     else
         skip "the program built by the preloaded compiler prints the right results" "it was not built"
         skip "run with LD_PRELOAD=libmymalloc++.so it prints the same" "it was not built"
         skip "preloaded, dlsym finds mymalloc_stats_get" "it was not built"
         skip "preloaded, the program's own malloc calls went to mymalloc" "it was not built"
         skip "without the preload the same lookup finds nothing" "it was not built"
+        skip "MYMALLOC_STATS=1, LD_PRELOAD=libmymalloc++.so: the table at exit" "it was not built"
     fi
 else
     for what in "$cxx compiles an STL program with LD_PRELOAD=libmymalloc++.so" \
@@ -272,7 +284,8 @@ else
         "run with LD_PRELOAD=libmymalloc++.so it prints the same" \
         "preloaded, dlsym finds mymalloc_stats_get" \
         "preloaded, the program's own malloc calls went to mymalloc" \
-        "without the preload the same lookup finds nothing"; do
+        "without the preload the same lookup finds nothing" \
+        "MYMALLOC_STATS=1, LD_PRELOAD=libmymalloc++.so: the table at exit"; do
         skip "$what" "no C++ compiler ($cxx)"
     done
 fi
