@@ -40,6 +40,14 @@ MYMALLOC_EXPORT const char *mymalloc_version(void);
  * return the number of problems found: 0 on a sound heap. */
 MYMALLOC_EXPORT int mymalloc_check(void);
 
+/* Write an SVG picture of the heap to `path` (created or truncated): every
+ * block in address order, coloured by state, with a legend and the
+ * fragmentation figures.  0 on success; -1 with errno EINVAL for a NULL
+ * path, ENOMEM when its scratch mapping cannot be made, or the errno of
+ * open(2), write(2) or close(2).  MYMALLOC_HEAPMAP=path in the environment
+ * writes one at exit. */
+MYMALLOC_EXPORT int mymalloc_heapmap(const char *path);
+
 /* Every allocation entry point, C and C++, for the call counters of
  * struct mymalloc_stats. */
 enum mymalloc_call {

@@ -259,6 +259,14 @@ MM_HIDDEN void *mm_large_alloc(size_t n, size_t alignment, size_t origin);
 MM_HIDDEN void mm_large_free(block_t *b);
 MM_HIDDEN void *mm_large_realloc(block_t *b, size_t n);
 MM_HIDDEN int mm_large_valid(const block_t *b);
+/* The table of live mapped blocks (for the heap map); arena lock held.
+ * Copies up to `room` entries, in no order, and returns how many. */
+struct mm_mapped_extent { uintptr_t start; size_t length; };
+struct mm_mapped_totals {
+    size_t listed, listed_bytes;      /* in the table */
+    size_t unlisted, unlisted_bytes;  /* only counted: the table could not grow */
+};
+MM_HIDDEN size_t mm_large_list(struct mm_mapped_extent *out, size_t room, struct mm_mapped_totals *totals);
 
 /* ---- os.c: the only file that talks to the kernel about memory ---- */
 MM_HIDDEN size_t mm_page_size(void);
@@ -310,6 +318,9 @@ MM_HIDDEN MM_COLD MM_NORETURN void mm_assert_failed(const char *file, int line, 
 MM_HIDDEN void mm_write_str(int fd, const char *s);
 MM_HIDDEN char *mm_format_unsigned(char *out, size_t value);   /* returns end, NUL written */
 MM_HIDDEN char *mm_format_hex(char *out, uintptr_t value);     /* "0x..." */
+
+/* ---- heapmap.c: the heap map (mymalloc_heapmap, MYMALLOC_HEAPMAP) ---- */
+MM_HIDDEN int mm_heapmap_at_exit(const char *path);   /* 0: path too long */
 
 /* ---- check.c: heap-misuse checks ---- */
 MM_HIDDEN extern int mm_abort_on_error;

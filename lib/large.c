@@ -1,6 +1,8 @@
 /* large.c - blocks with a mapping of their own: requests at or above the mmap
  * threshold (and aligned ones that would be).  They never enter the heap;
- * free() unmaps them and realloc() moves them with mremap().
+ * free() unmaps them and realloc() moves them with mremap().  A table of the
+ * live ones (mapping address and length, nothing kept in the blocks) lets the
+ * heap map draw them.
  *
  *   map -> [ unused ... | offset | header | user data ...          ] <- map + length
  *                         ^ the word before the header: header - map
@@ -12,6 +14,138 @@
 static inline size_t *offset_word(const block_t *b) { return (size_t *)b - 1; }
 static inline char *mapping_of(const block_t *b) { return (char *)b - *offset_word(b); }
 static inline size_t mapping_length(const block_t *b) { return *offset_word(b) + block_size(b) + MM_WORD; }
+
+/* The table of live mapped blocks: open addressing with linear probing on
+ * the mapping address, under the arena lock, which is taken for a few
+ * instructions around each change and never across a system call.  It
+ * starts in static memory and moves to a mapping twice its size when half
+ * full; when that mapping cannot be had, further blocks are only counted.
+ * Nothing in it is read from the blocks themselves, so a program that
+ * overwrites its blocks cannot make the table (or the heap map) go astray. */
+#define TABLE_INITIAL 256
+static struct mm_mapped_extent table_initial[TABLE_INITIAL];
+static struct {
+    struct mm_mapped_extent *slots;   /* start 0: an empty slot */
+    size_t capacity;                  /* a power of two */
+    size_t used, bytes;               /* entries, and their lengths summed */
+    size_t untracked, untracked_bytes;  /* blocks the table had no room for */
+} table = { table_initial, TABLE_INITIAL, 0, 0, 0, 0 };
+
+static size_t slot_home(uintptr_t start, size_t capacity)
+{
+    uint64_t h = (uint64_t)(start >> 12) * UINT64_C(0x9e3779b97f4a7c15);
+    return (size_t)(h >> (64 - __builtin_ctzl(capacity)));
+}
+
+/* Enter a mapping; the caller made sure there is room. */
+static void slot_put(uintptr_t start, size_t length)
+{
+    size_t mask = table.capacity - 1, i = slot_home(start, table.capacity);
+    while (table.slots[i].start != 0)
+        i = (i + 1) & mask;
+    table.slots[i].start = start;
+    table.slots[i].length = length;
+    table.used++;
+    table.bytes += length;
+}
+
+/* Remove a mapping: 0 when it is not in the table.  The entries after it in
+ * its probe run move back, so no lookup ever meets a hole too early. */
+static int slot_remove(uintptr_t start)
+{
+    size_t mask = table.capacity - 1, i = slot_home(start, table.capacity);
+    while (table.slots[i].start != start) {
+        if (table.slots[i].start == 0)
+            return 0;
+        i = (i + 1) & mask;
+    }
+    table.used--;
+    table.bytes -= table.slots[i].length;
+    for (size_t j = (i + 1) & mask; table.slots[j].start != 0; j = (j + 1) & mask) {
+        size_t home = slot_home(table.slots[j].start, table.capacity);
+        /* Entry j may fill the hole at i unless its home lies in (i, j]. */
+        int stays = i < j ? (home > i && home <= j) : (home > i || home <= j);
+        if (!stays) {
+            table.slots[i] = table.slots[j];
+            i = j;
+        }
+    }
+    table.slots[i].start = 0;
+    table.slots[i].length = 0;
+    return 1;
+}
+
+static void table_note(uintptr_t start, size_t length)
+{
+    struct mm_arena *a = &mm_main_arena;
+    void *drop = NULL;
+    size_t drop_bytes = 0;
+
+    mm_lock(&a->lock);
+    if (table.used + 1 > table.capacity / 2) {
+        size_t want = table.capacity * 2;
+        mm_unlock(&a->lock);
+        struct mm_mapped_extent *fresh = mm_os_map(want * sizeof *fresh);   /* zero-filled */
+        mm_lock(&a->lock);
+        if (fresh != NULL && table.capacity < want) {
+            struct mm_mapped_extent *old = table.slots;
+            size_t old_capacity = table.capacity;
+            table.slots = fresh;
+            table.capacity = want;
+            table.used = table.bytes = 0;
+            for (size_t i = 0; i < old_capacity; i++)
+                if (old[i].start != 0)
+                    slot_put(old[i].start, old[i].length);
+            if (old != table_initial) {
+                drop = old;
+                drop_bytes = old_capacity * sizeof *old;
+            }
+        } else if (fresh != NULL) {       /* another thread grew it meanwhile */
+            drop = fresh;
+            drop_bytes = want * sizeof *fresh;
+        }
+    }
+    if (table.used + 1 <= table.capacity / 2) {
+        slot_put(start, length);
+    } else {
+        table.untracked++;
+        table.untracked_bytes += length;
+    }
+    mm_unlock(&a->lock);
+    if (drop != NULL)
+        mm_os_unmap(drop, drop_bytes);
+}
+
+/* The mapping at `start` is gone (new_start 0) or is now new_start, new_length. */
+static void table_change(uintptr_t start, size_t length, uintptr_t new_start, size_t new_length)
+{
+    struct mm_arena *a = &mm_main_arena;
+    mm_lock(&a->lock);
+    if (slot_remove(start)) {
+        if (new_start != 0)
+            slot_put(new_start, new_length);   /* the room it left */
+    } else if (table.untracked > 0) {
+        table.untracked_bytes -= length;
+        if (new_start != 0)
+            table.untracked_bytes += new_length;
+        else
+            table.untracked--;
+    }
+    mm_unlock(&a->lock);
+}
+
+size_t mm_large_list(struct mm_mapped_extent *out, size_t room, struct mm_mapped_totals *totals)
+{
+    size_t copied = 0;
+    for (size_t i = 0; i < table.capacity && copied < room; i++)
+        if (table.slots[i].start != 0)
+            out[copied++] = table.slots[i];
+    totals->listed = table.used;
+    totals->listed_bytes = table.bytes;
+    totals->unlisted = table.untracked;
+    totals->unlisted_bytes = table.untracked_bytes;
+    return copied;
+}
 
 /* A new mapped block, or NULL (errno unspecified: the caller falls back to
  * the heap and sets it). */
@@ -42,6 +176,7 @@ void *mm_large_alloc(size_t n, size_t alignment, size_t origin)
     *offset_word(b) = (size_t)((char *)b - map);
     block_set_head(b, length - *offset_word(b) - MM_WORD, BLOCK_INUSE | BLOCK_MMAPPED | origin);
     mm_stats_large_add(length);
+    table_note((uintptr_t)map, length);
     return user;
 }
 
@@ -58,6 +193,7 @@ int mm_large_valid(const block_t *b)
 void mm_large_free(block_t *b)
 {
     size_t length = mapping_length(b);
+    table_change((uintptr_t)mapping_of(b), length, 0, 0);
     mm_os_unmap(mapping_of(b), length);
     mm_stats_large_sub(length);
     mm_settings_mapped_freed(length);
@@ -72,9 +208,11 @@ void *mm_large_realloc(block_t *b, size_t n)
 
     if (new_length == old_length)
         return block_user(b);
-    char *map = mm_os_remap(mapping_of(b), old_length, new_length);
+    char *old_map = mapping_of(b);
+    char *map = mm_os_remap(old_map, old_length, new_length);
     if (map == NULL)
         return NULL;
+    table_change((uintptr_t)old_map, old_length, (uintptr_t)map, new_length);
     b = block_at(map, offset);
     block_set_head(b, new_length - offset - MM_WORD, b->head & BLOCK_FLAGS);
     mm_stats_large_sub(old_length);

@@ -1,6 +1,7 @@
 /* settings.c - the tunable thresholds: their defaults, mallopt(), and the
  * MYMALLOC_* / glibc MALLOC_*_ environment variables, read once without
- * allocating and ignored in set-uid programs. */
+ * allocating and ignored in set-uid programs (MYMALLOC_HEAPMAP, a path, is
+ * handed to heapmap.c). */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <string.h>
@@ -226,6 +227,11 @@ int mm_settings_read_environment(void)
         const char *entry = *env;
         if (entry[0] != 'M')
             continue;
+        if (strncmp(entry, "MYMALLOC_HEAPMAP=", 17) == 0) {    /* a path, for heapmap.c */
+            if (!mm_heapmap_at_exit(entry + 17))
+                report_bad(entry, ": path too long\n");
+            continue;
+        }
         for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++) {
             size_t len = strlen(env_names[i].name);
             size_t value;

@@ -9,7 +9,7 @@ srcdir=${MYMALLOC_SRCDIR:-$(dirname "$0")/..}
 
 expected='aligned_alloc calloc free free_aligned_sized free_sized mallinfo mallinfo2 malloc
 malloc_info malloc_stats malloc_trim malloc_usable_size mallopt memalign mymalloc_alloc_counted
-mymalloc_call_name mymalloc_check mymalloc_family mymalloc_free_counted mymalloc_stats_get mymalloc_version
+mymalloc_call_name mymalloc_check mymalloc_family mymalloc_free_counted mymalloc_heapmap mymalloc_stats_get mymalloc_version
 posix_memalign pvalloc realloc reallocarray valloc'
 
 # operator new/delete: plain, nothrow, aligned, aligned nothrow; sized deletes.

@@ -1,0 +1,671 @@
+/* heapmap.c - mymalloc_heapmap() and MYMALLOC_HEAPMAP.  A known heap (blocks
+ * with every other one freed, blocks in the thread's cache, two mapped
+ * blocks) is drawn, and what tests/heapmap.py reads back from the SVG
+ * (xml.etree) must match the allocator's own figures: one rectangle per free
+ * block, widths to scale, the legend, the fragmentation.  Then: the error
+ * cases, drawing while threads allocate, a heap too big to draw at full
+ * scale, hundreds of mapped blocks, an empty heap, a heap of more than 64
+ * regions, the map written at exit (exit(), return from main, forked
+ * children, "%p", bad paths), and the PNG rsvg-convert renders from the SVG
+ * (skipped when rsvg-convert is missing). */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include "mymalloc.h"
+#include "tap.h"
+
+extern char **environ;
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * KIB)
+/* Geometry heapmap.c promises: 1024 pixels a row, at most 128 rows. */
+#define COLUMNS 1024
+#define ROWS 128
+
+static char dir[1024];
+static char script[PATH_MAX];
+static const char *python;
+static char output[1 << 17];          /* stdout of the last command run */
+static char errors[8192];             /* its stderr */
+
+/* ---- running commands ---- */
+
+static size_t read_all(int fd, char *buf, size_t room)
+{
+    size_t used = 0;
+    for (;;) {
+        ssize_t n = read(fd, buf + used, room - 1 - used);
+        if (n > 0 && used + (size_t)n < room - 1) {
+            used += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n > 0) {         /* full: drain the rest */
+            used += (size_t)n;
+            char sink[4096];
+            while (read(fd, sink, sizeof sink) > 0)
+                ;
+        }
+        break;
+    }
+    buf[used] = '\0';
+    return used;
+}
+
+/* Run argv (execve of `file`, or a PATH search when env is NULL); its stdout
+ * lands in output[], its stderr in errors[].  Returns the wait status, or -1. */
+static int run(const char *file, char *const argv[], char *const env[])
+{
+    int out[2], err[2];
+    if (pipe(out) != 0 || pipe(err) != 0)
+        return -1;
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid < 0)
+        return -1;
+    if (pid == 0) {
+        dup2(out[1], STDOUT_FILENO);
+        dup2(err[1], STDERR_FILENO);
+        close(out[0]);
+        close(err[0]);
+        close(out[1]);
+        close(err[1]);
+        if (env != NULL)
+            execve(file, argv, env);
+        else
+            execvp(file, argv);
+        _exit(127);
+    }
+    close(out[1]);
+    close(err[1]);
+    read_all(out[0], output, sizeof output);
+    read_all(err[0], errors, sizeof errors);
+    close(out[0]);
+    close(err[0]);
+    int status;
+    while (waitpid(pid, &status, 0) < 0)
+        if (errno != EINTR)
+            return -1;
+    return status;
+}
+
+static int exited_0(int status) { return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }
+
+/* heapmap.py MODE FILE [ARGS]: 1 when it could read the file. */
+static int inspect(const char *mode, const char *file, const char *const *more)
+{
+    char *argv[16] = { (char *)python, script, (char *)mode, (char *)file };
+    int n = 4;
+    while (more != NULL && *more != NULL && n < 15)
+        argv[n++] = (char *)*more++;
+    argv[n] = NULL;
+    int status = run(python, argv, NULL);
+    if (!exited_0(status)) {
+        diag("heapmap.py %s %s failed (status %d): %s%s", mode, file, status, output, errors);
+        return 0;
+    }
+    return 1;
+}
+
+/* The value of KEY=VALUE in output[] (NULL when missing), up to the line's
+ * end; the last 8 values stay valid. */
+static const char *text_of(const char *key)
+{
+    static char values[8][512];
+    static unsigned next;
+    char *value = values[next++ % 8];
+    size_t len = strlen(key);
+    for (const char *line = output; *line != '\0';) {
+        const char *end = strchr(line, '\n');
+        if (end == NULL)
+            end = line + strlen(line);
+        if ((size_t)(end - line) > len && strncmp(line, key, len) == 0 && line[len] == '=') {
+            size_t n = (size_t)(end - line) - len - 1;
+            if (n >= sizeof values[0])
+                n = sizeof values[0] - 1;
+            memcpy(value, line + len + 1, n);
+            value[n] = '\0';
+            return value;
+        }
+        line = *end != '\0' ? end + 1 : end;
+    }
+    return NULL;
+}
+
+static long long number_of(const char *key)
+{
+    const char *v = text_of(key);
+    return v != NULL ? strtoll(v, NULL, 10) : -1;
+}
+
+static long long sum_of(const char *const *keys)
+{
+    long long total = 0;
+    for (; *keys != NULL; keys++)
+        total += number_of(*keys);
+    return total;
+}
+
+static void in_dir(char *path, const char *name)
+{
+    snprintf(path, PATH_MAX, "%s/%s", dir, name);
+}
+
+static int exists(const char *path)
+{
+    struct stat st;
+    return stat(path, &st) == 0;
+}
+
+/* ---- the known heap ---- */
+
+#define ROW_BLOCKS 40
+static void *row[ROW_BLOCKS];
+static void *small[10];
+static void *mapped[2];
+
+static void build_known_heap(void)
+{
+    for (int i = 0; i < ROW_BLOCKS; i++)
+        row[i] = malloc(2000);      /* above the cache's sizes: freed into the heap */
+    for (int i = 1; i < ROW_BLOCKS - 1; i += 2) {
+        free(row[i]);
+        row[i] = NULL;
+    }
+    for (int i = 0; i < 10; i++)
+        small[i] = malloc(100);
+    for (int i = 0; i < 10; i += 2) {
+        free(small[i]);            /* into this thread's cache */
+        small[i] = NULL;
+    }
+    mapped[0] = malloc(200000);
+    mapped[1] = malloc(300000);
+}
+
+static int same_stats(const struct mymalloc_stats *a, const struct mymalloc_stats *b)
+{
+    return a->heap_bytes == b->heap_bytes && a->inuse_bytes == b->inuse_bytes && a->free_bytes == b->free_bytes &&
+           a->free_blocks == b->free_blocks && a->top_bytes == b->top_bytes && a->cached_bytes == b->cached_bytes &&
+           a->mapped_blocks == b->mapped_blocks && a->mapped_bytes == b->mapped_bytes;
+}
+
+static const char *const used_rects[] = { "rects.u", "rects.v", "rects.c", "rects.d", NULL };
+static const char *const used_pixels[] = { "pixels.u", "pixels.v", "pixels.c", "pixels.d", NULL };
+static const char *const cached_rects[] = { "rects.c", "rects.d", NULL };
+static const char *const mapped_rects[] = { "rects.m", "rects.n", NULL };
+static const char *const mapped_pixels[] = { "pixels.m", "pixels.n", NULL };
+static const char *const mixed_pixels[] = { "pixels.x", "pixels.y", NULL };
+
+static long long svg_width, svg_height;
+
+static void known_heap(const char *svg)
+{
+    struct mymalloc_stats before, after;
+    build_known_heap();
+    mymalloc_stats_get(&before);
+    errno = 4321;
+    int r = mymalloc_heapmap(svg);
+    int saved = errno;
+    mymalloc_stats_get(&after);
+    ok(r == 0 && saved == 4321, "mymalloc_heapmap(path) returns 0 and leaves errno alone (%d, errno %d)", r, saved);
+    ok(same_stats(&before, &after) && mymalloc_check() == 0,
+       "drawing the heap leaves it as it was (same figures before and after, mymalloc_check() == 0)");
+
+    if (!inspect("svg", svg, NULL)) {
+        ok(0, "the SVG is well-formed XML with an <svg> root");
+        skip(7, "the SVG could not be read");
+        return;
+    }
+    svg_width = number_of("width");
+    svg_height = number_of("height");
+    ok(svg_width > COLUMNS && svg_height > 0 && number_of("rects_outside") == 0,
+       "the SVG is well-formed XML with an <svg> root (%lld x %lld), every rectangle inside the map", svg_width,
+       svg_height);
+
+    long long scale = number_of("desc.scale");
+    ok((size_t)number_of("desc.free_blocks") == after.free_blocks &&
+       (size_t)number_of("desc.free_bytes") == after.free_bytes &&
+       (size_t)number_of("desc.top_bytes") == after.top_bytes &&
+       (size_t)number_of("desc.heap_bytes") == after.heap_bytes &&
+       (size_t)number_of("desc.inuse_bytes") == after.inuse_bytes &&
+       (size_t)number_of("desc.cached_bytes") == after.cached_bytes &&
+       (size_t)number_of("desc.mapped_blocks") == after.mapped_blocks &&
+       (size_t)number_of("desc.mapped_bytes") == after.mapped_bytes && number_of("desc.damaged_regions") == 0,
+       "its figures are mymalloc_stats_get()'s: %lld free blocks of %zu, %lld free bytes, top %lld, %lld mapped",
+       number_of("desc.free_blocks"), after.free_blocks, number_of("desc.free_bytes"), number_of("desc.top_bytes"),
+       number_of("desc.mapped_blocks"));
+
+    /* At 16 bytes a pixel every block covers whole pixels: one rectangle each. */
+    long long free_blocks = number_of("desc.free_blocks");
+    ok(scale == 16 && free_blocks >= ROW_BLOCKS / 2 - 1 && number_of("rects.f") == free_blocks &&
+       number_of("pixels.f") * scale == number_of("desc.free_bytes") &&
+       number_of("pixels.t") * scale == number_of("desc.top_bytes") && number_of("rects.t") == 1,
+       "one free rectangle per free block (%lld of %lld, at %lld bytes a pixel), free and top widths to scale",
+       number_of("rects.f"), free_blocks, scale);
+    ok(sum_of(used_rects) == number_of("desc.inuse_blocks") &&
+       sum_of(cached_rects) == number_of("desc.cached_blocks") && number_of("desc.cached_blocks") >= 5 &&
+       sum_of(used_pixels) * scale == number_of("desc.inuse_bytes") && sum_of(mixed_pixels) == 0,
+       "one rectangle per block in use (%lld of %lld), cached ones told apart (%lld of %lld), widths to scale",
+       sum_of(used_rects), number_of("desc.inuse_blocks"), sum_of(cached_rects), number_of("desc.cached_blocks"));
+    ok(sum_of(mapped_rects) == 2 && sum_of(mapped_pixels) * scale == number_of("desc.mapped_bytes"),
+       "the two mapped blocks drawn, to scale (%lld rectangles)", sum_of(mapped_rects));
+
+    const char *classes = text_of("legend_classes"), *labels = text_of("legend_labels");
+    const char *section0 = text_of("section.0");
+    char last_key[32];
+    snprintf(last_key, sizeof last_key, "section.%lld", number_of("sections") - 1);
+    const char *last = text_of(last_key);
+    int legend = classes != NULL && strcmp(classes, "u,c,f,t,m,x,y") == 0 && labels != NULL &&
+                 strstr(labels, "in use|") != NULL && strstr(labels, "|free|top|mapped|") != NULL;
+    int titles = section0 != NULL &&
+                 (strncmp(section0, "brk heap 0x", 11) == 0 || strncmp(section0, "mmap segment 0x", 15) == 0) &&
+                 last != NULL &&
+                 strncmp(last, "2 mapped blocks, back to back in address order, 0x", 50) == 0;
+    ok(legend && titles, "legend (%s) and section titles present", classes != NULL ? classes : "none");
+
+    long long fb = number_of("desc.free_bytes"), largest = number_of("desc.largest_free");
+    long long thousandths = fb > 0 ? ((fb - largest) * 1000 + fb / 2) / fb : 0;
+    char expected[48];
+    snprintf(expected, sizeof expected, "%lld.%03lld", thousandths / 1000, thousandths % 1000);
+    const char *fragmentation = text_of("fragmentation");
+    ok(fragmentation != NULL && strcmp(fragmentation, expected) == 0 && largest >= 2016,
+       "fragmentation = 1 - largest free / free bytes in bins: %s (expected %s)",
+       fragmentation != NULL ? fragmentation : "missing", expected);
+}
+
+static void release_known_heap(void)
+{
+    for (int i = 0; i < ROW_BLOCKS; i++)
+        free(row[i]);
+    for (int i = 0; i < 10; i++)
+        free(small[i]);
+    free(mapped[0]);
+    free(mapped[1]);
+}
+
+/* ---- errors ---- */
+
+static void error_cases(void)
+{
+    char path[PATH_MAX];
+    errno = 0;
+    int r = mymalloc_heapmap(NULL);
+    ok(r == -1 && errno == EINVAL, "mymalloc_heapmap(NULL): -1, EINVAL (errno %d)", errno);
+    in_dir(path, "no/such/dir.svg");
+    errno = 0;
+    r = mymalloc_heapmap(path);
+    ok(r == -1 && errno == ENOENT, "a path in a missing directory: -1, ENOENT (errno %d)", errno);
+    errno = 0;
+    r = mymalloc_heapmap(dir);
+    ok(r == -1 && errno == EISDIR, "a directory: -1, EISDIR (errno %d)", errno);
+    if (access("/dev/full", W_OK) == 0) {
+        errno = 0;
+        r = mymalloc_heapmap("/dev/full");
+        ok(r == -1 && errno == ENOSPC, "/dev/full: the failed write(2) is reported, -1, ENOSPC (errno %d)", errno);
+    } else {
+        skip(1, "no writable /dev/full");
+    }
+    ok(mymalloc_check() == 0, "the heap is sound after the failures");
+}
+
+/* ---- drawing while other threads allocate ---- */
+
+static volatile int stop_churn;
+
+static void *churn(void *arg)
+{
+    unsigned seed = (unsigned)(uintptr_t)arg;
+    void *slots[64] = { 0 };
+    for (unsigned long i = 0; !stop_churn || i < 20000; i++) {
+        seed = seed * 1103515245u + 12345u;
+        unsigned k = (seed >> 8) % 64;
+        free(slots[k]);
+        size_t n = (seed >> 16) % 100 == 0 ? 150000 : 16 + (seed >> 12) % 3000;
+        slots[k] = malloc(n);
+        if (slots[k] != NULL)
+            memset(slots[k], (int)k, n < 64 ? n : 64);
+        if (i > 2000000)
+            break;
+    }
+    for (int k = 0; k < 64; k++)
+        free(slots[k]);
+    return NULL;
+}
+
+static void concurrent(void)
+{
+    pthread_t threads[2];
+    int started = 0, drawn = 0, good = 0;
+    char path[PATH_MAX];
+    stop_churn = 0;
+    for (int i = 0; i < 2; i++)
+        started += pthread_create(&threads[i], NULL, churn, (void *)(uintptr_t)(i + 7)) == 0;
+    for (int i = 0; i < 4; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "busy-%d.svg", i);
+        in_dir(path, name);
+        drawn += mymalloc_heapmap(path) == 0;
+    }
+    stop_churn = 1;
+    for (int i = 0; i < started; i++)
+        pthread_join(threads[i], NULL);
+    for (int i = 0; i < 4; i++) {
+        char name[32];
+        snprintf(name, sizeof name, "busy-%d.svg", i);
+        in_dir(path, name);
+        good += inspect("svg", path, NULL) && number_of("rects_outside") == 0;
+    }
+    ok(started == 2 && drawn == 4 && good == 4 && mymalloc_check() == 0,
+       "4 maps drawn while 2 threads allocate and free: all well-formed (%d, %d), heap sound", drawn, good);
+}
+
+/* ---- a heap too big for 16 bytes a pixel ---- */
+
+#define MANY 400000
+static void *many[MANY];
+
+static void big_heap(void)
+{
+    char path[PATH_MAX];
+    struct stat st;
+    in_dir(path, "big.svg");
+    for (int i = 0; i < MANY; i++)
+        many[i] = malloc(48);
+    for (int i = 0; i < MANY; i += 2) {
+        free(many[i]);
+        many[i] = NULL;
+    }
+    int r = mymalloc_heapmap(path);
+    int read = r == 0 && stat(path, &st) == 0 && inspect("svg", path, NULL);
+    long long scale = number_of("desc.scale"), sections = number_of("sections");
+    long long max_height = 170 + 12 + sections * 22 + ROWS * 12;
+    ok(read && scale > 16 && number_of("height") <= max_height && st.st_size < 8 * (long long)MIB &&
+       sum_of(mixed_pixels) > 0 && number_of("rects_outside") == 0,
+       "a %lld-byte heap of 64-byte blocks, every other one free: %lld bytes a pixel, at most %d rows, "
+       "blocks below a pixel drawn as mixed pixels (%lld), %lld bytes of SVG",
+       number_of("desc.heap_bytes"), scale, ROWS, sum_of(mixed_pixels), read ? (long long)st.st_size : -1LL);
+    for (int i = 0; i < MANY; i++)
+        free(many[i]);
+}
+
+/* ---- many mapped blocks: the table of them grows, loses and moves entries ---- */
+
+#define MAPPED 600
+static void *maps[MAPPED];
+
+static void many_mapped(void)
+{
+    char path[PATH_MAX];
+    struct mymalloc_stats st;
+    in_dir(path, "mapped.svg");
+    mallopt(M_MMAP_THRESHOLD, 128 * 1024);      /* fixed: no raising as they are freed */
+    for (int i = 0; i < MAPPED; i++)
+        maps[i] = malloc(128 * KIB + (size_t)i * 100);
+    for (int i = 0; i < MAPPED; i += 2) {
+        free(maps[i]);
+        maps[i] = NULL;
+    }
+    int moved = 0;
+    for (int i = 1; i < 100; i += 2) {
+        void *q = realloc(maps[i], 300000 + (size_t)i * 4096);   /* mremap: may move */
+        if (q != NULL) {
+            moved += q != maps[i];
+            maps[i] = q;
+        }
+    }
+    mymalloc_stats_get(&st);
+    int r = mymalloc_heapmap(path);
+    int read = r == 0 && inspect("svg", path, NULL);
+    long long scale = number_of("desc.scale");
+    ok(read && st.mapped_blocks == MAPPED / 2 && number_of("desc.mapped_blocks") == MAPPED / 2 &&
+           (size_t)number_of("desc.mapped_bytes") == st.mapped_bytes && sum_of(mapped_rects) == MAPPED / 2 &&
+           sum_of(mapped_pixels) * scale == number_of("desc.mapped_bytes"),
+       "%d mapped blocks allocated, half freed, 50 resized (%d moved): %lld drawn, one rectangle each, "
+       "%lld bytes, to scale", MAPPED, moved, sum_of(mapped_rects), number_of("desc.mapped_bytes"));
+    for (int i = 0; i < MAPPED; i++)
+        free(maps[i]);
+    mymalloc_stats_get(&st);
+    r = mymalloc_heapmap(path);
+    read = r == 0 && inspect("svg", path, NULL);
+    ok(read && st.mapped_blocks == 0 && number_of("desc.mapped_blocks") == 0 && sum_of(mapped_rects) == 0,
+       "all freed: no mapped block left in the map");
+}
+
+/* ---- the child runs: probes started through /proc/self/exe ---- */
+
+static void *keep[8];
+
+static void probe_allocate(void)
+{
+    keep[0] = malloc(300000);        /* one mapped block */
+    for (int i = 1; i < 8; i++)
+        keep[i] = malloc(3000);
+    free(keep[3]);
+    keep[3] = NULL;
+}
+
+/* Many heap regions: the break blocked by a mapping, each big block in an
+ * mmap segment of its own. */
+static int probe_packed(const char *path)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    uintptr_t at = ((uintptr_t)sbrk(0) + (uintptr_t)page - 1) & ~(uintptr_t)(page - 1);
+    void *blocker = mmap((void *)at, 64 * (size_t)page, PROT_NONE,
+                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED_NOREPLACE | MAP_NORESERVE, -1, 0);
+    if (blocker != (void *)at) {
+        printf("blocked=0\n");
+        return 0;
+    }
+    mallopt(M_MMAP_MAX, 0);
+    static void *regions[70];
+    for (int i = 0; i < 70; i++)
+        if ((regions[i] = malloc(900 * KIB)) == NULL)
+            return 1;
+    printf("blocked=1 check=%d\n", mymalloc_check());
+    return mymalloc_heapmap(path) == 0 ? 0 : 1;
+}
+
+static int probe(int argc, char **argv)
+{
+    const char *mode = argv[1];
+    if (strcmp(mode, "--packed") == 0 && argc > 2)
+        return probe_packed(argv[2]);
+    probe_allocate();
+    if (strcmp(mode, "--exit-call") == 0)
+        exit(0);
+    if (strcmp(mode, "--fork") == 0) {
+        fflush(stdout);
+        pid_t child = fork();
+        if (child == 0) {
+            void *p = malloc(5000);
+            (void)p;
+            exit(0);             /* runs the destructor: it must not write */
+        }
+        int status;
+        waitpid(child, &status, 0);
+        printf("parent=%d child=%d\n", (int)getpid(), (int)child);
+        if (argc > 2)
+            printf("after_child=%d\n", exists(argv[2]));
+    }
+    return 0;                    /* --exit-return, --fork */
+}
+
+/* Run a probe with MYMALLOC_HEAPMAP=value (NULL: unset). */
+static int run_probe(const char *mode, const char *value, const char *arg)
+{
+    static char *env[4096];
+    static char setting[PATH_MAX + 6000];
+    int n = 0;
+    for (char **e = environ; *e != NULL && n < 4090; e++)
+        if (strncmp(*e, "MYMALLOC_HEAPMAP=", 17) != 0)
+            env[n++] = *e;
+    if (value != NULL) {
+        snprintf(setting, sizeof setting, "MYMALLOC_HEAPMAP=%s", value);
+        env[n++] = setting;
+    }
+    env[n] = NULL;
+    char *argv[] = { "heapmap", (char *)mode, (char *)arg, NULL };
+    return run("/proc/self/exe", argv, env);
+}
+
+static int svg_ok_with_mapped(const char *path, long long mapped_blocks)
+{
+    return exists(path) && inspect("svg", path, NULL) && number_of("desc.mapped_blocks") == mapped_blocks &&
+           number_of("desc.inuse_blocks") > 0 && number_of("rects_outside") == 0;
+}
+
+static void at_exit(void)
+{
+    char path[PATH_MAX], other[PATH_MAX], pattern[PATH_MAX];
+    int status;
+
+    in_dir(path, "exit-call.svg");
+    status = run_probe("--exit-call", path, NULL);
+    ok(exited_0(status) && errors[0] == '\0' && svg_ok_with_mapped(path, 1),
+       "MYMALLOC_HEAPMAP: written when the program calls exit(), with its mapped block");
+
+    in_dir(path, "exit-return.svg");
+    status = run_probe("--exit-return", path, NULL);
+    ok(exited_0(status) && errors[0] == '\0' && svg_ok_with_mapped(path, 1),
+       "MYMALLOC_HEAPMAP: written when main returns");
+
+    in_dir(path, "fork.svg");
+    status = run_probe("--fork", path, path);
+    int parent, child;
+    int parsed = sscanf(output, "parent=%d child=%d", &parent, &child) == 2;
+    ok(exited_0(status) && parsed && strstr(output, "after_child=0") != NULL && exists(path),
+       "a forked child's exit does not write the map; the parent's does");
+
+    in_dir(pattern, "pid-%p.svg");
+    status = run_probe("--fork", pattern, NULL);
+    parsed = sscanf(output, "parent=%d child=%d", &parent, &child) == 2;
+    char name[64];
+    snprintf(name, sizeof name, "pid-%d.svg", parsed ? parent : 0);
+    in_dir(path, name);
+    snprintf(name, sizeof name, "pid-%d.svg", parsed ? child : 0);
+    in_dir(other, name);
+    ok(exited_0(status) && parsed && exists(path) && exists(other) && svg_ok_with_mapped(other, 1),
+       "\"%%p\" in the path: one map per process, named by its id (parent and forked child)");
+
+    in_dir(path, "missing/x.svg");
+    status = run_probe("--exit-return", path, NULL);
+    char expected[PATH_MAX + 100];
+    snprintf(expected, sizeof expected, "mymalloc: MYMALLOC_HEAPMAP: cannot write %s (ENOENT, errno 2)\n", path);
+    ok(exited_0(status) && strcmp(errors, expected) == 0,
+       "an unwritable path: one line on stderr, exit status kept (%s)", errors[0] ? "got a line" : "nothing");
+    if (strcmp(errors, expected) != 0)
+        diag("stderr: %s", errors);
+
+    static char long_path[5000];
+    memset(long_path, 'a', sizeof long_path - 1);
+    status = run_probe("--exit-return", long_path, NULL);
+    snprintf(expected, sizeof expected, "mymalloc: ignoring MYMALLOC_HEAPMAP=%.103s: path too long\n", long_path);
+    ok(exited_0(status) && strcmp(errors, expected) == 0, "a path too long is reported when the environment is read");
+
+    in_dir(path, "empty.svg");
+    status = run_probe("--empty", NULL, path);
+    if (exited_0(status) && strncmp(output, "before=0\n", 9) != 0) {
+        skip(1, "something allocated before main (a sanitizer's runtime?): no empty heap to draw");
+    } else {
+        ok(exited_0(status) && inspect("svg", path, NULL) && number_of("desc.regions") == 0 &&
+               number_of("desc.mapped_blocks") == 0 && number_of("sections") == 0 && number_of("rects.u") == 0,
+           "a map drawn before the first allocation: no region, no block, well-formed");
+    }
+
+    in_dir(path, "packed.svg");
+    status = run_probe("--packed", NULL, path);
+    if (strstr(output, "blocked=0") != NULL) {
+        skip(1, "cannot place a mapping at the break");
+    } else {
+        const char *title = NULL;
+        int read = exited_0(status) && strstr(output, "check=0") != NULL && inspect("svg", path, NULL);
+        if (read)
+            title = text_of("section.0");
+        ok(read && number_of("sections") == 1 && number_of("desc.regions") > 64 && title != NULL &&
+               strstr(title, " heap regions, in address order, each after a gap, 0x") != NULL &&
+               number_of("rects_outside") == 0,
+           "%lld heap regions (more than 64): drawn packed, one section", read ? number_of("desc.regions") : -1);
+    }
+}
+
+/* ---- the PNG ---- */
+
+static void render(const char *svg)
+{
+    char png[PATH_MAX];
+    in_dir(png, "known.png");
+    char *argv[] = { "rsvg-convert", "-o", png, (char *)svg, NULL };
+    int status = run("rsvg-convert", argv, NULL);
+    if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        skip(2, "rsvg-convert is missing (Debian package librsvg2-bin)");
+        return;
+    }
+    /* white, in use (both shades), free, top, mapped (first shade) */
+    static const char *const colours[] = { "ffffff", "4477aa", "2c5788", "228833", "ccbb44", "aa3377", NULL };
+    int read = exited_0(status) && inspect("png", png, colours);
+    ok(read && number_of("png.width") == svg_width && number_of("png.height") == svg_height,
+       "rsvg-convert renders it: a PNG of %lld x %lld (the SVG's size: %lld x %lld)", number_of("png.width"),
+       number_of("png.height"), svg_width, svg_height);
+    int all = 1;
+    for (int i = 0; colours[i] != NULL; i++) {
+        char key[32];
+        snprintf(key, sizeof key, "png.has.%s", colours[i]);
+        all = all && number_of(key) == 1;
+    }
+    ok(read && number_of("png.bytes") == svg_height * (svg_width * number_of("png.bpp") + 1) &&
+       number_of("png.colours") > 5 && all,
+       "its pixel data decompresses, and shows %lld colours, among them the background and the colours of "
+       "in use, free, top and mapped", number_of("png.colours"));
+}
+
+int main(int argc, char **argv)
+{
+    if (argc > 2 && strcmp(argv[1], "--empty") == 0) {   /* before any allocation of ours */
+        struct mymalloc_stats st;
+        mymalloc_stats_get(&st);
+        int r = mymalloc_heapmap(argv[2]);
+        printf("before=%zu\n", st.heap_bytes + st.mapped_bytes);
+        return r == 0 ? 0 : 1;
+    }
+    if (argc > 1 && strncmp(argv[1], "--", 2) == 0)
+        return probe(argc, argv);
+
+    python = getenv("PYTHON3");
+    if (python == NULL || *python == '\0')
+        python = "python3";
+    const char *srcdir = getenv("MYMALLOC_SRCDIR");
+    snprintf(script, sizeof script, "%s/tests/heapmap.py", srcdir != NULL ? srcdir : ".");
+    if (access(script, R_OK) != 0)
+        plan_skip_all("tests/heapmap.py not found (set MYMALLOC_SRCDIR to the source tree)");
+    const char *tmp = getenv("TMPDIR");
+    snprintf(dir, sizeof dir, "%s/mymalloc-heapmap.XXXXXX", tmp != NULL && *tmp != '\0' ? tmp : "/tmp");
+    if (mkdtemp(dir) == NULL)
+        plan_skip_all("mkdtemp failed");
+
+    char svg[PATH_MAX];
+    in_dir(svg, "known.svg");
+    known_heap(svg);
+    render(svg);
+    release_known_heap();
+    error_cases();
+    concurrent();
+    big_heap();
+    many_mapped();
+    at_exit();
+
+    char command[PATH_MAX + 16];
+    snprintf(command, sizeof command, "rm -rf '%s'", dir);
+    if (system(command) != 0)
+        diag("could not remove %s", dir);
+    return done();
+}
