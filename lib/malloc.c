@@ -583,10 +583,17 @@ static MM_NOINLINE void free_outside_brk(void *p)
     free_uncached(p);
 }
 
+/* Is p inside a non-main arena's segment, with its header in the same
+ * granule?  One look at the granule map, for the fast path. */
+static inline int in_arena_granule(const void *p)
+{
+    return ((uintptr_t)p & (((uintptr_t)1 << MM_GRANULE_SHIFT) - 1)) != 0 && mm_granule_arena((uintptr_t)p) != 0;
+}
+
 MYMALLOC_EXPORT void free(void *p)
 {
     struct mm_thread *t = &mm_self;
-    if (unlikely(!in_brk_heap(&mm_main_arena, p)))
+    if (unlikely(!in_brk_heap(&mm_main_arena, p)) && !in_arena_granule(p))
         return free_outside_brk(p);
     if (likely(mm_cache_usable(t)) && likely(cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE)))
         return;
