@@ -233,41 +233,37 @@ static void table_line(struct report *r, const char *label, unsigned long long v
     report_put(r, "\n", 1);
 }
 
-/* The entry points as the table names them: the C++ forms told apart. */
-static const char *const call_labels[MYMALLOC_CALL_COUNT] = {
-    [MYMALLOC_CALL_MALLOC] = "malloc",
-    [MYMALLOC_CALL_FREE] = "free",
-    [MYMALLOC_CALL_CALLOC] = "calloc",
-    [MYMALLOC_CALL_REALLOC] = "realloc",
-    [MYMALLOC_CALL_REALLOCARRAY] = "reallocarray",
-    [MYMALLOC_CALL_POSIX_MEMALIGN] = "posix_memalign",
-    [MYMALLOC_CALL_ALIGNED_ALLOC] = "aligned_alloc",
-    [MYMALLOC_CALL_MEMALIGN] = "memalign",
-    [MYMALLOC_CALL_VALLOC] = "valloc",
-    [MYMALLOC_CALL_PVALLOC] = "pvalloc",
-    [MYMALLOC_CALL_FREE_SIZED] = "free_sized",
-    [MYMALLOC_CALL_FREE_ALIGNED_SIZED] = "free_aligned_sized",
-    [MYMALLOC_CALL_NEW] = "operator new",
-    [MYMALLOC_CALL_NEW_ARRAY] = "operator new[]",
-    [MYMALLOC_CALL_NEW_NOTHROW] = "operator new (nothrow)",
-    [MYMALLOC_CALL_NEW_ARRAY_NOTHROW] = "operator new[] (nothrow)",
-    [MYMALLOC_CALL_NEW_ALIGNED] = "operator new (aligned)",
-    [MYMALLOC_CALL_NEW_ARRAY_ALIGNED] = "operator new[] (aligned)",
-    [MYMALLOC_CALL_NEW_ALIGNED_NOTHROW] = "operator new (aligned, nothrow)",
-    [MYMALLOC_CALL_NEW_ARRAY_ALIGNED_NOTHROW] = "operator new[] (aligned, nothrow)",
-    [MYMALLOC_CALL_DELETE] = "operator delete",
-    [MYMALLOC_CALL_DELETE_ARRAY] = "operator delete[]",
-    [MYMALLOC_CALL_DELETE_NOTHROW] = "operator delete (nothrow)",
-    [MYMALLOC_CALL_DELETE_ARRAY_NOTHROW] = "operator delete[] (nothrow)",
-    [MYMALLOC_CALL_DELETE_SIZED] = "operator delete (sized)",
-    [MYMALLOC_CALL_DELETE_ARRAY_SIZED] = "operator delete[] (sized)",
-    [MYMALLOC_CALL_DELETE_ALIGNED] = "operator delete (aligned)",
-    [MYMALLOC_CALL_DELETE_ARRAY_ALIGNED] = "operator delete[] (aligned)",
-    [MYMALLOC_CALL_DELETE_ALIGNED_NOTHROW] = "operator delete (aligned, nothrow)",
-    [MYMALLOC_CALL_DELETE_ARRAY_ALIGNED_NOTHROW] = "operator delete[] (aligned, nothrow)",
-    [MYMALLOC_CALL_DELETE_SIZED_ALIGNED] = "operator delete (sized, aligned)",
-    [MYMALLOC_CALL_DELETE_ARRAY_SIZED_ALIGNED] = "operator delete[] (sized, aligned)",
+/* What the table adds to an entry point's name to tell the C++ forms apart. */
+static const char *const call_variants[MYMALLOC_CALL_COUNT] = {
+    [MYMALLOC_CALL_NEW_NOTHROW] = " (nothrow)",
+    [MYMALLOC_CALL_NEW_ARRAY_NOTHROW] = " (nothrow)",
+    [MYMALLOC_CALL_NEW_ALIGNED] = " (aligned)",
+    [MYMALLOC_CALL_NEW_ARRAY_ALIGNED] = " (aligned)",
+    [MYMALLOC_CALL_NEW_ALIGNED_NOTHROW] = " (aligned, nothrow)",
+    [MYMALLOC_CALL_NEW_ARRAY_ALIGNED_NOTHROW] = " (aligned, nothrow)",
+    [MYMALLOC_CALL_DELETE_NOTHROW] = " (nothrow)",
+    [MYMALLOC_CALL_DELETE_ARRAY_NOTHROW] = " (nothrow)",
+    [MYMALLOC_CALL_DELETE_SIZED] = " (sized)",
+    [MYMALLOC_CALL_DELETE_ARRAY_SIZED] = " (sized)",
+    [MYMALLOC_CALL_DELETE_ALIGNED] = " (aligned)",
+    [MYMALLOC_CALL_DELETE_ARRAY_ALIGNED] = " (aligned)",
+    [MYMALLOC_CALL_DELETE_ALIGNED_NOTHROW] = " (aligned, nothrow)",
+    [MYMALLOC_CALL_DELETE_ARRAY_ALIGNED_NOTHROW] = " (aligned, nothrow)",
+    [MYMALLOC_CALL_DELETE_SIZED_ALIGNED] = " (sized, aligned)",
+    [MYMALLOC_CALL_DELETE_ARRAY_SIZED_ALIGNED] = " (sized, aligned)",
 };
+
+/* "operator delete[] (sized)": an entry point as the table names it. */
+static const char *call_label(char *out, size_t size, enum mymalloc_call call)
+{
+    const char *name = mymalloc_call_name(call), *variant = call_variants[call];
+    size_t n = strlen(name), v = variant != NULL ? strlen(variant) : 0;
+    if (n + v >= size)
+        return name;
+    memcpy(out, name, n);
+    memcpy(out + n, variant != NULL ? variant : "", v + 1);
+    return out;
+}
 
 /* "<= 16 bytes", "<= 4 KiB", "<= 1 MiB", "> 1 MiB": a size class's label. */
 static void size_class_label(char *out, int cls)
@@ -334,10 +330,11 @@ static void report_write(int fd)
     table_line(&r, "mremap", s.mremap_calls);
     table_line(&r, "madvise", s.madvise_calls);
     report_str(&r, "calls:\n");
+    char label[64];
     int any = 0;
     for (int i = 0; i < MYMALLOC_CALL_COUNT; i++) {
         if (s.calls[i] != 0) {
-            table_line(&r, call_labels[i], s.calls[i]);
+            table_line(&r, call_label(label, sizeof label, (enum mymalloc_call)i), s.calls[i]);
             any = 1;
         }
     }
@@ -345,7 +342,6 @@ static void report_write(int fd)
         report_str(&r, "  none\n");
     report_str(&r, "requests by size:\n");
     for (int i = 0; i < MYMALLOC_SIZE_CLASSES; i++) {
-        char label[32];
         size_class_label(label, i);
         table_line(&r, label, s.size_classes[i]);
     }
