@@ -310,6 +310,7 @@ static void report_write(int fd)
     report_str(&r, "mymalloc " MYMALLOC_VERSION_STRING " statistics (process ");
     report_number(&r, (unsigned long long)getpid());
     report_str(&r, "):\n");
+    table_line(&r, "arenas", s.arenas);
     table_line(&r, "heap bytes", s.heap_bytes);
     table_line(&r, "heap peak bytes", s.heap_peak_bytes);
     table_line(&r, "in use bytes", s.inuse_bytes);
