@@ -27,6 +27,8 @@ extern "C" {
 #define M_MYMALLOC_CHECK (-101)  /* check level 0, 1 (default) or 2, as MYMALLOC_CHECK */
 #define M_MYMALLOC_ABORT (-102)  /* 1: abort on heap misuse (default); 0: report, carry on */
 #define M_MYMALLOC_TCACHE (-103) /* 1: per-thread caches of small blocks (default); 0: none */
+#define M_MYMALLOC_DECAY (-104)  /* ms a big free block stays resident before its pages are
+                                    released (default 1000); 0: at once; negative: never */
 
 /* The version of the library actually loaded, "MAJOR.MINOR.PATCH". */
 MYMALLOC_EXPORT const char *mymalloc_version(void);

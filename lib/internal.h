@@ -84,10 +84,19 @@ static inline void mm_count(enum mymalloc_call call)
 #define MM_NBINS       (64 + (64 - 10) * 4)  /* 64 small + 4 per power of two */
 #define MM_BINMAP_WORDS ((MM_NBINS + 63) / 64)
 
+/* Free blocks of MM_RELEASE_MIN bytes or more whose pages are still
+ * resident: a list in the order they became free (release.c). */
+struct mm_dirty {
+    block_t *head, *tail;             /* oldest first */
+    size_t count;
+    unsigned tick;                    /* heap operations since the last look */
+};
+
 struct mm_bins {
     block_t *head[MM_NBINS];          /* small: LIFO; large: sorted by size */
     uint64_t map[MM_BINMAP_WORDS];    /* bit i set <=> head[i] != NULL */
     unsigned words;                   /* bit w set <=> map[w] != 0 */
+    struct mm_dirty dirty;            /* kept by mm_bin_insert / mm_bin_remove */
 };
 
 /* ---- heap.c: regions, the top block, growth and trimming ---- */
@@ -156,6 +165,7 @@ MM_HIDDEN void *mm_os_brk_now(void);
 MM_HIDDEN void *mm_os_map(size_t length);           /* NULL on failure */
 MM_HIDDEN int mm_os_unmap(void *addr, size_t length);
 MM_HIDDEN void *mm_os_remap(void *addr, size_t old_length, size_t new_length); /* NULL on failure */
+MM_HIDDEN int mm_os_release(void *addr, size_t length);  /* madvise(MADV_DONTNEED): 0, or -1 */
 
 /* ---- settings.c: thresholds from mallopt() and the environment ---- */
 struct mm_settings {
@@ -164,12 +174,53 @@ struct mm_settings {
     size_t top_pad;          /* extra bytes asked of the kernel on each growth */
     size_t mmap_max;         /* most mapped blocks at once; 0 disables them */
     size_t tcache;           /* 1: per-thread caches of small blocks */
+    size_t decay_ms;         /* free pages go back this long after the free; SIZE_MAX: never */
 };
 MM_HIDDEN void mm_settings_changed(void);
 MM_HIDDEN void mm_settings_mapped_freed(size_t length);
 MM_HIDDEN extern struct mm_settings mm_settings;
 MM_HIDDEN int mm_settings_read_environment(void);
 static inline size_t mm_setting(const size_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }
+
+/* ---- release.c: the pages inside big free blocks given back with madvise ---- */
+#define MM_RELEASE_MIN ((size_t)16384)  /* free blocks this big are tracked and released */
+#define MM_RELEASE_HEAD (sizeof(block_t) + 3 * MM_WORD)  /* header, bin links, state, list links */
+#define MM_RELEASE_ZERO       ((size_t)1)  /* its inner pages were released: they read as zero */
+#define MM_RELEASE_MAYBE_ZERO ((size_t)2)  /* some of them may have been */
+#define MM_RELEASE_TICK 8                  /* heap operations between two looks at the clock */
+MM_HIDDEN void mm_release_add(struct mm_bins *bins, block_t *b);
+MM_HIDDEN void mm_release_remove(struct mm_bins *bins, block_t *b);
+MM_HIDDEN size_t mm_release_flags_checked(const block_t *b);
+MM_HIDDEN void mm_release_set(struct mm_bins *bins, block_t *b, size_t flags);
+MM_HIDDEN int mm_release_zero_range(const block_t *b, size_t *from, size_t *to);
+MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
+MM_HIDDEN void mm_release_tick(struct mm_arena *a, const char *func);
+MM_HIDDEN int mm_release_all(struct mm_arena *a, size_t pad);
+MM_HIDDEN int mm_release_fill_ok(const block_t *b, size_t from, size_t to, size_t *offset);
+MM_HIDDEN int mm_release_list_check(const struct mm_arena *a, size_t listed);
+/* The release flags of a free block in a bin whose links were checked (its
+ * state word follows its bin links): 0 for a block too small to be tracked. */
+static inline size_t mm_release_flags(const block_t *b)
+{
+    return block_size(b) >= MM_RELEASE_MIN ? ((const size_t *)b)[3] & (MM_RELEASE_ZERO | MM_RELEASE_MAYBE_ZERO) : 0;
+}
+
+/* b was just filed in a bin and its memory comes with `flags` from the
+ * block(s) it was made of. */
+static inline void mm_release_inherit(struct mm_bins *bins, block_t *b, size_t flags)
+{
+    if (flags != 0 && block_size(b) >= MM_RELEASE_MIN)
+        mm_release_set(bins, b, flags);
+}
+
+/* After a heap operation: every MM_RELEASE_TICK-th (every one with a decay
+ * of 0), release what has been free for the decay time. */
+static inline void mm_release_after(struct mm_arena *a, const char *func)
+{
+    struct mm_dirty *d = &a->bins.dirty;
+    if (d->head != NULL && (++d->tick >= MM_RELEASE_TICK || mm_setting(&mm_settings.decay_ms) == 0))
+        mm_release_tick(a, func);
+}
 
 /* ---- stats.c: counters kept outside the arena lock ---- */
 struct mm_large_stats {

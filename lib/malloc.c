@@ -623,6 +623,7 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
         mm_cache_flush(&mm_self);
     mm_lock(&a->lock);
     int released = mm_heap_trim(a, pad);
+    released |= mm_release_all(a, pad);    /* and the pages inside free blocks */
     mm_unlock(&a->lock);
     errno = saved_errno;
     return released;

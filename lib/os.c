@@ -57,3 +57,12 @@ void *mm_os_remap(void *addr, size_t old_length, size_t new_length)
     void *p = mremap(addr, old_length, new_length, MREMAP_MAYMOVE);
     return p == MAP_FAILED ? NULL : p;
 }
+
+/* madvise: give the pages of [addr, addr + length) (page aligned, inside the heap)
+ * back to the kernel; they stay mapped and read as zero when touched again.
+ * MADV_DONTNEED rather than MADV_FREE: the pages leave the resident set now,
+ * not whenever the kernel runs short of memory (see release.c). */
+int mm_os_release(void *addr, size_t length)
+{
+    return madvise(addr, length, MADV_DONTNEED);
+}

@@ -19,6 +19,7 @@ struct mm_settings mm_settings = {
     .top_pad = 128 * KIB,
     .mmap_max = 65536,
     .tcache = 1,
+    .decay_ms = 1000,
 };
 
 /* Derived switches, recomputed whenever a setting changes. */
@@ -32,7 +33,7 @@ void mm_settings_changed(void)
 extern char **environ;
 
 enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_TCACHE,
-                  SET_COUNT };
+                  SET_DECAY, SET_COUNT };
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
@@ -99,6 +100,9 @@ static int value_store(enum setting_id id, size_t value, int never)
         if (never || value > 1)
             return 0;
         __atomic_store_n(&mm_settings.tcache, value, __ATOMIC_RELAXED);
+        return 1;
+    case SET_DECAY:          /* milliseconds; -1: never */
+        __atomic_store_n(&mm_settings.decay_ms, never ? SIZE_MAX : value, __ATOMIC_RELAXED);
         return 1;
     default:
         return 0;
@@ -175,6 +179,7 @@ static const struct {
     { "MYMALLOC_CHECK=", SET_CHECK, 1 },
     { "MYMALLOC_ABORT=", SET_ABORT, 1 },
     { "MYMALLOC_TCACHE=", SET_TCACHE, 1 },
+    { "MYMALLOC_DECAY_MS=", SET_DECAY, 1 },
     { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
     { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
     { "MALLOC_TOP_PAD_=", SET_TOP_PAD, 0 },
@@ -206,7 +211,8 @@ int mm_settings_read_environment(void)
                 break;
             int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT || env_names[i].id == SET_TCACHE;
             if (!parse_size(entry + len, &value, &never) || !setting_store(env_names[i].id, value, never))
-                report_bad(entry, is_level ? ": not a valid level\n" : ": not a valid size\n");
+                report_bad(entry, is_level ? ": not a valid level\n"
+                                  : env_names[i].id == SET_DECAY ? ": not a valid time\n" : ": not a valid size\n");
             else if (env_names[i].ours)
                 set_by_ours[env_names[i].id] = 1;
             break;
@@ -246,6 +252,8 @@ static int mallopt_store(int param, int value)
         return value >= 0 && setting_store(SET_ABORT, (size_t)value, 0);
     case M_MYMALLOC_TCACHE:
         return value >= 0 && setting_store(SET_TCACHE, (size_t)value, 0);
+    case M_MYMALLOC_DECAY:     /* milliseconds; negative: never */
+        return setting_store(SET_DECAY, value < 0 ? SIZE_MAX : (size_t)value, value < 0);
     case M_CHECK_ACTION:       /* glibc's bit 1 (value 2): abort on an error */
         __atomic_store_n(&mm_abort_on_error, (value & 2) != 0, __ATOMIC_RELAXED);
         return 1;
