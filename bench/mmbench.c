@@ -598,6 +598,70 @@ static void w_mleak(struct run *run)
     tally_add(run, &t);
 }
 
+/* ---- (j) release: about 200 MB in a fragmenting pattern of 16 B-64 KiB
+ * blocks (all below the usual mmap thresholds: heap memory), every 16th kept
+ * for long and pinning the memory around it, the others freed in a
+ * scattered order.  Prints the resident set size right after the free and
+ * after 1.5 s of idling and a little more allocation work (when an allocator
+ * that returns memory after a delay has done so), then the same once the
+ * kept blocks are freed too: how much of the freed memory each allocator
+ * gives back to the system. ---- */
+
+static size_t rss_kib(void)
+{
+    FILE *f = fopen("/proc/self/statm", "r");
+    unsigned long size = 0, resident = 0;
+    if (f == NULL || fscanf(f, "%lu %lu", &size, &resident) != 2)
+        die("cannot read /proc/self/statm");
+    fclose(f);
+    return (size_t)resident * (size_t)sysconf(_SC_PAGESIZE) / 1024;
+}
+
+/* 1.5 s idle, then a little more work: what allocators that release after
+ * a delay (or every so many operations) take as their occasion to do so. */
+static void idle_then_work(struct tally *t, struct rng *r)
+{
+    struct timespec idle = { 1, 500000000 };
+    while (nanosleep(&idle, &idle) != 0)
+        ;
+    for (int i = 0; i < 2000; i++) {
+        struct slot x = { NULL, 0, 0 };
+        slot_fill(t, r, &x, i % 10 == 0 ? 64 * 1024 : rng_range(r, 16, 1024));
+        slot_empty(t, &x);
+    }
+}
+
+static void w_release(struct run *run)
+{
+    struct tally t = {0};
+    struct rng r;
+    rng_seed(&r, run->seed);
+    size_t count = (size_t)run->ops;
+    struct slot *s = slots_new(count);
+    size_t before = rss_kib(), live = 0;
+    for (size_t i = 0; i < count; i++)
+        slot_fill(&t, &r, &s[i], rng_logsize(&r, 16, 64 * 1024));
+    size_t peak = rss_kib();
+    for (size_t i = 1; i < count; i += 2)          /* odd ones first, */
+        slot_empty(&t, &s[i]);
+    for (size_t i = count; i-- > 0;) {             /* then the rest but every 16th, from the far end */
+        if (i % 16 == 0)
+            live += s[i].n;
+        else
+            slot_empty(&t, &s[i]);
+    }
+    size_t after = rss_kib();
+    idle_then_work(&t, &r);
+    size_t later = rss_kib();
+    slots_free(&t, s, count);                      /* and now everything */
+    size_t all = rss_kib();
+    idle_then_work(&t, &r);
+    size_t all_later = rss_kib();
+    printf("rss-after-free: before %zu peak %zu after %zu later %zu all %zu all-later %zu live %zu KiB\n", before,
+           peak, after, later, all, all_later, live / 1024);
+    tally_add(run, &t);
+}
+
 /* ---- the table of workloads ---- */
 
 struct workload {
@@ -621,6 +685,7 @@ static const struct workload workloads[] = {
     { "big",          w_big,             150000, 1, "replace random blocks of 64-512 KiB, 32 live" },
     { "mt-churn",     w_mt_churn,       8000000, 2, "per-thread churn of 16 B-2 KiB, total work split over the threads" },
     { "mleak",        w_mleak,          4000000, 4, "generations of threads that allocate, free most, hand the rest on and exit" },
+    { "release",      w_release,          16000, 1, "about 200 MB of 16 B-64 KiB blocks freed (every 16th last): RSS after" },
 };
 
 static const struct workload *find_workload(const char *name)

@@ -32,6 +32,8 @@ extern "C" {
 #define MYMALLOC_FIT_FIRST 1     /* the free block at the lowest address that fits */
 #define MYMALLOC_FIT_NEXT 2      /* the first that fits from where the last search ended */
 #define MYMALLOC_FIT_WORST 3     /* the largest free block */
+#define M_MYMALLOC_DECAY (-105)  /* ms a big free block stays resident before its pages are
+                                    released (default 1000); 0: at once; negative: never */
 
 /* The version of the library actually loaded, "MAJOR.MINOR.PATCH". */
 MYMALLOC_EXPORT const char *mymalloc_version(void);

@@ -174,7 +174,7 @@ struct mm_arena *mm_arena_attach(struct mm_thread *t)
         struct mm_arena *idle = NULL, *least = &mm_main_arena;
         for (unsigned i = 1; i < count; i++) {
             struct mm_arena *a = mm_arenas[i];
-            if (a->threads == 0 && idle == NULL)
+            if (__atomic_load_n(&a->threads, __ATOMIC_RELAXED) == 0 && idle == NULL)
                 idle = a;
             if (a->threads < least->threads)
                 least = a;
@@ -188,7 +188,7 @@ struct mm_arena *mm_arena_attach(struct mm_thread *t)
             chosen = least;
         }
     }
-    chosen->threads++;
+    __atomic_store_n(&chosen->threads, chosen->threads + 1, __ATOMIC_RELAXED);
     t->arena = chosen;
     mm_unlock(&arenas_lock);
     return chosen;
@@ -200,7 +200,7 @@ void mm_arena_detach(struct mm_thread *t)
     if (t->arena == NULL)
         return;
     mm_lock(&arenas_lock);
-    t->arena->threads--;
+    __atomic_store_n(&t->arena->threads, t->arena->threads - 1, __ATOMIC_RELAXED);
     mm_unlock(&arenas_lock);
 }
 

@@ -75,6 +75,8 @@ void mm_bin_insert(struct mm_bins *bins, block_t *b)
     binmap_set(bins, i);
     if (unlikely(arena_of(bins)->fit.indexed))     /* a policy other than best fit */
         mm_fit_insert(arena_of(bins), b);
+    if (size >= MM_RELEASE_MIN)
+        mm_release_add(bins, b);
 }
 
 /* A free block's links are trusted only if they point into the heap at block
@@ -94,7 +96,9 @@ int mm_bin_links_ok(const struct mm_arena *a, const block_t *b)
         return 0;
     if (prev == NULL ? a->bins.head[mm_bin_index(block_size(b))] != b : prev->next_free != b)
         return 0;
-    return next == NULL || next->prev_free == b;
+    if (next != NULL && next->prev_free != b)
+        return 0;
+    return block_size(b) < MM_RELEASE_MIN || mm_release_words_ok(a, b);
 }
 
 void mm_bin_remove(struct mm_bins *bins, block_t *b)
@@ -114,6 +118,8 @@ void mm_bin_remove(struct mm_bins *bins, block_t *b)
     }
     if (unlikely(arena_of(bins)->fit.indexed))
         mm_fit_remove(arena_of(bins), b);
+    if (block_size(b) >= MM_RELEASE_MIN)
+        mm_release_remove(bins, b);
 }
 
 /* Remove and return the smallest free block of at least `need` bytes.  When

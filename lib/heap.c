@@ -224,12 +224,11 @@ static int freed_fill_intact(struct mm_arena *a, block_t *b, size_t need)
 {
     size_t size = block_size(b), offset;
     size_t end = size - need >= MM_MIN_BLOCK ? need : size - MM_WORD;
-    if (end <= sizeof(block_t) ||
-        mm_freed_fill_ok((char *)b + sizeof(block_t), end - sizeof(block_t), &offset))
+    if (end <= sizeof(block_t) || mm_release_fill_ok(b, sizeof(block_t), end, &offset))
         return 1;
     char detail[64];
     memcpy(detail, "byte ", 5);
-    char *o = mm_format_unsigned(detail + 5, offset + sizeof(block_t) - MM_HEADER);
+    char *o = mm_format_unsigned(detail + 5, offset - MM_HEADER);
     memcpy(o, " changed", sizeof " changed");
     mm_report("malloc", "write after free in block", block_user(b), detail, size);
     block_set_head(b, size, BLOCK_INUSE | ORIGIN_QUARANTINE | (b->head & BLOCK_PREV_INUSE));
@@ -254,6 +253,21 @@ static MM_COLD void bin_corruption(struct mm_arena *a, block_t *bad)
     mm_heap_quarantine_free(a, bad);
 }
 
+/* calloc(): how many user bytes of the block b just taken may be non-zero.
+ * [zero_from, zero_to) (offsets from b) are released pages, which read as
+ * zero: only the bytes before them need clearing, and those after them (less
+ * than a page, where the block goes past them) are cleared here. */
+static size_t calloc_dirty(block_t *b, size_t zero_from, size_t zero_to)
+{
+    size_t size = block_size(b);
+    if (zero_to <= zero_from || zero_from >= size)
+        return block_usable(b);
+    if (zero_to < size)
+        memset((char *)b + zero_to, 0, size - zero_to);
+    return zero_from - MM_HEADER;
+}
+
+
 /* A free block for `need` bytes out of the bins: best fit, or the block the
  * placement policy (MYMALLOC_FIT, fit.c) chooses. */
 static inline block_t *free_block_take(struct mm_arena *a, size_t need, block_t **corrupt)
@@ -277,19 +291,23 @@ block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *d
         b = free_block_take(a, need, &corrupt);
     }
     if (b != NULL) {
-        size_t size = block_size(b);
+        size_t size = block_size(b), zero_from = 0, zero_to = 0;
+        size_t released = mm_release_flags(b);    /* read before the block is written */
+        if (dirty != NULL && !mm_release_zero_range(b, &zero_from, &zero_to))
+            zero_from = zero_to = 0;
         if (size - need >= MM_MIN_BLOCK) {
             block_t *rest = block_at(b, need);
             block_set_head(rest, 0, BLOCK_PREV_INUSE);
             block_mark_free(rest, size - need);
             mm_bin_insert(&a->bins, rest);
+            mm_release_inherit(&a->bins, rest, released);   /* its inner pages are b's */
             size = need;
         } else {
             block_set_prev_inuse(block_next(b));
         }
         block_set_head(b, size, BLOCK_INUSE | origin | (b->head & BLOCK_PREV_INUSE));
         if (dirty != NULL)
-            *dirty = block_usable(b);
+            *dirty = calloc_dirty(b, zero_from, zero_to);
     } else {
         if (unlikely(a->top != NULL && !block_head_ok(a->top)))
             top_corrupted(a);
@@ -298,6 +316,7 @@ block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *d
         b = top_carve(a, need, origin, dirty);
     }
     a->inuse_bytes += block_size(b);
+    mm_release_after(a, "malloc");
     return b;
 }
 
@@ -311,8 +330,11 @@ void mm_heap_rebuild_bins(struct mm_arena *a)
         for (block_t *b = region_first(r); b != fence; b = block_next(b)) {
             if (!block_head_ok(b) || block_size(b) < MM_MIN_BLOCK || (char *)block_next(b) > (char *)fence)
                 break;      /* cannot step further in this region */
-            if (b != a->top && !block_inuse(b))
+            if (b != a->top && !block_inuse(b)) {
+                size_t released = mm_release_flags_checked(b);
                 mm_bin_insert(&a->bins, b);
+                mm_release_inherit(&a->bins, b, released);
+            }
         }
     }
 }
@@ -339,7 +361,7 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
          * when touched again. */
         char *fence_page = (char *)align_down((uintptr_t)region_fence(r), page);
         char *dirty_end = a->fresh_from < fence_page ? (char *)align_up((uintptr_t)a->fresh_from, page) : fence_page;
-        if (dirty_end <= new_end || mm_os_discard(new_end, (size_t)(dirty_end - new_end)) != 0)
+        if (dirty_end <= new_end || mm_os_release(new_end, (size_t)(dirty_end - new_end)) != 0)
             return 0;
         a->fresh_from = new_end;
         return 1;
@@ -369,10 +391,13 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
 
 /* With MYMALLOC_CHECK=2 a free block's inside, between its links and its tag,
  * holds the freed pattern (BLOCK_CANARY set on the free block says so).  When
- * two filled blocks merge, the words at their junction are refilled. */
-static void fill_junction(block_t *junction)
+ * two filled blocks merge, the words at their junction are refilled: the tag
+ * before it, the header and links of the block that starts there, and its
+ * release words when it was big enough to have them (`size`). */
+static void fill_junction(block_t *junction, size_t size)
 {
-    mm_freed_fill((char *)junction - MM_WORD, MM_WORD + sizeof(block_t));
+    size_t words = size >= MM_RELEASE_MIN ? MM_RELEASE_HEAD : sizeof(block_t);
+    mm_freed_fill((char *)junction - MM_WORD, MM_WORD + words);
 }
 
 /* Merge the now-unused block b with free neighbours and file the result in a
@@ -380,14 +405,16 @@ static void fill_junction(block_t *junction)
 static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
 {
     size_t size = block_size(b);
+    size_t released = 0;     /* release flags of the free blocks merged in */
 
     if (!block_prev_inuse(b)) {
         block_t *prev = block_prev(b);
         mm_assert(!block_inuse(prev) && block_size(prev) == block_prev_tag(b));
         filled = filled && (prev->head & BLOCK_CANARY);
+        released |= mm_release_flags(prev);
         mm_bin_remove(&a->bins, prev);
         if (filled)
-            fill_junction(b);
+            fill_junction(b, 0);
         size += block_size(prev);
         b = prev;
     }
@@ -398,16 +425,20 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
         return 1;
     }
     if (!block_inuse(next)) {
+        size_t next_size = block_size(next);
         filled = filled && (next->head & BLOCK_CANARY);
+        released |= mm_release_flags(next);
         mm_bin_remove(&a->bins, next);
-        size += block_size(next);
+        size += next_size;
         if (filled)
-            fill_junction(next);
+            fill_junction(next, next_size);
     }
     block_set_head(b, size, BLOCK_PREV_INUSE | (filled ? BLOCK_CANARY : 0));
     *block_tag(b) = size;
     block_clear_prev_inuse(block_at(b, size));
     mm_bin_insert(&a->bins, b);
+    /* Partly released: released again in full once its decay is over. */
+    mm_release_inherit(&a->bins, b, released != 0 ? MM_RELEASE_MAYBE_ZERO : 0);
     return 0;
 }
 
@@ -433,6 +464,7 @@ void mm_heap_release(struct mm_arena *a, block_t *b, int fill)
     block_set_head(b, block_size(b), b->head & BLOCK_PREV_INUSE);   /* a second free() sees it */
     if (block_merge_free(a, b, fill))
         maybe_trim(a);
+    mm_release_after(a, "free");
 }
 
 /* Shrink an in-use block to `need` bytes, freeing the tail when it can stand
@@ -448,6 +480,7 @@ void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need)
     a->inuse_bytes -= size - need;
     if (block_merge_free(a, rest, 0))
         maybe_trim(a);
+    mm_release_after(a, "realloc");
 }
 
 /* Grow an in-use block in place to `need` bytes, into a free neighbour or the
@@ -472,6 +505,7 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
             a->fresh_from = (char *)block_user(a->top);
     } else if (!block_inuse(next) && size + block_size(next) >= need) {
         size_t total = size + block_size(next);
+        size_t released = mm_release_flags(next);
         mm_bin_remove(&a->bins, next);
         if (total - need >= MM_MIN_BLOCK) {
             block_set_head(b, need, b->head & BLOCK_FLAGS);
@@ -479,6 +513,7 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
             block_set_head(rest, 0, BLOCK_PREV_INUSE);
             block_mark_free(rest, total - need);
             mm_bin_insert(&a->bins, rest);
+            mm_release_inherit(&a->bins, rest, released);   /* its inner pages are next's */
         } else {
             block_set_head(b, total, b->head & BLOCK_FLAGS);
             block_set_prev_inuse(block_next(b));
@@ -487,6 +522,7 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
         return 0;
     }
     a->inuse_bytes += block_size(b) - size;
+    mm_release_after(a, "realloc");
     return 1;
 }
 
@@ -495,7 +531,7 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
 int mm_heap_walk_check(struct mm_arena *a)
 {
     int problems = 0;
-    size_t free_in_regions = 0, free_in_bins = 0;
+    size_t free_in_regions = 0, free_in_bins = 0, listed = 0;
 
     for (struct mm_region *r = a->regions; r != NULL; r = r->next) {
         block_t *b = region_first(r), *fence = region_fence(r);
@@ -512,7 +548,7 @@ int mm_heap_walk_check(struct mm_arena *a)
             size_t offset;
             if (b != a->top && (b->head & BLOCK_CANARY)) {
                 if (block_inuse(b) ? !mm_canary_ok(b, &offset)
-                                   : !mm_freed_fill_ok((char *)b + sizeof(block_t), size - sizeof(block_t) - MM_WORD, &offset))
+                                   : !mm_release_fill_ok(b, sizeof(block_t), size - MM_WORD, &offset))
                     problems++;
             }
             if (b == a->top) {
@@ -522,6 +558,10 @@ int mm_heap_walk_check(struct mm_arena *a)
                 if (*block_tag(b) != size || !prev_inuse)  /* no two free neighbours */
                     problems++;
                 free_in_regions += size;
+                if (size >= MM_RELEASE_MIN && !mm_release_words_ok(a, b))
+                    problems++;
+                else if (size >= MM_RELEASE_MIN && !(mm_release_flags_checked(b) & MM_RELEASE_ZERO))
+                    listed++;      /* not released: on the dirty list */
             }
             prev_inuse = b == a->top ? 0 : block_inuse(b);
             b = block_next(b);
@@ -550,5 +590,6 @@ int mm_heap_walk_check(struct mm_arena *a)
     if (free_in_bins != free_in_regions)
         problems++;
     problems += mm_fit_check(a);
+    problems += mm_release_list_check(a, listed);
     return problems;
 }

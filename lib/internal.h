@@ -35,6 +35,11 @@ static inline void mm_lock(mm_lock_t *l)
     if (!__atomic_compare_exchange_n(&l->state, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
         mm_lock_slow(l);
 }
+static inline int mm_trylock(mm_lock_t *l)
+{
+    int expected = 0;
+    return __atomic_compare_exchange_n(&l->state, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+}
 static inline void mm_unlock(mm_lock_t *l)
 {
     if (__atomic_exchange_n(&l->state, 0, __ATOMIC_RELEASE) == 2)
@@ -126,10 +131,19 @@ static inline void mm_count_alloc(enum mymalloc_call call, size_t n)
 #define MM_NBINS       (64 + (64 - 10) * 4)  /* 64 small + 4 per power of two */
 #define MM_BINMAP_WORDS ((MM_NBINS + 63) / 64)
 
+/* Free blocks of MM_RELEASE_MIN bytes or more whose pages are still
+ * resident: a list in the order they became free (release.c). */
+struct mm_dirty {
+    block_t *head, *tail;             /* oldest first */
+    size_t count;
+    unsigned tick;                    /* heap operations since the last look */
+};
+
 struct mm_bins {
     block_t *head[MM_NBINS];          /* small: LIFO; large: sorted by size */
     uint64_t map[MM_BINMAP_WORDS];    /* bit i set <=> head[i] != NULL */
     unsigned words;                   /* bit w set <=> map[w] != 0 */
+    struct mm_dirty dirty;            /* kept by mm_bin_insert / mm_bin_remove */
 };
 
 /* ---- fit.c: placement policies other than best fit (MYMALLOC_FIT) ---- */
@@ -274,7 +288,6 @@ MM_HIDDEN void *mm_os_sbrk(intptr_t increment);      /* NULL on failure */
 MM_HIDDEN void *mm_os_brk_now(void);
 MM_HIDDEN void *mm_os_map(size_t length);           /* NULL on failure */
 MM_HIDDEN int mm_os_unmap(void *addr, size_t length);
-MM_HIDDEN int mm_os_discard(void *addr, size_t length);  /* madvise(MADV_DONTNEED) */
 MM_HIDDEN void *mm_os_remap(void *addr, size_t old_length, size_t new_length); /* NULL on failure */
 /* System-call counters (relaxed atomics, for mymalloc_stats): whoever makes
  * one of these calls outside the mm_os_ functions counts it here. */
@@ -282,7 +295,7 @@ enum mm_syscall { MM_SYSCALL_SBRK_GROW, MM_SYSCALL_SBRK_SHRINK, MM_SYSCALL_MMAP,
                   MM_SYSCALL_MREMAP, MM_SYSCALL_MADVISE, MM_SYSCALL_COUNT };
 MM_HIDDEN void mm_syscall_count(enum mm_syscall which);
 MM_HIDDEN void mm_syscall_counts(uint64_t counts[MM_SYSCALL_COUNT]);
-static inline void mm_os_madvise_count(void) { mm_syscall_count(MM_SYSCALL_MADVISE); }
+MM_HIDDEN int mm_os_release(void *addr, size_t length);  /* madvise(MADV_DONTNEED): 0, or -1 */
 
 /* ---- settings.c: thresholds from mallopt() and the environment ---- */
 struct mm_settings {
@@ -292,12 +305,53 @@ struct mm_settings {
     size_t mmap_max;         /* most mapped blocks at once; 0 disables them */
     size_t tcache;           /* 1: per-thread caches of small blocks */
     size_t stats_at_exit;    /* 1: MYMALLOC_STATS=1, malloc_stats() at exit */
+    size_t decay_ms;         /* free pages go back this long after the free; SIZE_MAX: never */
 };
 MM_HIDDEN void mm_settings_changed(void);
 MM_HIDDEN void mm_settings_mapped_freed(size_t length);
 MM_HIDDEN extern struct mm_settings mm_settings;
 MM_HIDDEN int mm_settings_read_environment(void);
 static inline size_t mm_setting(const size_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }
+
+/* ---- release.c: the pages inside big free blocks given back with madvise ---- */
+#define MM_RELEASE_MIN ((size_t)16384)  /* free blocks this big are tracked and released */
+#define MM_RELEASE_HEAD (sizeof(block_t) + 3 * MM_WORD)  /* header, bin links, state, list links */
+#define MM_RELEASE_ZERO       ((size_t)1)  /* its inner pages were released: they read as zero */
+#define MM_RELEASE_MAYBE_ZERO ((size_t)2)  /* some of them may have been */
+#define MM_RELEASE_TICK 8                  /* heap operations between two looks at the clock */
+MM_HIDDEN void mm_release_add(struct mm_bins *bins, block_t *b);
+MM_HIDDEN void mm_release_remove(struct mm_bins *bins, block_t *b);
+MM_HIDDEN size_t mm_release_flags_checked(const block_t *b);
+MM_HIDDEN void mm_release_set(struct mm_bins *bins, block_t *b, size_t flags);
+MM_HIDDEN int mm_release_zero_range(const block_t *b, size_t *from, size_t *to);
+MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
+MM_HIDDEN void mm_release_tick(struct mm_arena *a, const char *func);
+MM_HIDDEN int mm_release_all(struct mm_arena *a, size_t pad);
+MM_HIDDEN int mm_release_fill_ok(const block_t *b, size_t from, size_t to, size_t *offset);
+MM_HIDDEN int mm_release_list_check(const struct mm_arena *a, size_t listed);
+/* The release flags of a free block in a bin whose links were checked (its
+ * state word follows its bin links): 0 for a block too small to be tracked. */
+static inline size_t mm_release_flags(const block_t *b)
+{
+    return block_size(b) >= MM_RELEASE_MIN ? ((const size_t *)b)[3] & (MM_RELEASE_ZERO | MM_RELEASE_MAYBE_ZERO) : 0;
+}
+
+/* b was just filed in a bin and its memory comes with `flags` from the
+ * block(s) it was made of. */
+static inline void mm_release_inherit(struct mm_bins *bins, block_t *b, size_t flags)
+{
+    if (flags != 0 && block_size(b) >= MM_RELEASE_MIN)
+        mm_release_set(bins, b, flags);
+}
+
+/* After a heap operation: every MM_RELEASE_TICK-th (every one with a decay
+ * of 0), release what has been free for the decay time. */
+static inline void mm_release_after(struct mm_arena *a, const char *func)
+{
+    struct mm_dirty *d = &a->bins.dirty;
+    if (++d->tick >= MM_RELEASE_TICK || (d->head != NULL && mm_setting(&mm_settings.decay_ms) == 0))
+        mm_release_tick(a, func);       /* (also for the idle arenas: see there) */
+}
 
 /* ---- stats.c: counters kept outside the arena lock ---- */
 struct mm_large_stats {

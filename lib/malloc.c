@@ -745,6 +745,7 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
         struct mm_arena *a = mm_arenas[i];
         mm_lock(&a->lock);
         released |= mm_heap_trim(a, pad);
+        released |= mm_release_all(a, pad);    /* and the pages inside free blocks */
         mm_unlock(&a->lock);
     }
     errno = saved_errno;

@@ -77,9 +77,12 @@ void *mm_os_remap(void *addr, size_t old_length, size_t new_length)
     return p == MAP_FAILED ? NULL : p;
 }
 
-/* Give pages back without unmapping them: they read as zero when touched
- * again (MADV_DONTNEED: the memory leaves the RSS at once). */
-int mm_os_discard(void *addr, size_t length)
+/* madvise: give the pages of [addr, addr + length) (page aligned, inside the heap)
+ * back to the kernel; they stay mapped and read as zero when touched again.
+ * MADV_DONTNEED rather than MADV_FREE: the pages leave the resident set now,
+ * not whenever the kernel runs short of memory (see release.c). */
+int mm_os_release(void *addr, size_t length)
 {
+    mm_syscall_count(MM_SYSCALL_MADVISE);
     return madvise(addr, length, MADV_DONTNEED);
 }

@@ -20,6 +20,7 @@ struct mm_settings mm_settings = {
     .top_pad = 128 * KIB,
     .mmap_max = 65536,
     .tcache = 1,
+    .decay_ms = 1000,
 };
 
 /* Derived switches, recomputed whenever a setting changes. */
@@ -34,7 +35,7 @@ void mm_settings_changed(void)
 extern char **environ;
 
 enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_TCACHE,
-                  SET_FIT, SET_STATS, SET_ARENA_MAX, SET_COUNT };
+                  SET_FIT, SET_STATS, SET_ARENA_MAX, SET_DECAY, SET_COUNT };
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
@@ -113,6 +114,9 @@ static int value_store(enum setting_id id, size_t value, int never)
         return 1;
     case SET_ARENA_MAX:
         return !never && mm_arena_limit_set(value);
+    case SET_DECAY:          /* milliseconds; -1: never */
+        __atomic_store_n(&mm_settings.decay_ms, never ? SIZE_MAX : value, __ATOMIC_RELAXED);
+        return 1;
     default:
         return 0;
     }
@@ -205,6 +209,7 @@ static const struct {
     { "MYMALLOC_FIT=", SET_FIT, 1 },
     { "MYMALLOC_STATS=", SET_STATS, 1 },
     { "MYMALLOC_ARENA_MAX=", SET_ARENA_MAX, 1 },
+    { "MYMALLOC_DECAY_MS=", SET_DECAY, 1 },
     { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
     { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
     { "MALLOC_TOP_PAD_=", SET_TOP_PAD, 0 },
@@ -248,7 +253,8 @@ int mm_settings_read_environment(void)
                 report_bad(entry, is_fit ? ": not a valid policy (best, first, next or worst)\n"
                                   : is_level ? ": not a valid level\n"
                                   : env_names[i].id == SET_ARENA_MAX ? ": not a valid number of arenas\n"
-                                                                     : ": not a valid size\n");
+                                  : env_names[i].id == SET_DECAY ? ": not a valid time\n"
+                                                                 : ": not a valid size\n");
             else if (env_names[i].ours)
                 set_by_ours[env_names[i].id] = 1;
             break;
@@ -290,6 +296,8 @@ static int mallopt_store(int param, int value)
         return value >= 0 && setting_store(SET_TCACHE, (size_t)value, 0);
     case M_MYMALLOC_FIT:
         return value >= 0 && setting_store(SET_FIT, (size_t)value, 0);
+    case M_MYMALLOC_DECAY:     /* milliseconds; negative: never */
+        return setting_store(SET_DECAY, value < 0 ? SIZE_MAX : (size_t)value, value < 0);
     case M_CHECK_ACTION:       /* glibc's bit 1 (value 2): abort on an error */
         __atomic_store_n(&mm_abort_on_error, (value & 2) != 0, __ATOMIC_RELAXED);
         return 1;
