@@ -304,9 +304,14 @@ static void decay_phase(void)
        "reused within the decay: the same block, its old bytes still there (never released)");
 
     ok(mallopt(M_MYMALLOC_DECAY, 0) == 1, "mallopt(M_MYMALLOC_DECAY, 0) accepted");
+    struct mymalloc_stats s1, s2;
+    mymalloc_stats_get(&s1);
     free(b);
+    mymalloc_stats_get(&s2);
     size_t r3 = rss();
     ok(r3 + 3 * MIB <= r2, "decay 0: its pages are released by the free itself (RSS %+ld KiB)", kib(r3, r2));
+    ok(s2.madvise_calls == s1.madvise_calls + 1, "that free made one madvise call, counted by mymalloc_stats_get "
+       "(%llu)", s2.madvise_calls - s1.madvise_calls);
     char *c = malloc(BIG);
     ok((uintptr_t)c == where && all_bytes((unsigned char *)c, 64 * KIB, BIG - 64 * KIB, 0),
        "malloc gets the same block back, and its released pages read as zero");
@@ -583,7 +588,7 @@ int main(int argc, char **argv)
     /* Thresholds fixed: blocks up to 32 MiB stay in the heap. */
     int set = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 && mallopt(M_TOP_PAD, 128 * 1024) == 1 &&
               mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1 && mallopt(M_MYMALLOC_DECAY, -1) == 1;
-    plan(38);
+    plan(39);
     ok(set, "mallopt: mmap threshold 32 MiB, top pad and trim threshold 128 KiB, decay -1");
 
     /* Warm up what the measurements use (a thread's stack is kept by the C

@@ -131,14 +131,18 @@ static void test_syscalls(void)
        "its free trims the top with one negative sbrk");
 #endif
 
+    /* malloc_trim(0) may also give back pages inside free blocks elsewhere
+     * in the heap (madvise); those are counted but not asked for here. */
     a = stats_now();
     int released = malloc_trim(0);
     b = stats_now();
+    struct syscalls trim = syscalls_between(&a, &b);
+    trim.madvise = 0;
 #ifdef MM_DISABLE_SBRK
-    ok(released == 1 && syscalls_are(syscalls_between(&a, &b), 0, 0, 0, 1, 0),
+    ok(released == 1 && syscalls_are(trim, 0, 0, 0, 1, 0),
        "malloc_trim(0) releases the pad kept: one munmap");
 #else
-    ok(released == 1 && syscalls_are(syscalls_between(&a, &b), 0, 1, 0, 0, 0),
+    ok(released == 1 && syscalls_are(trim, 0, 1, 0, 0, 0),
        "malloc_trim(0) releases the pad kept: one negative sbrk");
 #endif
 
