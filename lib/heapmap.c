@@ -1,11 +1,12 @@
 /* heapmap.c - the heap map: mymalloc_heapmap() draws the heap as an SVG
- * picture (every block of the brk heap and of the mmap segments in address
- * order, then the blocks with a mapping of their own), with a legend and the
- * fragmentation figures, and MYMALLOC_HEAPMAP=path draws one at exit.
+ * picture (every block of every arena's regions, arena by arena, each
+ * region in address order, then the blocks with a mapping of their own),
+ * with a legend and the fragmentation figures of the whole process, and
+ * MYMALLOC_HEAPMAP=path draws one at exit.
  * Drawing never touches the heap it draws: the picture is rendered into a
- * raster in a scratch mapping of its own, under the arena lock for the heap
- * walk only; the SVG is then written with write(2) from a buffer on the
- * stack, numbers formatted by hand. */
+ * raster in a scratch mapping of its own, each arena walked under its own
+ * lock and no other; the SVG is then written with write(2) from a buffer on
+ * the stack, numbers formatted by hand. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -17,16 +18,19 @@
 
 /* The map: rows of COLUMNS pixels, each pixel `scale` bytes (a power of two,
  * at least 16, the smallest with which everything fits in ROWS rows).  Each
- * heap region starts a row of its own (unless there are more than
- * MAX_SECTIONS: then they follow each other, PACK_GAP pixels apart), and so
- * do the mapped blocks, drawn back to back after the heap. */
+ * heap region starts a row of its own, arena by arena, unless there are more
+ * than MAX_SECTIONS: then the regions of the arenas with the most are packed,
+ * following each other PACK_GAP pixels apart in one section per arena (and
+ * with more than MAX_SECTIONS arenas, the thread arenas share sections a few
+ * at a time).  The mapped blocks come last, drawn back to back. */
 #define COLUMNS 1024
 #define ROWS 128
 #define PIXELS ((size_t)COLUMNS * ROWS)
 #define MIN_SCALE ((size_t)16)
 #define MAX_SCALE ((size_t)1 << 50)
-#define MAX_SECTIONS (ROWS / 2)
+#define MAX_SECTIONS (ROWS / 2)   /* of heap regions; the mapped blocks have one more */
 #define PACK_GAP 2
+#define RECORD_SLACK 64           /* room for regions that appear after they are counted */
 
 /* Geometry of the SVG, in its user units (pixels). */
 #define MARGIN 12
@@ -46,28 +50,52 @@ static const char *const px_name[PX_CLASSES] = { "", "u", "v", "c", "d", "f", "t
 enum { ST_USED, ST_CACHED, ST_FREE, ST_TOP, ST_MAPPED, STATES };
 enum { SEC_BRK, SEC_SEGMENT, SEC_PACKED, SEC_MAPPED };
 
+/* A heap region as the first pass saw it.  The second pass finds it again
+ * by address and draws no more than `bytes` of it (a region can grow in
+ * between; one that appeared in between is counted, not drawn). */
+struct record {
+    uintptr_t base;               /* the struct mm_region: first, the sort key */
+    size_t bytes;                 /* of blocks, header and fence left out */
+    size_t first_pixel;           /* where its first block is drawn */
+    size_t section;
+    unsigned arena;
+    int from_sbrk;
+};
+
+/* An arena's records: records[first .. first + count), in address order. */
+struct arena_view {
+    size_t first, count;
+    int packed;                   /* its regions share one section */
+};
+
 struct section {
     int kind;
+    unsigned arena_first, arena_last;   /* heap sections: the arenas drawn in it */
+    size_t first_record, records;
     uintptr_t start, end;         /* addresses drawn (mapped: lowest and highest) */
     size_t bytes;                 /* bytes drawn */
-    size_t regions;               /* heap regions in it */
     size_t first_pixel, rows;
     size_t blocks[STATES];
     int damaged;                  /* a walk stopped at a bad block */
 };
 
 struct figures {
-    size_t regions, heap_bytes;
+    size_t arenas, regions, heap_bytes;
     size_t used_blocks, used_bytes, cached_blocks, cached_bytes;   /* used includes cached */
     size_t free_blocks, free_bytes, largest_free, top_bytes;
     size_t damaged;
+    size_t undrawn;               /* regions counted but not laid out */
     struct mm_mapped_totals mapped;
 };
 
 struct drawing {
     unsigned char *raster;        /* PIXELS classes */
     struct section *sections;     /* up to MAX_SECTIONS + 1 */
-    size_t nsections, rows, scale;
+    size_t nsections, scale;
+    struct arena_view *views;     /* MM_ARENA_SLOTS */
+    unsigned nviews;              /* arenas the first pass saw */
+    struct record *records;
+    size_t nrecords, record_room;
     struct mm_mapped_extent *mapped;
     size_t mapped_copied;
     struct figures fig;
@@ -146,21 +174,240 @@ static void draw_block(struct drawing *d, size_t base, size_t s, size_t e, int s
         shared_add(d, pe, state, e % scale);
 }
 
-/* ---- the heap, under the arena lock ---- */
+/* ---- the heap: each arena under its own lock, one at a time ---- */
 
 static inline size_t region_bytes(const struct mm_region *r)
 {
     return r->size - MM_REGION_FIRST_BLOCK - MM_WORD;      /* blocks, not header and fence */
 }
 
-/* The region at the lowest address above `after` (regions are kept newest first). */
-static struct mm_region *region_after(struct mm_arena *a, uintptr_t after)
+static size_t ceil_div(size_t n, size_t d) { return n / d + (n % d != 0); }
+
+/* Heap sort of n elements of `size` bytes (at most 64), by the address each
+ * starts with: the records of an arena, the mapped extents. */
+static uintptr_t key_of(const char *e)
 {
-    struct mm_region *best = NULL;
-    for (struct mm_region *r = a->regions; r != NULL; r = r->next)
-        if ((uintptr_t)r > after && (best == NULL || (uintptr_t)r < (uintptr_t)best))
-            best = r;
-    return best;
+    uintptr_t key;
+    memcpy(&key, e, sizeof key);
+    return key;
+}
+
+static void swap_elements(char *x, char *y, size_t size)
+{
+    char t[64];
+    memcpy(t, x, size);
+    memcpy(x, y, size);
+    memcpy(y, t, size);
+}
+
+static void sift_down(char *e, size_t size, size_t root, size_t n)
+{
+    for (size_t child; (child = 2 * root + 1) < n; root = child) {
+        if (child + 1 < n && key_of(e + (child + 1) * size) > key_of(e + child * size))
+            child++;
+        if (key_of(e + root * size) >= key_of(e + child * size))
+            return;
+        swap_elements(e + root * size, e + child * size, size);
+    }
+}
+
+static void sort_by_address(void *array, size_t n, size_t size)
+{
+    char *e = array;
+    for (size_t i = n / 2; i-- > 0;)
+        sift_down(e, size, i, n);
+    for (size_t end = n; end-- > 1;) {
+        swap_elements(e, e + end * size, size);
+        sift_down(e, size, 0, end);
+    }
+}
+_Static_assert(sizeof(struct record) <= 64 && sizeof(struct mm_mapped_extent) <= 64, "sort_by_address's room");
+_Static_assert(offsetof(struct record, base) == 0 && offsetof(struct mm_mapped_extent, start) == 0,
+               "sorted by the address each element starts with");
+
+static struct mm_arena *arena_at(unsigned k) { return __atomic_load_n(&mm_arenas[k], __ATOMIC_ACQUIRE); }
+static unsigned arenas_now(void) { return __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE); }
+
+/* The regions of every arena, counted to size the scratch mapping. */
+static size_t count_regions(void)
+{
+    size_t n = 0;
+    for (unsigned k = 0, arenas = arenas_now(); k < arenas; k++) {
+        struct mm_arena *a = arena_at(k);
+        mm_lock(&a->lock);
+        for (const struct mm_region *r = a->regions; r != NULL; r = r->next)
+            n++;
+        mm_unlock(&a->lock);
+    }
+    return n;
+}
+
+/* First pass: the regions of every arena (as many as there is room for),
+ * each arena under its lock in turn; the table of mapped blocks under the
+ * main arena's lock, which guards it. */
+static void record_regions(struct drawing *d, size_t mapped_room)
+{
+    unsigned arenas = arenas_now();
+    for (unsigned k = 0; k < arenas; k++) {
+        struct mm_arena *a = arena_at(k);
+        struct arena_view *v = &d->views[k];
+        v->first = d->nrecords;
+        mm_lock(&a->lock);
+        if (k == 0)
+            d->mapped_copied = mm_large_list(d->mapped, mapped_room, &d->fig.mapped);
+        for (const struct mm_region *r = a->regions; r != NULL && d->nrecords < d->record_room; r = r->next) {
+            struct record *rec = &d->records[d->nrecords++];
+            rec->base = (uintptr_t)r;
+            rec->bytes = region_bytes(r);
+            rec->arena = k;
+            rec->from_sbrk = r->from_sbrk != 0;
+        }
+        mm_unlock(&a->lock);
+        v->count = d->nrecords - v->first;
+        sort_by_address(d->records + v->first, v->count, sizeof *d->records);
+    }
+    d->nviews = arenas;
+}
+
+/* Pixels a section needs at this scale. */
+static size_t section_pixels(const struct drawing *d, const struct section *sec, size_t scale)
+{
+    if (sec->kind != SEC_PACKED)
+        return ceil_div(sec->bytes, scale);
+    size_t pixels = 0;
+    for (size_t i = 0; i < sec->records; i++)
+        pixels += ceil_div(d->records[sec->first_record + i].bytes, scale) + PACK_GAP;
+    return pixels;
+}
+
+static size_t section_rows(const struct drawing *d, const struct section *sec, size_t scale)
+{
+    size_t rows = ceil_div(section_pixels(d, sec, scale), COLUMNS);
+    return rows == 0 ? 1 : rows;
+}
+
+/* Which arenas have their regions packed into one section: none while
+ * every region can have a section of its own, else those with the most
+ * regions first, until MAX_SECTIONS suffice.  Returns how many thread
+ * arenas share each section: 1, unless there are more arenas than sections
+ * (the main arena keeps a section of its own). */
+static unsigned choose_packing(struct drawing *d)
+{
+    size_t sections = d->nrecords, busy = 0;
+    for (unsigned k = 1; k < d->nviews; k++)
+        busy += d->views[k].count != 0;
+    while (sections > MAX_SECTIONS) {
+        struct arena_view *most = NULL;
+        for (unsigned k = 0; k < d->nviews; k++) {
+            struct arena_view *v = &d->views[k];
+            if (!v->packed && v->count > 1 && (most == NULL || v->count > most->count))
+                most = v;
+        }
+        if (most == NULL)
+            break;
+        most->packed = 1;
+        sections -= most->count - 1;
+    }
+    if (sections <= MAX_SECTIONS)
+        return 1;
+    /* Every arena with more than one region is packed by now: the main
+     * arena has one section, the thread arenas share the others. */
+    for (unsigned k = 1; k < d->nviews; k++)
+        d->views[k].packed = 1;
+    return (unsigned)ceil_div(busy, MAX_SECTIONS - 1);
+}
+
+static struct section *section_new(struct drawing *d, int kind, unsigned arena, size_t first_record)
+{
+    struct section *sec = &d->sections[d->nsections++];
+    sec->kind = kind;
+    sec->arena_first = sec->arena_last = arena;
+    sec->first_record = first_record;
+    return sec;
+}
+
+/* Record i, the next one, joins the section. */
+static void section_add(struct drawing *d, struct section *sec, size_t i)
+{
+    struct record *rec = &d->records[i];
+    uintptr_t start = rec->base + MM_REGION_FIRST_BLOCK, end = start + rec->bytes;
+    if (sec->records == 0 || start < sec->start)
+        sec->start = start;
+    if (end > sec->end)
+        sec->end = end;
+    sec->records++;
+    sec->bytes += rec->bytes;
+    sec->arena_last = rec->arena;
+    rec->section = (size_t)(sec - d->sections);
+}
+
+/* Sections (arena by arena, each one's regions in address order, then the
+ * mapped blocks), the scale, and where each section and region starts:
+ * from the records alone, no lock held. */
+static void layout(struct drawing *d)
+{
+    unsigned group = choose_packing(d), grouped = 0;
+    struct section *sec = NULL;
+
+    for (unsigned k = 0; k < d->nviews; k++) {
+        const struct arena_view *v = &d->views[k];
+        if (v->count == 0)
+            continue;
+        if (!v->packed) {
+            for (size_t i = v->first; i < v->first + v->count; i++) {
+                sec = section_new(d, d->records[i].from_sbrk ? SEC_BRK : SEC_SEGMENT, k, i);
+                section_add(d, sec, i);
+            }
+            continue;
+        }
+        if (k == 0 || grouped++ % group == 0)
+            sec = section_new(d, SEC_PACKED, k, v->first);
+        for (size_t i = v->first; i < v->first + v->count; i++)
+            section_add(d, sec, i);
+    }
+    if (d->fig.mapped.listed + d->fig.mapped.unlisted > 0) {
+        sec = section_new(d, SEC_MAPPED, 0, 0);
+        sec->bytes = d->fig.mapped.listed_bytes + d->fig.mapped.unlisted_bytes;
+    }
+
+    size_t rows;
+    for (d->scale = MIN_SCALE;; d->scale *= 2) {
+        rows = 0;
+        for (size_t i = 0; i < d->nsections; i++)
+            rows += section_rows(d, &d->sections[i], d->scale);
+        if (rows <= ROWS || d->scale >= MAX_SCALE)
+            break;
+    }
+    rows = 0;
+    for (size_t i = 0; i < d->nsections; i++) {
+        sec = &d->sections[i];
+        sec->first_pixel = rows * COLUMNS;
+        sec->rows = section_rows(d, sec, d->scale);
+        rows += sec->rows;
+        size_t pixel = sec->first_pixel;
+        for (size_t j = 0; j < sec->records; j++) {
+            struct record *rec = &d->records[sec->first_record + j];
+            rec->first_pixel = pixel;
+            pixel += ceil_div(rec->bytes, d->scale) + PACK_GAP;
+        }
+    }
+}
+
+/* The record of region r of arena k, or NULL: a binary search by address. */
+static const struct record *record_of(const struct drawing *d, unsigned k, const struct mm_region *r)
+{
+    if (k >= d->nviews)
+        return NULL;
+    const struct arena_view *v = &d->views[k];
+    size_t lo = v->first, hi = v->first + v->count;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (d->records[mid].base < (uintptr_t)r)
+            lo = mid + 1;
+        else
+            hi = mid;
+    }
+    return lo < v->first + v->count && d->records[lo].base == (uintptr_t)r ? &d->records[lo] : NULL;
 }
 
 /* An in-use block sitting in a thread's cache carries an intact link and key
@@ -173,19 +420,26 @@ static int block_cached(block_t *b)
     return cache_words_intact(block_user(b));
 }
 
-static void draw_region(struct drawing *d, struct mm_arena *a, struct mm_region *r, size_t base, struct section *sec)
+/* Every block of region r into the figures, and into the map as far as the
+ * layout made room for the region (none when rec is NULL). */
+static void walk_region(struct drawing *d, struct mm_arena *a, struct mm_region *r, const struct record *rec)
 {
     struct figures *f = &d->fig;
+    struct section *sec = rec != NULL ? &d->sections[rec->section] : NULL;
+    size_t room = rec != NULL ? rec->bytes : 0;
     char *first = (char *)r + MM_REGION_FIRST_BLOCK;
     block_t *fence = (block_t *)((char *)r + r->size - MM_WORD);
 
+    if (rec == NULL)
+        f->undrawn++;
     d->shade = 0;
     for (block_t *b = (block_t *)first; b != fence; b = block_next(b)) {
         size_t size = block_size(b);
         int state;
         if (size < MM_MIN_BLOCK || (char *)b + size > (char *)fence || block_mmapped(b)) {
             f->damaged++;
-            sec->damaged = 1;
+            if (sec != NULL)
+                sec->damaged = 1;
             break;
         }
         if (b == a->top) {
@@ -206,127 +460,34 @@ static void draw_region(struct drawing *d, struct mm_arena *a, struct mm_region 
                 f->cached_bytes += size;
             }
         }
-        sec->blocks[state]++;
         size_t s = (size_t)((char *)b - first);
-        draw_block(d, base, s, s + size, state);
+        if (sec != NULL && s < room) {      /* a region grown since it was laid out: clipped */
+            sec->blocks[state]++;
+            draw_block(d, rec->first_pixel, s, s + size < room ? s + size : room, state);
+        }
     }
     shared_flush(d);
 }
 
-static size_t ceil_div(size_t n, size_t d) { return n / d + (n % d != 0); }
-
-/* Pixels a section needs at this scale. */
-static size_t section_pixels(struct mm_arena *a, const struct section *sec, size_t scale)
+/* Second pass: each arena under its lock in turn, every region walked for
+ * the figures and drawn where the layout put it. */
+static void draw_arenas(struct drawing *d)
 {
-    if (sec->kind != SEC_PACKED)
-        return ceil_div(sec->bytes, scale);
-    size_t pixels = 0;
-    for (struct mm_region *r = a->regions; r != NULL; r = r->next)
-        pixels += ceil_div(region_bytes(r), scale) + PACK_GAP;
-    return pixels;
-}
-
-static size_t section_rows(struct mm_arena *a, const struct section *sec, size_t scale)
-{
-    size_t rows = ceil_div(section_pixels(a, sec, scale), COLUMNS);
-    return rows == 0 ? 1 : rows;
-}
-
-/* Sections in address order, the scale, and where each section starts. */
-static void layout(struct drawing *d, struct mm_arena *a)
-{
-    struct figures *f = &d->fig;
-    size_t n = 0;
-
-    for (struct mm_region *r = a->regions; r != NULL; r = r->next)
-        f->regions++;
-    if (f->regions > MAX_SECTIONS) {
-        struct section *sec = &d->sections[n++];
-        sec->kind = SEC_PACKED;
-        sec->regions = f->regions;
-        for (struct mm_region *r = a->regions; r != NULL; r = r->next)
-            sec->bytes += region_bytes(r);
-    } else {
-        uintptr_t after = 0;
-        for (struct mm_region *r; (r = region_after(a, after)) != NULL; after = (uintptr_t)r) {
-            struct section *sec = &d->sections[n++];
-            sec->kind = r->from_sbrk ? SEC_BRK : SEC_SEGMENT;
-            sec->regions = 1;
-            sec->start = (uintptr_t)r + MM_REGION_FIRST_BLOCK;
-            sec->bytes = region_bytes(r);
-            sec->end = sec->start + sec->bytes;
+    unsigned arenas = arenas_now();
+    for (unsigned k = 0; k < arenas; k++) {
+        struct mm_arena *a = arena_at(k);
+        mm_lock(&a->lock);
+        d->fig.heap_bytes += a->system_bytes;
+        for (struct mm_region *r = a->regions; r != NULL; r = r->next) {
+            d->fig.regions++;
+            walk_region(d, a, r, record_of(d, k, r));
         }
+        mm_unlock(&a->lock);
     }
-    if (f->mapped.listed + f->mapped.unlisted > 0) {
-        struct section *sec = &d->sections[n++];
-        sec->kind = SEC_MAPPED;
-        sec->bytes = f->mapped.listed_bytes + f->mapped.unlisted_bytes;
-    }
-    d->nsections = n;
-
-    size_t rows;
-    for (d->scale = MIN_SCALE;; d->scale *= 2) {
-        rows = 0;
-        for (size_t i = 0; i < n; i++)
-            rows += section_rows(a, &d->sections[i], d->scale);
-        if (rows <= ROWS || d->scale >= MAX_SCALE)
-            break;
-    }
-    rows = 0;
-    for (size_t i = 0; i < n; i++) {
-        d->sections[i].first_pixel = rows * COLUMNS;
-        d->sections[i].rows = section_rows(a, &d->sections[i], d->scale);
-        rows += d->sections[i].rows;
-    }
-    d->rows = rows < ROWS ? rows : ROWS;
+    d->fig.arenas = arenas;
 }
 
-static void draw_heap(struct drawing *d, struct mm_arena *a)
-{
-    for (size_t i = 0; i < d->nsections; i++) {
-        struct section *sec = &d->sections[i];
-        if (sec->kind == SEC_BRK || sec->kind == SEC_SEGMENT) {
-            draw_region(d, a, (struct mm_region *)(sec->start - MM_REGION_FIRST_BLOCK), sec->first_pixel, sec);
-        } else if (sec->kind == SEC_PACKED) {
-            size_t base = sec->first_pixel;
-            uintptr_t after = 0;
-            for (struct mm_region *r; (r = region_after(a, after)) != NULL; after = (uintptr_t)r) {
-                draw_region(d, a, r, base, sec);
-                if (sec->start == 0)
-                    sec->start = (uintptr_t)r + MM_REGION_FIRST_BLOCK;
-                sec->end = (uintptr_t)r + r->size - MM_WORD;
-                base += ceil_div(region_bytes(r), d->scale) + PACK_GAP;
-            }
-        }
-    }
-}
-
-/* ---- the mapped blocks, after the lock is released ---- */
-
-static void sift_down(struct mm_mapped_extent *e, size_t root, size_t n)
-{
-    for (size_t child; (child = 2 * root + 1) < n; root = child) {
-        if (child + 1 < n && e[child + 1].start > e[child].start)
-            child++;
-        if (e[root].start >= e[child].start)
-            return;
-        struct mm_mapped_extent t = e[root];
-        e[root] = e[child];
-        e[child] = t;
-    }
-}
-
-static void sort_extents(struct mm_mapped_extent *e, size_t n)
-{
-    for (size_t i = n / 2; i-- > 0;)
-        sift_down(e, i, n);
-    for (size_t end = n; end-- > 1;) {
-        struct mm_mapped_extent t = e[0];
-        e[0] = e[end];
-        e[end] = t;
-        sift_down(e, 0, end);
-    }
-}
+/* ---- the mapped blocks, no lock held ---- */
 
 static void draw_mapped(struct drawing *d)
 {
@@ -336,7 +497,7 @@ static void draw_mapped(struct drawing *d)
             sec = &d->sections[i];
     if (sec == NULL)
         return;
-    sort_extents(d->mapped, d->mapped_copied);
+    sort_by_address(d->mapped, d->mapped_copied, sizeof *d->mapped);
     size_t offset = 0;
     d->shade = 0;
     for (size_t i = 0; i < d->mapped_copied; i++) {
@@ -508,7 +669,9 @@ static void write_header(struct out *o, const struct drawing *d, size_t height)
     out_uint(o, WIDTH);
     out_str(o, " ");
     out_uint(o, height);
-    out_str(o, "\">\n<desc>mymalloc heap map: regions=");
+    out_str(o, "\">\n<desc>mymalloc heap map: arenas=");
+    out_uint(o, f->arenas);
+    out_str(o, " regions=");
     out_uint(o, f->regions);
     out_str(o, " heap_bytes=");
     out_uint(o, f->heap_bytes);
@@ -536,6 +699,8 @@ static void write_header(struct out *o, const struct drawing *d, size_t height)
     out_uint(o, d->scale);
     out_str(o, " damaged_regions=");
     out_uint(o, f->damaged);
+    out_str(o, " undrawn_regions=");
+    out_uint(o, f->undrawn);
     out_str(o, "</desc>\n");
     out_str(o, style);
     out_str(o, "<rect width=\"100%\" height=\"100%\" fill=\"#ffffff\"/>\n");
@@ -547,6 +712,7 @@ static void write_header(struct out *o, const struct drawing *d, size_t height)
 
     out_text(o, MARGIN, 50, NULL);
     out_str(o, "heap: ");
+    out_count(o, f->arenas, " arena, ", " arenas, ");
     out_count(o, f->regions, " region, ", " regions, ");
     out_size(o, f->heap_bytes);
     out_str(o, ".  Mapped blocks: ");
@@ -593,6 +759,11 @@ static void write_header(struct out *o, const struct drawing *d, size_t height)
         out_count(o, f->damaged, " region", " regions");
         out_str(o, ": see mymalloc_check().");
     }
+    if (f->undrawn != 0) {
+        out_str(o, "  ");
+        out_count(o, f->undrawn, " region", " regions");
+        out_str(o, " appeared while the map was drawn: counted, not drawn.");
+    }
     out_str(o, "</text>\n");
 
     static const struct { unsigned char cls; const char *label; } legend[] = {
@@ -614,13 +785,26 @@ static void write_header(struct out *o, const struct drawing *d, size_t height)
 
 static void write_section_title(struct out *o, const struct drawing *d, const struct section *sec, size_t y)
 {
+    int threads = sec->kind != SEC_MAPPED && sec->arena_first != 0;
     out_text(o, MARGIN, y, "h");
+    if (threads && sec->arena_last != sec->arena_first) {
+        out_str(o, "arenas ");
+        out_uint(o, sec->arena_first);
+        out_str(o, " to ");
+        out_uint(o, sec->arena_last);
+        out_str(o, " (thread heaps): ");
+    } else if (threads) {
+        out_str(o, "arena ");
+        out_uint(o, sec->arena_first);
+        out_str(o, " (thread heap): ");
+    }
     switch (sec->kind) {
     case SEC_BRK: out_str(o, "brk heap "); break;
-    case SEC_SEGMENT: out_str(o, "mmap segment "); break;
+    case SEC_SEGMENT: out_str(o, threads ? "segment " : "mmap segment "); break;
     case SEC_PACKED:
-        out_count(o, sec->regions, " heap region", " heap regions");
-        out_str(o, ", in address order, each after a gap, ");
+        out_count(o, sec->records, " heap region", " heap regions");
+        out_str(o, sec->arena_last != sec->arena_first ? ", arena by arena, each in address order after a gap, "
+                                                       : ", in address order, each after a gap, ");
         break;
     default:
         out_count(o, sec->blocks[ST_MAPPED], " mapped block", " mapped blocks");
@@ -706,13 +890,19 @@ static void write_svg(struct out *o, const struct drawing *d)
 
 /* ---- entry points ---- */
 
-/* Draw the heap into fd: 0, or an errno value. */
+/* Draw the heap into fd: 0, or an errno value.  The arenas are walked
+ * twice, each under its own lock and no other: once to record their regions
+ * for the layout (which needs them all to choose the scale), once to draw. */
 static int heapmap_fd(int fd)
 {
-    struct mm_arena *a = &mm_main_arena;
-    size_t room = __atomic_load_n(&mm_large_stats.count, __ATOMIC_RELAXED) + 64;
+    size_t regions = count_regions();
+    size_t record_room = regions + regions / 4 + RECORD_SLACK;
+    size_t mapped_room = __atomic_load_n(&mm_large_stats.count, __ATOMIC_RELAXED) + 64;
     size_t sections_bytes = (MAX_SECTIONS + 1) * sizeof(struct section);
-    size_t length = align_up(PIXELS + sections_bytes + room * sizeof(struct mm_mapped_extent), mm_page_size());
+    size_t views_bytes = MM_ARENA_SLOTS * sizeof(struct arena_view);
+    size_t records_bytes = record_room * sizeof(struct record);
+    size_t length = align_up(PIXELS + sections_bytes + views_bytes + records_bytes +
+                                 mapped_room * sizeof(struct mm_mapped_extent), mm_page_size());
     char *scratch = mm_os_map(length);          /* zero-filled */
     if (scratch == NULL)
         return ENOMEM;
@@ -721,14 +911,14 @@ static int heapmap_fd(int fd)
     memset(&d, 0, sizeof d);
     d.raster = (unsigned char *)scratch;
     d.sections = (struct section *)(scratch + PIXELS);
-    d.mapped = (struct mm_mapped_extent *)(scratch + PIXELS + sections_bytes);
+    d.views = (struct arena_view *)(scratch + PIXELS + sections_bytes);
+    d.records = (struct record *)(scratch + PIXELS + sections_bytes + views_bytes);
+    d.record_room = record_room;
+    d.mapped = (struct mm_mapped_extent *)(scratch + PIXELS + sections_bytes + views_bytes + records_bytes);
 
-    mm_lock(&a->lock);
-    d.mapped_copied = mm_large_list(d.mapped, room, &d.fig.mapped);
-    d.fig.heap_bytes = a->system_bytes;
-    layout(&d, a);
-    draw_heap(&d, a);
-    mm_unlock(&a->lock);
+    record_regions(&d, mapped_room);
+    layout(&d);
+    draw_arenas(&d);
     draw_mapped(&d);
 
     struct out o;

@@ -7,7 +7,9 @@
  * scale, hundreds of mapped blocks, an empty heap, a heap of more than 64
  * regions, the map written at exit (exit(), return from main, forked
  * children, "%p", bad paths), and the PNG rsvg-convert renders from the SVG
- * (skipped when rsvg-convert is missing). */
+ * (skipped when rsvg-convert is missing).  Then several arenas: threads with
+ * known blocks in arenas of their own, a section each, the figures summed
+ * over them; 80 arenas; two thread arenas with many regions. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -475,11 +477,149 @@ static int probe_packed(const char *path)
     return mymalloc_heapmap(path) == 0 ? 0 : 1;
 }
 
+/* ---- arenas: threads that allocate a known pattern, then wait ---- */
+
+#define ARENA_THREADS 3
+#define CROWD 79                         /* threads: 80 arenas with the main one */
+#define CROWD_LIMIT "MYMALLOC_ARENA_MAX=80"
+static pthread_barrier_t step, leave;
+
+/* Thread t's pattern: 11 + 4t blocks of 2000 + 1000t bytes (above the
+ * cache's sizes), the odd ones but the last freed: 6 + 2t in use, 5 + 2t
+ * free, in an arena of its own.  Thread 1 also has a mapped block. */
+static size_t pattern_blocks(int t) { return 11 + 4 * (size_t)t; }
+static size_t pattern_free(int t) { return (pattern_blocks(t) - 1) / 2; }
+
+static void *pattern_thread(void *arg)
+{
+    int t = (int)(uintptr_t)arg;
+    void *blocks[32];
+    for (size_t i = 0; i < pattern_blocks(t); i++)
+        blocks[i] = malloc(2000 + 1000 * (size_t)t);
+    for (size_t i = 1; i + 1 < pattern_blocks(t); i += 2)
+        free(blocks[i]);
+    for (size_t i = 1; i + 1 < pattern_blocks(t); i += 2)
+        blocks[i] = NULL;
+    void *big = t == 1 ? malloc(300000) : NULL;
+    pthread_barrier_wait(&step);         /* done: the next thread may start */
+    pthread_barrier_wait(&leave);        /* the map is drawn */
+    for (size_t i = 0; i < pattern_blocks(t); i++)
+        free(blocks[i]);
+    free(big);
+    return NULL;
+}
+
+static void print_stats(const char *prefix, const struct mymalloc_stats *s)
+{
+    printf("%s.arenas=%zu\n%s.heap_bytes=%zu\n%s.inuse_bytes=%zu\n%s.free_bytes=%zu\n%s.free_blocks=%zu\n"
+           "%s.top_bytes=%zu\n%s.cached_bytes=%zu\n%s.mapped_blocks=%zu\n%s.mapped_bytes=%zu\n",
+           prefix, s->arenas, prefix, s->heap_bytes, prefix, s->inuse_bytes, prefix, s->free_bytes, prefix,
+           s->free_blocks, prefix, s->top_bytes, prefix, s->cached_bytes, prefix, s->mapped_blocks, prefix,
+           s->mapped_bytes);
+}
+
+/* The main thread's pattern (9 blocks of 3000 bytes, 4 freed), then the
+ * threads', one after the other (so thread t gets arena t + 1), then the
+ * map, drawn while they wait. */
+static int probe_arenas(const char *path)
+{
+    static void *mine[9];
+    pthread_t ids[ARENA_THREADS];
+    struct mymalloc_stats before, after;
+    for (int i = 0; i < 9; i++)
+        mine[i] = malloc(3000);
+    for (int i = 1; i < 8; i += 2)
+        free(mine[i]);
+    pthread_barrier_init(&step, NULL, 2);
+    pthread_barrier_init(&leave, NULL, ARENA_THREADS + 1);
+    for (int t = 0; t < ARENA_THREADS; t++) {
+        if (pthread_create(&ids[t], NULL, pattern_thread, (void *)(uintptr_t)t) != 0)
+            return 1;
+        pthread_barrier_wait(&step);
+    }
+    mymalloc_stats_get(&before);
+    int r = mymalloc_heapmap(path);
+    mymalloc_stats_get(&after);
+    int check = mymalloc_check();
+    printf("drawn=%d\nsame=%d\ncheck=%d\n", r == 0, same_stats(&before, &after) && before.arenas == after.arenas,
+           check);
+    print_stats("stats", &after);
+    pthread_barrier_wait(&leave);
+    for (int t = 0; t < ARENA_THREADS; t++)
+        pthread_join(ids[t], NULL);
+    return 0;
+}
+
+/* Many arenas (MYMALLOC_ARENA_MAX set by the caller): n threads each
+ * allocate one block and wait while the map is drawn. */
+static void *volatile crowd_blocks[CROWD];
+
+static void *crowd_thread(void *arg)
+{
+    unsigned t = (unsigned)(uintptr_t)arg;
+    crowd_blocks[t] = malloc(100);
+    pthread_barrier_wait(&step);
+    pthread_barrier_wait(&leave);
+    free(crowd_blocks[t]);
+    return NULL;
+}
+
+/* Many regions in two arenas: thread 0 makes 44 segments, thread 1 makes
+ * 24 (each 3 MiB block, mapped blocks disabled, needs a new one). */
+static void *regions_thread(void *arg)
+{
+    int t = (int)(uintptr_t)arg;
+    static void *big[2][44];
+    int n = t == 0 ? 44 : 24;
+    for (int i = 0; i < n; i++)
+        big[t][i] = malloc(3 * MIB);
+    pthread_barrier_wait(&step);
+    pthread_barrier_wait(&leave);
+    for (int i = 0; i < n; i++)
+        free(big[t][i]);
+    return NULL;
+}
+
+static int probe_threads(const char *path, unsigned n, void *(*body)(void *))
+{
+    static pthread_t ids[128];
+    struct mymalloc_stats after;
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    pthread_attr_setstacksize(&attr, 256 * KIB);
+    static void *volatile first;
+    first = malloc(100);               /* the main arena has a heap */
+    pthread_barrier_init(&step, NULL, 2);
+    pthread_barrier_init(&leave, NULL, n + 1);
+    for (unsigned t = 0; t < n; t++) {
+        if (pthread_create(&ids[t], &attr, body, (void *)(uintptr_t)t) != 0)
+            return 1;
+        pthread_barrier_wait(&step);
+    }
+    int r = mymalloc_heapmap(path);
+    mymalloc_stats_get(&after);
+    printf("drawn=%d\ncheck=%d\n", r == 0, mymalloc_check());
+    print_stats("stats", &after);
+    pthread_barrier_wait(&leave);
+    for (unsigned t = 0; t < n; t++)
+        pthread_join(ids[t], NULL);
+    free(first);
+    return 0;
+}
+
 static int probe(int argc, char **argv)
 {
     const char *mode = argv[1];
     if (strcmp(mode, "--packed") == 0 && argc > 2)
         return probe_packed(argv[2]);
+    if (strcmp(mode, "--arenas") == 0 && argc > 2)
+        return probe_arenas(argv[2]);
+    if (strcmp(mode, "--crowd") == 0 && argc > 2)
+        return probe_threads(argv[2], CROWD, crowd_thread);
+    if (strcmp(mode, "--many-regions") == 0 && argc > 2) {
+        mallopt(M_MMAP_MAX, 0);
+        return probe_threads(argv[2], 2, regions_thread);
+    }
     probe_allocate();
     if (strcmp(mode, "--exit-call") == 0)
         exit(0);
@@ -500,22 +640,31 @@ static int probe(int argc, char **argv)
     return 0;                    /* --exit-return, --fork */
 }
 
-/* Run a probe with MYMALLOC_HEAPMAP=value (NULL: unset). */
-static int run_probe(const char *mode, const char *value, const char *arg)
+/* Run a probe with MYMALLOC_HEAPMAP=value (NULL: unset), and `extra`
+ * (NAME=VALUE, replacing NAME's inherited value) when not NULL. */
+static int run_probe_with(const char *mode, const char *value, const char *arg, const char *extra)
 {
     static char *env[4096];
     static char setting[PATH_MAX + 6000];
+    size_t extra_name = extra != NULL ? (size_t)(strchr(extra, '=') - extra) + 1 : 0;
     int n = 0;
     for (char **e = environ; *e != NULL && n < 4090; e++)
-        if (strncmp(*e, "MYMALLOC_HEAPMAP=", 17) != 0)
+        if (strncmp(*e, "MYMALLOC_HEAPMAP=", 17) != 0 && (extra == NULL || strncmp(*e, extra, extra_name) != 0))
             env[n++] = *e;
     if (value != NULL) {
         snprintf(setting, sizeof setting, "MYMALLOC_HEAPMAP=%s", value);
         env[n++] = setting;
     }
+    if (extra != NULL)
+        env[n++] = (char *)extra;
     env[n] = NULL;
     char *argv[] = { "heapmap", (char *)mode, (char *)arg, NULL };
     return run("/proc/self/exe", argv, env);
+}
+
+static int run_probe(const char *mode, const char *value, const char *arg)
+{
+    return run_probe_with(mode, value, arg, NULL);
 }
 
 static int svg_ok_with_mapped(const char *path, long long mapped_blocks)
@@ -598,6 +747,204 @@ static void at_exit(void)
     }
 }
 
+/* ---- several arenas ---- */
+
+/* What a probe printed of its mymalloc_stats_get() (read before output[] is reused). */
+struct probe_stats {
+    long long arenas, heap_bytes, inuse_bytes, free_bytes, free_blocks, top_bytes, cached_bytes;
+    long long mapped_blocks, mapped_bytes;
+};
+
+static void probe_stats_read(struct probe_stats *p)
+{
+    p->arenas = number_of("stats.arenas");
+    p->heap_bytes = number_of("stats.heap_bytes");
+    p->inuse_bytes = number_of("stats.inuse_bytes");
+    p->free_bytes = number_of("stats.free_bytes");
+    p->free_blocks = number_of("stats.free_blocks");
+    p->top_bytes = number_of("stats.top_bytes");
+    p->cached_bytes = number_of("stats.cached_bytes");
+    p->mapped_blocks = number_of("stats.mapped_blocks");
+    p->mapped_bytes = number_of("stats.mapped_bytes");
+}
+
+/* The map's figures (its <desc>) are the probe's mymalloc_stats_get(). */
+static int figures_match(const struct probe_stats *p)
+{
+    return p->arenas > 0 && number_of("desc.arenas") == p->arenas && number_of("desc.heap_bytes") == p->heap_bytes &&
+           number_of("desc.inuse_bytes") == p->inuse_bytes && number_of("desc.free_bytes") == p->free_bytes &&
+           number_of("desc.free_blocks") == p->free_blocks && number_of("desc.top_bytes") == p->top_bytes &&
+           number_of("desc.cached_bytes") == p->cached_bytes &&
+           number_of("desc.mapped_blocks") == p->mapped_blocks && number_of("desc.mapped_bytes") == p->mapped_bytes &&
+           number_of("desc.damaged_regions") == 0 && number_of("desc.undrawn_regions") == 0;
+}
+
+static const char *section_title(long long i)
+{
+    char key[32];
+    snprintf(key, sizeof key, "section.%lld", i);
+    return text_of(key);
+}
+
+/* The counts a heap section's title ends with: "...: U in use (C cached), F free[, the top]". */
+static int title_counts(const char *title, long long *used, long long *cached, long long *freed)
+{
+    const char *p = title != NULL ? strstr(title, " in use (") : NULL;
+    if (p == NULL)
+        return 0;
+    while (p > title && p[-1] >= '0' && p[-1] <= '9')
+        p--;
+    return sscanf(p, "%lld in use (%lld cached), %lld free", used, cached, freed) == 3;
+}
+
+static void render_other(const char *svg, const char *png_name);
+
+static void several_arenas(void)
+{
+    char path[PATH_MAX];
+    struct probe_stats st;
+    in_dir(path, "arenas.svg");
+    int status = run_probe_with("--arenas", NULL, path, "MYMALLOC_ARENA_MAX=8");
+    int ran = exited_0(status) && number_of("drawn") == 1;
+    probe_stats_read(&st);
+    ok(ran && number_of("same") == 1 && number_of("check") == 0 && st.arenas == ARENA_THREADS + 1,
+       "%d threads allocate in arenas of their own (%lld arenas with the main one) and wait while the main "
+       "thread draws the map: drawn, the heap unchanged by drawing it, sound",
+       ARENA_THREADS, st.arenas);
+    if (!ran || !inspect("svg", path, NULL)) {
+        diag("probe status %d: %s%s", status, output, errors);
+        skip(4, "the map of several arenas could not be drawn or read");
+        return;
+    }
+
+    /* Sections: the main arena's heap, then arena 1, 2, 3 (one segment
+     * each, with their thread's counts), then the mapped block. */
+    long long sections = number_of("sections"), title_free = 0, thread_free = 0;
+    int seen[ARENA_THREADS + 1] = { 0 }, in_order = 1, counts = 1, mapped_last = 0, last_arena = 0;
+    for (long long i = 0; i < sections; i++) {
+        const char *title = section_title(i);
+        long long used, cached, freed;
+        int k = -1;
+        if (title == NULL) {
+            counts = 0;
+            continue;
+        }
+        static const char mapped_title[] = "1 mapped block, back to back in address order, 0x";
+        if (strncmp(title, mapped_title, sizeof mapped_title - 1) == 0) {
+            mapped_last = i == sections - 1;
+            continue;
+        }
+        if (strncmp(title, "brk heap 0x", 11) == 0 || strncmp(title, "mmap segment 0x", 15) == 0)
+            k = 0;
+        else if (sscanf(title, "arena %d (thread heap): segment 0x", &k) != 1 || k < 1 || k > ARENA_THREADS ||
+                 strstr(title, "(thread heap): segment 0x") == NULL)
+            k = -1;
+        if (k < 0 || !title_counts(title, &used, &cached, &freed)) {
+            diag("unexpected section title: %s", title);
+            counts = 0;
+            continue;
+        }
+        in_order &= k >= last_arena;
+        last_arena = k;
+        seen[k]++;
+        title_free += freed;
+        if (k == 0) {
+            counts &= freed >= 4;
+        } else {
+            int t = k - 1;
+            counts &= used == (long long)(pattern_blocks(t) - pattern_free(t)) && cached == 0 &&
+                      freed == (long long)pattern_free(t) && strstr(title, ", the top") != NULL;
+            thread_free += freed;
+        }
+    }
+    int each = seen[0] >= 1;
+    for (int k = 1; k <= ARENA_THREADS; k++)
+        each &= seen[k] == 1;
+    ok(each && in_order && counts && mapped_last,
+       "a section per arena, in arena order: the main heap, then \"arena K (thread heap): segment 0x...\" for "
+       "K = 1 to %d with their thread's blocks in use and free (%lld free in the thread arenas), the mapped block "
+       "last", ARENA_THREADS, thread_free);
+
+    ok(figures_match(&st) && number_of("desc.regions") == sections - 1,
+       "the figures of the whole process are mymalloc_stats_get()'s: %lld arenas, %lld regions, %lld heap bytes, "
+       "%lld in use, %lld free blocks of %lld bytes, top %lld", number_of("desc.arenas"), number_of("desc.regions"),
+       number_of("desc.heap_bytes"), number_of("desc.inuse_bytes"), number_of("desc.free_blocks"),
+       number_of("desc.free_bytes"), number_of("desc.top_bytes"));
+
+    ok(number_of("rects.f") == st.free_blocks && title_free == st.free_blocks &&
+       number_of("rects.t") == ARENA_THREADS + 1 && number_of("rects_outside") == 0,
+       "one free rectangle per free block over all arenas (%lld rectangles, %lld free blocks, %lld in the "
+       "section titles), one top rectangle per arena (%lld), at %lld bytes a pixel",
+       number_of("rects.f"), st.free_blocks, title_free, number_of("rects.t"), number_of("desc.scale"));
+
+    render_other(path, "arenas.png");
+}
+
+static void crowd(void)
+{
+    char path[PATH_MAX];
+    struct probe_stats st;
+    in_dir(path, "crowd.svg");
+    int status = run_probe_with("--crowd", NULL, path, CROWD_LIMIT);
+    int ran = exited_0(status) && number_of("drawn") == 1 && number_of("check") == 0;
+    probe_stats_read(&st);
+    int read = ran && inspect("svg", path, NULL);
+    long long sections = read ? number_of("sections") : 0, used = 0, next = 1;
+    int titles = read, shared = 0;
+    for (long long i = 0; i < sections; i++) {
+        const char *title = section_title(i);
+        long long u, c, f;
+        int a, b;
+        if (title != NULL && sscanf(title, "arenas %d to %d (thread heaps): ", &a, &b) == 2) {
+            titles &= a == next && b > a && strstr(title, " heap regions, arena by arena, each in address order "
+                                                          "after a gap, 0x") != NULL;
+            next = b + 1;
+            shared++;
+        } else if (title != NULL && sscanf(title, "arena %d (thread heap): ", &a) == 1) {
+            titles &= a == next;
+            next = a + 1;
+        }
+        titles &= title_counts(title, &u, &c, &f);
+        used += u;
+    }
+    ok(read && st.arenas == CROWD + 1 && figures_match(&st) && sections <= 64 && shared > 0 &&
+           next == CROWD + 1 && titles && used == number_of("desc.inuse_blocks") && number_of("rects_outside") == 0,
+       "%lld arenas (%d threads, " CROWD_LIMIT "): %lld sections, at most 64, thread arenas sharing them a few at a "
+       "time in order (%d shared), every arena drawn, figures mymalloc_stats_get()'s",
+       st.arenas, CROWD, sections, shared);
+}
+
+static void many_regions(void)
+{
+    char path[PATH_MAX];
+    struct probe_stats st;
+    in_dir(path, "regions.svg");
+    int status = run_probe_with("--many-regions", NULL, path, "MYMALLOC_ARENA_MAX=8");
+    int ran = exited_0(status) && number_of("drawn") == 1 && number_of("check") == 0;
+    probe_stats_read(&st);
+    int read = ran && inspect("svg", path, NULL);
+    long long sections = read ? number_of("sections") : 0;
+    int packed = 0, own = 0, other = 0;
+    static const char packed_title[] = "arena 1 (thread heap): 44 heap regions, in address order, each after a gap, 0x";
+    static const char own_title[] = "arena 2 (thread heap): segment 0x";
+    for (long long i = 0; i < sections; i++) {
+        const char *title = section_title(i);
+        if (title == NULL)
+            other++;
+        else if (strncmp(title, packed_title, sizeof packed_title - 1) == 0)
+            packed++;
+        else if (strncmp(title, own_title, sizeof own_title - 1) == 0)
+            own++;
+        else if (strncmp(title, "brk heap 0x", 11) != 0 && strncmp(title, "mmap segment 0x", 15) != 0)
+            other++;
+    }
+    ok(read && figures_match(&st) && number_of("desc.regions") >= 69 && packed == 1 && own == 24 && other == 0 &&
+           number_of("rects_outside") == 0,
+       "%lld regions in 3 arenas (44 and 24 segments in two thread arenas): the arena with the most packed into "
+       "one section, the other's 24 drawn a row each (%d, %d), figures mymalloc_stats_get()'s",
+       number_of("desc.regions"), packed, own);
+}
+
 /* ---- the PNG ---- */
 
 static void render(const char *svg)
@@ -626,6 +973,26 @@ static void render(const char *svg)
        number_of("png.colours") > 5 && all,
        "its pixel data decompresses, and shows %lld colours, among them the background and the colours of "
        "in use, free, top and mapped", number_of("png.colours"));
+}
+
+/* The PNG of another map: the size of the SVG, the colours of in use, free and top. */
+static void render_other(const char *svg, const char *png_name)
+{
+    char png[PATH_MAX];
+    long long width = number_of("width"), height = number_of("height");
+    in_dir(png, png_name);
+    char *argv[] = { "rsvg-convert", "-o", png, (char *)svg, NULL };
+    int status = run("rsvg-convert", argv, NULL);
+    if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 127) {
+        skip(1, "rsvg-convert is missing (Debian package librsvg2-bin)");
+        return;
+    }
+    static const char *const colours[] = { "ffffff", "4477aa", "228833", "ccbb44", NULL };
+    int read = exited_0(status) && inspect("png", png, colours);
+    ok(read && number_of("png.width") == width && number_of("png.height") == height &&
+           number_of("png.has.4477aa") == 1 && number_of("png.has.228833") == 1 && number_of("png.has.ccbb44") == 1,
+       "rsvg-convert renders it: a PNG of %lld x %lld (the SVG's size: %lld x %lld), in use, free and top shown",
+       number_of("png.width"), number_of("png.height"), width, height);
 }
 
 int main(int argc, char **argv)
@@ -662,6 +1029,9 @@ int main(int argc, char **argv)
     big_heap();
     many_mapped();
     at_exit();
+    several_arenas();
+    crowd();
+    many_regions();
 
     char command[PATH_MAX + 16];
     snprintf(command, sizeof command, "rm -rf '%s'", dir);
