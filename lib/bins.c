@@ -1,7 +1,9 @@
 /* bins.c - free blocks in segregated bins: exact classes of 16 bytes below
- * 1 KiB, then four ranged bins per power of two kept sorted by size, so the
- * first fit found is the best fit.  A bitmap of non-empty bins makes finding
- * the next usable bin O(1). */
+ * 1 KiB, then eight ranged bins per power of two (each 1/8 of its power of
+ * two wide).  Every bin is a LIFO list, so filing a block is O(1); taking one
+ * for a request looks at a few blocks of the request's own bin for the best
+ * fit among them, else at the first non-empty bin above, where every block
+ * fits.  A bitmap of non-empty bins makes finding that bin O(1). */
 #include <stddef.h>
 #include "internal.h"
 
@@ -16,7 +18,7 @@ size_t mm_bin_index(size_t size)
     if (size < MM_SMALL_LIMIT)
         return size >> 4;
     unsigned lg = 63u - (unsigned)__builtin_clzl(size);
-    return 64 + (lg - 10) * 4 + ((size >> (lg - 2)) & 3);
+    return 64 + (lg - 10) * MM_RANGE_BINS + ((size >> (lg - MM_RANGE_SHIFT)) & (MM_RANGE_BINS - 1));
 }
 
 /* Two levels: map[w] has a bit per bin, `words` a bit per non-zero map[w]. */
@@ -54,24 +56,14 @@ void mm_bin_insert(struct mm_bins *bins, block_t *b)
 {
     size_t size = block_size(b);
     size_t i = mm_bin_index(size);
-    block_t *prev = NULL, *next = bins->head[i];
+    block_t *next = bins->head[i];      /* at the front: LIFO */
 
     mm_assert(!block_inuse(b) && size >= MM_MIN_BLOCK && *block_tag(b) == size);
-    if (i >= 64) {
-        /* Large bins stay sorted ascending; equal sizes go in front (LIFO). */
-        while (next != NULL && block_size(next) < size) {
-            prev = next;
-            next = next->next_free;
-        }
-    }
-    b->prev_free = prev;
+    b->prev_free = NULL;
     b->next_free = next;
     if (next != NULL)
         next->prev_free = b;
-    if (prev != NULL)
-        prev->next_free = b;
-    else
-        bins->head[i] = b;
+    bins->head[i] = b;
     binmap_set(bins, i);
     if (unlikely(arena_of(bins)->fit.indexed))     /* a policy other than best fit */
         mm_fit_insert(arena_of(bins), b);
@@ -122,23 +114,35 @@ void mm_bin_remove(struct mm_bins *bins, block_t *b)
         mm_release_remove(bins, b);
 }
 
-/* Remove and return the smallest free block of at least `need` bytes.  When
- * the block found has corrupted links it stays where it is, *corrupt names
- * it, and NULL is returned. */
+/* How many blocks of the request's own ranged bin are looked at. */
+#define TAKE_LOOK 8
+
+/* Remove and return a free block of at least `need` bytes: an exact-size
+ * block, or the best fit among the first TAKE_LOOK blocks of the request's
+ * ranged bin, or the first block of the next non-empty bin.  When the block
+ * found (or a link followed) is corrupted it stays where it is, *corrupt
+ * names it, and NULL is returned. */
 block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt)
 {
     struct mm_bins *bins = &a->bins;
     size_t i = mm_bin_index(need);
     block_t *b = bins->head[i];
 
-    if (i >= 64) {
-        while (b != NULL && block_size(b) < need) {
+    if (i >= 64 && b != NULL) {
+        block_t *best = NULL;
+        for (unsigned n = 0; b != NULL && n < TAKE_LOOK; n++, b = b->next_free) {
+            size_t size = block_size(b);
+            if (size >= need && (best == NULL || size < block_size(best))) {
+                best = b;
+                if (size == need)
+                    break;
+            }
             if (!link_plausible(a, b->next_free)) {
                 *corrupt = b;
                 return NULL;
             }
-            b = b->next_free;
         }
+        b = best;
     }
     if (b == NULL) {
         i = binmap_next(bins, i);

@@ -575,8 +575,7 @@ int mm_heap_walk_check(struct mm_arena *a)
         if (nonempty != (int)((a->bins.map[i / 64] >> (i % 64)) & 1))
             problems++;
         for (block_t *b = a->bins.head[i]; b != NULL; b = b->next_free) {
-            if (block_inuse(b) || mm_bin_index(block_size(b)) != i || b->prev_free != prev ||
-                (prev != NULL && i >= 64 && block_size(prev) > block_size(b)) || !mm_heap_owns(a, b)) {
+            if (block_inuse(b) || mm_bin_index(block_size(b)) != i || b->prev_free != prev || !mm_heap_owns(a, b)) {
                 problems++;
                 break;
             }

@@ -128,8 +128,11 @@ static inline void mm_count_alloc(enum mymalloc_call call, size_t n)
 
 /* ---- bins.c: segregated free lists with a bitmap of non-empty bins ---- */
 #define MM_SMALL_LIMIT 1024u                 /* exact bins below this block size */
-#define MM_NBINS       (64 + (64 - 10) * 4)  /* 64 small + 4 per power of two */
+#define MM_RANGE_SHIFT 3                     /* 8 ranged bins per power of two */
+#define MM_RANGE_BINS  (1u << MM_RANGE_SHIFT)
+#define MM_NBINS       (64 + (64 - 10) * MM_RANGE_BINS)  /* 64 small, then ranged */
 #define MM_BINMAP_WORDS ((MM_NBINS + 63) / 64)
+_Static_assert(MM_BINMAP_WORDS <= 32, "the bitmap's summary word has a bit per map word");
 
 /* Free blocks of MM_RELEASE_MIN bytes or more whose pages are still
  * resident: a list in the order they became free (release.c). */
@@ -140,7 +143,7 @@ struct mm_dirty {
 };
 
 struct mm_bins {
-    block_t *head[MM_NBINS];          /* small: LIFO; large: sorted by size */
+    block_t *head[MM_NBINS];          /* each a LIFO list */
     uint64_t map[MM_BINMAP_WORDS];    /* bit i set <=> head[i] != NULL */
     unsigned words;                   /* bit w set <=> map[w] != 0 */
     struct mm_dirty dirty;            /* kept by mm_bin_insert / mm_bin_remove */
