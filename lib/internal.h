@@ -22,16 +22,33 @@
 #endif
 #define mm_assert(cond) \
     do { if (MM_DEBUG && unlikely(!(cond))) mm_assert_failed(__FILE__, __LINE__, #cond); } while (0)
+MM_HIDDEN MM_COLD MM_NORETURN void mm_assert_failed(const char *file, int line, const char *cond);
 
 struct mm_arena;
 
 /* ---- lock.c: the arena lock (a futex word) and fork handling ---- */
-typedef struct { int state; } mm_lock_t;
+typedef struct { int state; } mm_lock_t;   /* 0 free, 1 held, 2 held with waiters */
 MM_HIDDEN void mm_lock_slow(mm_lock_t *l);
 MM_HIDDEN void mm_unlock_slow(mm_lock_t *l);
+
+/* A process that has never had a second thread (glibc's own flag, which
+ * turns false before pthread_create starts one) needs no atomic instruction
+ * to take or drop a lock: nobody else can hold or wait for it. */
+#ifdef MM_HAVE_SINGLE_THREADED
+#include <sys/single_threaded.h>
+static inline int mm_single_threaded(void) { return __libc_single_threaded != 0; }
+#else
+static inline int mm_single_threaded(void) { return 0; }
+#endif
+
 static inline void mm_lock(mm_lock_t *l)
 {
     int expected = 0;
+    if (mm_single_threaded()) {
+        mm_assert(l->state == 0);
+        __atomic_store_n(&l->state, 1, __ATOMIC_RELAXED);
+        return;
+    }
     if (!__atomic_compare_exchange_n(&l->state, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
         mm_lock_slow(l);
 }
@@ -42,6 +59,10 @@ static inline int mm_trylock(mm_lock_t *l)
 }
 static inline void mm_unlock(mm_lock_t *l)
 {
+    if (mm_single_threaded()) {
+        __atomic_store_n(&l->state, 0, __ATOMIC_RELAXED);
+        return;
+    }
     if (__atomic_exchange_n(&l->state, 0, __ATOMIC_RELEASE) == 2)
         mm_unlock_slow(l);
 }
@@ -371,7 +392,6 @@ MM_HIDDEN void mm_stats_exit_prepare(void);     /* MYMALLOC_STATS=1 was read */
 /* ---- diag.c: the fatal-error writer and small formatting helpers ---- */
 MM_HIDDEN MM_COLD void mm_report_line(const char *func, const char *what, const void *p,
                                      const char *detail, size_t block);
-MM_HIDDEN MM_COLD MM_NORETURN void mm_assert_failed(const char *file, int line, const char *cond);
 MM_HIDDEN void mm_write_str(int fd, const char *s);
 MM_HIDDEN char *mm_format_unsigned(char *out, size_t value);   /* returns end, NUL written */
 MM_HIDDEN char *mm_format_hex(char *out, uintptr_t value);     /* "0x..." */
