@@ -81,10 +81,16 @@ static inline int link_plausible(const struct mm_arena *a, const block_t *link)
 
 int mm_bin_links_ok(const struct mm_arena *a, const block_t *b)
 {
-    const block_t *prev = b->prev_free, *next = b->next_free;
     if (mm_check_level() == 0)
         return 1;
-    if (!block_head_ok(b) || block_inuse(b) || !link_plausible(a, prev) || !link_plausible(a, next))
+    return block_head_ok(b) && !block_inuse(b) && mm_bin_links_back(a, b);
+}
+
+/* The same for a block whose header the caller has checked, free. */
+int mm_bin_links_back(const struct mm_arena *a, const block_t *b)
+{
+    const block_t *prev = b->prev_free, *next = b->next_free;
+    if (!link_plausible(a, prev) || !link_plausible(a, next))
         return 0;
     if (prev == NULL ? a->bins.head[mm_bin_index(block_size(b))] != b : prev->next_free != b)
         return 0;

@@ -272,6 +272,7 @@ MM_HIDDEN void mm_bin_insert(struct mm_bins *bins, block_t *b);
 MM_HIDDEN void mm_bin_remove(struct mm_bins *bins, block_t *b);
 MM_HIDDEN block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt);
 MM_HIDDEN int mm_bin_links_ok(const struct mm_arena *a, const block_t *b);
+MM_HIDDEN int mm_bin_links_back(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 
 MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);

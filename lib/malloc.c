@@ -162,12 +162,12 @@ int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *
             mm_repair_before(a, b);
             return 0;
         }
-        if (unlikely(!mm_bin_links_ok(a, prev))) {
+        if (unlikely(!mm_bin_links_back(a, prev))) {    /* its header was checked above */
             mm_report(func, "corrupted free block", block_user(prev), "written after free?", tag);
             mm_heap_quarantine_free(a, prev);
         }
     }
-    if (next != a->top && !block_inuse(next) && unlikely(!mm_bin_links_ok(a, next))) {
+    if (next != a->top && !block_inuse(next) && unlikely(!mm_bin_links_back(a, next))) {
         mm_report(func, "corrupted free block", block_user(next), "written after free?", block_size(next));
         mm_heap_quarantine_free(a, next);
     }
