@@ -2,8 +2,8 @@
  * 1 KiB, then eight ranged bins per power of two (each 1/8 of its power of
  * two wide).  Every bin is a LIFO list, so filing a block is O(1); taking one
  * for a request looks at a few blocks of the request's own bin for the best
- * fit among them, else at the first non-empty bin above, where every block
- * fits.  A bitmap of non-empty bins makes finding that bin O(1). */
+ * fit among them (a fit within 64 bytes ends the look), else at the first
+ * non-empty bin above, where every block fits.  A bitmap of non-empty bins makes finding that bin O(1). */
 #include <stddef.h>
 #include "internal.h"
 
@@ -120,12 +120,15 @@ void mm_bin_remove(struct mm_bins *bins, block_t *b)
         mm_release_remove(bins, b);
 }
 
-/* How many blocks of the request's own ranged bin are looked at. */
-#define TAKE_LOOK 8
+/* How many blocks of the request's own ranged bin are looked at (each may
+ * be a cache miss), and how close a fit ends the look at once. */
+#define TAKE_LOOK 4
+#define TAKE_CLOSE 64
 
 /* Remove and return a free block of at least `need` bytes: an exact-size
  * block, or the best fit among the first TAKE_LOOK blocks of the request's
- * ranged bin, or the first block of the next non-empty bin.  When the block
+ * ranged bin (one within TAKE_CLOSE bytes ends the look), or the first block
+ * of the next non-empty bin.  When the block
  * found (or a link followed) is corrupted it stays where it is, *corrupt
  * names it, and NULL is returned. */
 block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt)
@@ -140,7 +143,7 @@ block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt)
             size_t size = block_size(b);
             if (size >= need && (best == NULL || size < block_size(best))) {
                 best = b;
-                if (size == need)
+                if (size - need < TAKE_CLOSE)
                     break;
             }
             if (!link_plausible(a, b->next_free)) {
