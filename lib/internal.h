@@ -161,6 +161,7 @@ struct mm_dirty {
     block_t *head, *tail;             /* oldest first */
     size_t count;
     unsigned tick;                    /* heap operations since the last look */
+    unsigned looks;                   /* looks, for the rarer look at idle arenas */
 };
 
 struct mm_bins {

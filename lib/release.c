@@ -252,13 +252,17 @@ static int sound(const struct mm_arena *a, const block_t *b)
  * stops at the first block not due. */
 static void release_due(struct mm_arena *a, const char *func);
 
+#define IDLE_LOOK 8
+
 void mm_release_tick(struct mm_arena *a, const char *func)
 {
     a->bins.dirty.tick = 0;
     release_due(a, func);
     /* An arena that no live thread uses sees no heap operations of its own:
-     * the busy ones look after it, with a try-lock (a thread never waits for
-     * a second arena lock). */
+     * the busy ones look after it, every IDLE_LOOK-th look, with a try-lock
+     * (a thread never waits for a second arena lock). */
+    if (++a->bins.dirty.looks % IDLE_LOOK != 0)
+        return;
     unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; count > 1 && i < count; i++) {
         struct mm_arena *idle = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
