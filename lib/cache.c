@@ -7,12 +7,25 @@
 
 int mm_cache_mode;
 
-/* Blocks kept per class: about 4 KiB worth, between 4 and 32 blocks. */
+/* Block sizes: class * 16 up to 1008, then eighths of powers of two. */
+#define R(lg, k) (uint16_t)(((k) + 1) << ((lg) - 3))
+#define R8(lg) R(lg, 8), R(lg, 9), R(lg, 10), R(lg, 11), R(lg, 12), R(lg, 13), R(lg, 14), R(lg, 15)
+#define S(c) (uint16_t)((c) * 16)
+#define S4(c) S(c), S(c + 1), S(c + 2), S(c + 3)
+#define S16(c) S4(c), S4(c + 4), S4(c + 8), S4(c + 12)
+const uint16_t mm_cache_block[MM_CACHE_CLASSES] = { S16(0), S16(16), S16(32), S16(48), R(9, 15), R8(10), R8(11), R8(12) };
+_Static_assert(sizeof mm_cache_block / sizeof mm_cache_block[0] == MM_CACHE_CLASSES, "a size for every class");
+
+/* Blocks kept per class: about 4 KiB worth, between 4 and 32 blocks, for the
+ * small classes; 16 KiB worth, between 2 and 8 blocks, for the ranged ones. */
 #define PER(cls) (256 / ((cls) < 2 ? 2 : (cls)))
 #define L(cls) ((cls) < 2 ? 0 : PER(cls) > 32 ? 32 : PER(cls) < 4 ? 4 : PER(cls))
 #define L4(c) L(c), L(c + 1), L(c + 2), L(c + 3)
 #define L16(c) L4(c), L4(c + 4), L4(c + 8), L4(c + 12)
-const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48) };
+#define RL(lg, k) (16384 / R(lg, k) > 8 ? 8 : 16384 / R(lg, k) < 2 ? 2 : 16384 / R(lg, k))
+#define RL8(lg) RL(lg, 8), RL(lg, 9), RL(lg, 10), RL(lg, 11), RL(lg, 12), RL(lg, 13), RL(lg, 14), RL(lg, 15)
+const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 15), RL8(10), RL8(11),
+                                                   RL8(12) };
 
 /* Hand a cached block back to its own arena, whose lock *held (if not NULL)
  * is the one this thread holds: switched when the block is another arena's.
@@ -47,15 +60,15 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
     block_t *first, *last = NULL;
 
     mm_lock(&a->lock);
-    first = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
+    first = mm_heap_alloc(a, mm_cache_block[cls], origin, NULL);
     if (first == NULL && a != &mm_main_arena) {     /* the arena cannot grow: try main */
         mm_unlock(&a->lock);
         a = &mm_main_arena;
         mm_lock(&a->lock);
-        first = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
+        first = mm_heap_alloc(a, mm_cache_block[cls], origin, NULL);
     }
     for (unsigned i = 1; first != NULL && i < batch; i++) {
-        block_t *b = mm_heap_alloc(a, cls * MM_ALIGN, origin, NULL);
+        block_t *b = mm_heap_alloc(a, mm_cache_block[cls], origin, NULL);
         if (b == NULL)
             break;
         if (last != NULL)

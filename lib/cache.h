@@ -15,6 +15,35 @@ MM_HIDDEN void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls);
 MM_HIDDEN void mm_cache_flush(struct mm_thread *t);
 MM_HIDDEN MM_COLD void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls);
 MM_HIDDEN extern const uint8_t mm_cache_limit[MM_CACHE_CLASSES];
+MM_HIDDEN extern const uint16_t mm_cache_block[MM_CACHE_CLASSES];   /* block size of each class */
+
+/* The class of a block of `block` bytes, more than 1008 and at most 8192:
+ * the class whose blocks are the smallest that hold it. */
+static inline size_t mm_cache_ranged_class(size_t block)
+{
+    size_t x = block - 1;
+    unsigned lg = 63u - (unsigned)__builtin_clzl(x);
+    return MM_CACHE_SMALL_CLASSES + (lg - 9) * 8 + (x >> (lg - 3)) - 15;
+}
+
+/* The class that serves a request of n bytes, n <= MM_CACHE_MAX_REQUEST. */
+static inline size_t mm_cache_class(size_t n)
+{
+    if (likely(n <= MM_CACHE_SMALL_MAX_REQUEST))
+        return request_to_class(n);
+    return mm_cache_ranged_class(request_to_block(n));
+}
+
+/* The class of a block of `block` bytes (at most MM_CACHE_MAX_BLOCK) that a
+ * free may cache, or 0 when its size is no class's (a block made while the
+ * caches were off, or shrunk by realloc). */
+static inline size_t mm_cache_class_of_block(size_t block)
+{
+    if (likely(block <= MM_CACHE_SMALL_MAX_BLOCK))
+        return block / MM_ALIGN;
+    size_t cls = mm_cache_ranged_class(block);
+    return mm_cache_block[cls] == block ? cls : 0;
+}
 
 static inline int mm_cache_usable(const struct mm_thread *t)
 {

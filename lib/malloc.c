@@ -186,7 +186,7 @@ void *mm_alloc(size_t n, size_t origin)
 {
     struct mm_thread *t = &mm_self;
     if (likely(n <= MM_CACHE_MAX_REQUEST && origin < ORIGIN_NEW_ARRAY && mm_cache_usable(t))) {
-        size_t cls = request_to_class(n), o = origin >> ORIGIN_SHIFT;
+        size_t cls = mm_cache_class(n), o = origin >> ORIGIN_SHIFT;
         void *p = mm_cache_pop(t, o, cls);
         if (likely(p != NULL))
             return p;
@@ -246,8 +246,9 @@ static void *alloc_slow(size_t n, size_t origin)
 }
 
 /* Could `size` bytes aligned to `alignment` have been asked for to get b?
- * Heap blocks are at most 16 bytes bigger than their request needs; mapped
- * ones at most a page and the alignment. */
+ * Heap blocks are at most 16 bytes bigger than their request needs, or of the
+ * ranged cache class that serves it (up to an eighth of a power of two
+ * bigger); mapped ones at most a page and the alignment bigger. */
 static int block_fits_size(const block_t *b, size_t size, size_t alignment)
 {
     size_t usable = block_usable(b);
@@ -257,7 +258,13 @@ static int block_fits_size(const block_t *b, size_t size, size_t alignment)
         return 0;
     if (block_mmapped(b))
         return usable - size < mm_page_size() + alignment + 2 * MM_ALIGN;
-    return block_size(b) - request_to_block(size) < MM_MIN_BLOCK;
+    size_t need = request_to_block(size), block = block_size(b);
+    if (block - need < MM_MIN_BLOCK)
+        return 1;
+    /* A block for a ranged cache class serves every request of its class
+     * (and may be up to 16 bytes bigger than the class's size). */
+    return need > MM_CACHE_SMALL_MAX_BLOCK && need <= MM_CACHE_MAX_BLOCK &&
+           block - mm_cache_block[mm_cache_ranged_class(need)] < MM_MIN_BLOCK;
 }
 
 /* A block with a canary must have kept it; else report and leave it. */
@@ -316,6 +323,9 @@ static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t,
     if (unlikely((uintptr_t)p % MM_ALIGN != 0 || (head & (BLOCK_FLAGS & ~BLOCK_PREV_INUSE)) != (BLOCK_INUSE | origin) ||
                  block > MM_CACHE_MAX_BLOCK))
         return 0;
+    size_t cls = mm_cache_class_of_block(block);
+    if (unlikely(cls == 0))
+        return 0;
     /* Its header, and the key that marks a block already cached (a double
      * free).  The next header (a write past its end) is checked when the
      * block leaves the cache for the heap, whose merging reads it anyway:
@@ -326,7 +336,7 @@ static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t,
         return 0;
     if (call != MYMALLOC_CALL_COUNT)
         mm_count_live(t, call);
-    mm_cache_push(t, origin >> ORIGIN_SHIFT, block / MM_ALIGN, b);
+    mm_cache_push(t, origin >> ORIGIN_SHIFT, cls, b);
     return 1;
 }
 
@@ -560,7 +570,7 @@ MYMALLOC_EXPORT void *malloc(size_t n)
 {
     struct mm_thread *t = &mm_self;
     if (likely(n <= MM_CACHE_MAX_REQUEST && mm_cache_usable(t))) {
-        size_t o = ORIGIN_MALLOC >> ORIGIN_SHIFT, cls = request_to_class(n);
+        size_t o = ORIGIN_MALLOC >> ORIGIN_SHIFT, cls = mm_cache_class(n);
         block_t *b = t->cache.head[o][cls];
         if (likely(b != NULL)) {
             if (unlikely(!mm_cache_block_ok(b)))

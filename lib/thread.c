@@ -110,7 +110,7 @@ void mm_thread_counts(struct mm_thread_totals *totals)
         for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
             for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
                 size_t n = __atomic_load_n(&t->cache.count[o][cls], __ATOMIC_RELAXED);
-                cached += n * cls * MM_ALIGN;
+                cached += n * mm_cache_block[cls];
                 blocks += n;
             }
     }

@@ -961,15 +961,16 @@ void child_handler_frees_reserve(int form)
     _exit(0);
 }
 
-// In a child under RLIMIT_AS: fill the memory with 4000-byte blocks until the
-// nothrow form says no, then ask once more with a handler that frees some.
+// In a child under RLIMIT_AS: fill the memory with 4000-byte array blocks
+// (the form and size asked for at the end, so no room for it is left) until
+// the nothrow form says no, then ask once more with a handler that frees some.
 void *filled;            // the blocks, chained through their first word
 void handler_frees_some_filled()
 {
     ++handler_calls;
     for (int i = 0; i < 8 && filled != nullptr; i++) {
         void *next = *static_cast<void **>(filled);
-        ::operator delete(filled, (std::size_t)4000);
+        ::operator delete[](filled, (std::size_t)4000);
         filled = next;
     }
 }
@@ -980,7 +981,7 @@ void child_fill_then_handler(int)
         _exit(10);
     long count = 0;
     for (;;) {
-        void *p = ::operator new(4000, nothrow);
+        void *p = ::operator new[](4000, nothrow);
         if (p == nullptr)
             break;
         *static_cast<void **>(p) = filled;
@@ -1006,7 +1007,7 @@ void child_fill_then_handler(int)
     delete[] q;
     while (filled != nullptr) {
         void *next = *static_cast<void **>(filled);
-        ::operator delete(filled, (std::size_t)4000);
+        ::operator delete[](filled, (std::size_t)4000);
         filled = next;
     }
     if (mymalloc_check() != 0)

@@ -179,7 +179,7 @@ static void *mapped[2];
 static void build_known_heap(void)
 {
     for (int i = 0; i < ROW_BLOCKS; i++)
-        row[i] = malloc(2000);      /* above the cache's sizes: freed into the heap */
+        row[i] = malloc(9000);      /* above the caches' sizes (8 KiB): freed into the heap */
     for (int i = 1; i < ROW_BLOCKS - 1; i += 2) {
         free(row[i]);
         row[i] = NULL;
@@ -484,8 +484,8 @@ static int probe_packed(const char *path)
 #define CROWD_LIMIT "MYMALLOC_ARENA_MAX=80"
 static pthread_barrier_t step, leave;
 
-/* Thread t's pattern: 11 + 4t blocks of 2000 + 1000t bytes (above the
- * cache's sizes), the odd ones but the last freed: 6 + 2t in use, 5 + 2t
+/* Thread t's pattern: 11 + 4t blocks of 9000 + 1000t bytes (above the
+ * caches' sizes), the odd ones but the last freed: 6 + 2t in use, 5 + 2t
  * free, in an arena of its own.  Thread 1 also has a mapped block. */
 static size_t pattern_blocks(int t) { return 11 + 4 * (size_t)t; }
 static size_t pattern_free(int t) { return (pattern_blocks(t) - 1) / 2; }
@@ -495,7 +495,7 @@ static void *pattern_thread(void *arg)
     int t = (int)(uintptr_t)arg;
     void *blocks[32];
     for (size_t i = 0; i < pattern_blocks(t); i++)
-        blocks[i] = malloc(2000 + 1000 * (size_t)t);
+        blocks[i] = malloc(9000 + 1000 * (size_t)t);
     for (size_t i = 1; i + 1 < pattern_blocks(t); i += 2)
         free(blocks[i]);
     for (size_t i = 1; i + 1 < pattern_blocks(t); i += 2)
@@ -518,7 +518,7 @@ static void print_stats(const char *prefix, const struct mymalloc_stats *s)
            s->mapped_bytes);
 }
 
-/* The main thread's pattern (9 blocks of 3000 bytes, 4 freed), then the
+/* The main thread's pattern (9 blocks of 9000 bytes, 4 freed), then the
  * threads', one after the other (so thread t gets arena t + 1), then the
  * map, drawn while they wait. */
 static int probe_arenas(const char *path)
@@ -527,7 +527,7 @@ static int probe_arenas(const char *path)
     pthread_t ids[ARENA_THREADS];
     struct mymalloc_stats before, after;
     for (int i = 0; i < 9; i++)
-        mine[i] = malloc(3000);
+        mine[i] = malloc(9000);
     for (int i = 1; i < 8; i += 2)
         free(mine[i]);
     pthread_barrier_init(&step, NULL, 2);

@@ -748,10 +748,10 @@ static void test_malloc_info(void)
         return;
     }
     for (int i = 0; i < 6; i++) {
-        blocks[i] = malloc(hide(2000 + 600 * (size_t)i));
-        separators[i] = malloc(hide(1500));   /* not cached: carved right after */
+        blocks[i] = malloc(hide(9000 + 600 * (size_t)i));
+        separators[i] = malloc(hide(9000));   /* over 8 KiB, never cached: carved right after */
     }
-    free(blocks[1]);           /* blocks of 2608, 3808 and 5008 bytes go to bins */
+    free(blocks[1]);           /* blocks of 9616, 10816 and 12016 bytes go to bins */
     free(blocks[3]);
     free(blocks[5]);
     void *big = launder(malloc(hide(MIB)));
@@ -775,7 +775,7 @@ static void test_malloc_info(void)
         heap_end = xml + got;
     long long sum_total = 0, sum_count = 0;
     int bins_fine = 1, seen[3] = { 0 };
-    const size_t freed[3] = { 2608, 3808, 5008 };
+    const size_t freed[3] = { 9616, 10816, 12016 };
     for (const char *e = strstr(xml, "<size "); e != NULL && e < heap_end; e = strstr(e + 1, "<size ")) {
         long long from = xml_attr(e, heap_end, "<size ", "from"), to = xml_attr(e, heap_end, "<size ", "to");
         long long total = xml_attr(e, heap_end, "<size ", "total"), count = xml_attr(e, heap_end, "<size ", "count");
