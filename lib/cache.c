@@ -7,13 +7,15 @@
 
 int mm_cache_mode;
 
-/* Block sizes: class * 16 up to 1008, then eighths of powers of two. */
-#define R(lg, k) (uint16_t)(((k) + 1) << ((lg) - 3))
-#define R8(lg) R(lg, 8), R(lg, 9), R(lg, 10), R(lg, 11), R(lg, 12), R(lg, 13), R(lg, 14), R(lg, 15)
+/* Block sizes: class * 16 up to 1008, then sixteenths of powers of two. */
+#define R(lg, k) (uint16_t)(((k) + 1) << ((lg) - 4))
+#define R4(lg, k) R(lg, k), R(lg, k + 1), R(lg, k + 2), R(lg, k + 3)
+#define R16(lg) R4(lg, 16), R4(lg, 20), R4(lg, 24), R4(lg, 28)
 #define S(c) (uint16_t)((c) * 16)
 #define S4(c) S(c), S(c + 1), S(c + 2), S(c + 3)
 #define S16(c) S4(c), S4(c + 4), S4(c + 8), S4(c + 12)
-const uint16_t mm_cache_block[MM_CACHE_CLASSES] = { S16(0), S16(16), S16(32), S16(48), R(9, 15), R8(10), R8(11), R8(12) };
+const uint16_t mm_cache_block[MM_CACHE_CLASSES] = { S16(0), S16(16), S16(32), S16(48), R(9, 31), R16(10), R16(11),
+                                                    R16(12) };
 _Static_assert(sizeof mm_cache_block / sizeof mm_cache_block[0] == MM_CACHE_CLASSES, "a size for every class");
 
 /* Blocks kept per class: about 4 KiB worth, between 4 and 32 blocks, for the
@@ -23,9 +25,10 @@ _Static_assert(sizeof mm_cache_block / sizeof mm_cache_block[0] == MM_CACHE_CLAS
 #define L4(c) L(c), L(c + 1), L(c + 2), L(c + 3)
 #define L16(c) L4(c), L4(c + 4), L4(c + 8), L4(c + 12)
 #define RL(lg, k) (16384 / R(lg, k) > 8 ? 8 : 16384 / R(lg, k) < 2 ? 2 : 16384 / R(lg, k))
-#define RL8(lg) RL(lg, 8), RL(lg, 9), RL(lg, 10), RL(lg, 11), RL(lg, 12), RL(lg, 13), RL(lg, 14), RL(lg, 15)
-const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 15), RL8(10), RL8(11),
-                                                   RL8(12) };
+#define RL4(lg, k) RL(lg, k), RL(lg, k + 1), RL(lg, k + 2), RL(lg, k + 3)
+#define RL16(lg) RL4(lg, 16), RL4(lg, 20), RL4(lg, 24), RL4(lg, 28)
+const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 31), RL16(10), RL16(11),
+                                                   RL16(12) };
 
 /* Hand a cached block back to its own arena, whose lock *held (if not NULL)
  * is the one this thread holds: switched when the block is another arena's.

@@ -18,12 +18,13 @@ MM_HIDDEN extern const uint8_t mm_cache_limit[MM_CACHE_CLASSES];
 MM_HIDDEN extern const uint16_t mm_cache_block[MM_CACHE_CLASSES];   /* block size of each class */
 
 /* The class of a block of `block` bytes, more than 1008 and at most 8192:
- * the class whose blocks are the smallest that hold it. */
+ * the class whose blocks are the smallest that hold it (sixteenths of a
+ * power of two: 1024, then 1088, 1152, ... 2048, 2176, ... 8192). */
 static inline size_t mm_cache_ranged_class(size_t block)
 {
     size_t x = block - 1;
     unsigned lg = 63u - (unsigned)__builtin_clzl(x);
-    return MM_CACHE_SMALL_CLASSES + (lg - 9) * 8 + (x >> (lg - 3)) - 15;
+    return MM_CACHE_SMALL_CLASSES + (lg - 9) * 16 + (x >> (lg - 4)) - 31;
 }
 
 /* The class that serves a request of n bytes, n <= MM_CACHE_MAX_REQUEST. */

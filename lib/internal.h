@@ -73,12 +73,12 @@ enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
  * origin (the malloc family, operator new), singly linked through the first
  * user word (mangled), with a key in the second word while cached. */
 /* Classes 2 to 63: blocks of class * 16 bytes (32 to 1008); classes 64 to
- * 88: blocks of an eighth of a power of two, 1024 (class 64), 1152, 1280,
- * ... 8192 bytes (class 88; see cache.h). */
+ * 112: blocks of a sixteenth of a power of two, 1024 (class 64), 1088, 1152,
+ * ... 8192 bytes (class 112; see cache.h). */
 #define MM_CACHE_SMALL_CLASSES 64
 #define MM_CACHE_SMALL_MAX_BLOCK ((MM_CACHE_SMALL_CLASSES - 1) * 16)
 #define MM_CACHE_SMALL_MAX_REQUEST (MM_CACHE_SMALL_MAX_BLOCK - MM_HEADER)
-#define MM_CACHE_CLASSES (MM_CACHE_SMALL_CLASSES + 1 + 3 * 8)
+#define MM_CACHE_CLASSES (MM_CACHE_SMALL_CLASSES + 1 + 3 * 16)
 #define MM_CACHE_MAX_BLOCK 8192u
 #define MM_CACHE_MAX_REQUEST (MM_CACHE_MAX_BLOCK - MM_HEADER)
 #define MM_CACHE_ORIGINS 2

@@ -247,7 +247,7 @@ static void *alloc_slow(size_t n, size_t origin)
 
 /* Could `size` bytes aligned to `alignment` have been asked for to get b?
  * Heap blocks are at most 16 bytes bigger than their request needs, or of the
- * ranged cache class that serves it (up to an eighth of a power of two
+ * ranged cache class that serves it (up to a sixteenth of a power of two
  * bigger); mapped ones at most a page and the alignment bigger. */
 static int block_fits_size(const block_t *b, size_t size, size_t alignment)
 {
