@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 #include "mymalloc.h"
+#include "run_self.h"
 #include "tap.h"
 
 #define KIB ((size_t)1024)
@@ -23,7 +24,6 @@
 #define GUARD_BLOCK 32
 #define PROBE_ARG "--probe"
 
-extern char **environ;
 
 static const char *const policy_names[] = { "best", "first", "next", "worst" };
 
@@ -519,49 +519,12 @@ struct report {
 
 static struct report run_probe(const char *var)
 {
-    static char *env[4096];
     struct report r;
-    size_t n = 0;
-    memset(&r, 0, sizeof r);
-    for (char **e = environ; *e != NULL && n < 4000; e++)
-        if (strncmp(*e, "MYMALLOC_", 9) != 0 && strncmp(*e, "MALLOC_", 7) != 0)
-            env[n++] = *e;
-    if (var[0] != '\0')
-        env[n++] = (char *)var;
-    env[n] = NULL;
-
-    int out[2], err[2];
-    if (pipe(out) != 0 || pipe(err) != 0)
-        return r;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        char *argv[] = { "fit", PROBE_ARG, NULL };
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        close(out[0]);
-        close(out[1]);
-        close(err[0]);
-        close(err[1]);
-        execve("/proc/self/exe", argv, env);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
     char text[256];
-    size_t length = 0;
-    ssize_t k;
-    while (length < sizeof text - 1 && (k = read(out[0], text + length, sizeof text - 1 - length)) > 0)
-        length += (size_t)k;
-    text[length] = '\0';
-    length = 0;
-    while (length < sizeof r.err - 1 && (k = read(err[0], r.err + length, sizeof r.err - 1 - length)) > 0)
-        length += (size_t)k;
-    r.err[length] = '\0';
-    close(out[0]);
-    close(err[0]);
-    int status = 0;
-    if (pid > 0 && waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0)
+    const char *const vars[] = { var[0] != '\0' ? var : NULL, NULL };
+    memset(&r, 0, sizeof r);
+    int status = run_self("fit", PROBE_ARG, vars, text, sizeof text, r.err, sizeof r.err);
+    if (status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0)
         r.ran = sscanf(text, "policy=%15s cached=%d check=%d", r.policy, &r.cached, &r.check) == 3;
     if (!r.ran)
         diag("probe status 0x%x, stdout \"%s\", stderr \"%s\"", status, text, r.err);

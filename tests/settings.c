@@ -10,6 +10,7 @@
 #include "mymalloc.h"
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
+#include "run_self.h"
 #include "tap.h"
 #pragma GCC diagnostic pop
 
@@ -18,7 +19,6 @@
 #define PROBE_ARG "--probe"
 #define TRIM_BLOCKS 256                  /* 256 * 4000 bytes: about 1 MiB */
 
-extern char **environ;
 
 /* ---- the child: measure, then print one line ---- */
 
@@ -74,60 +74,15 @@ struct report {
     size_t arena_first;
 };
 
-static size_t read_all(int fd, char *buf, size_t size)
-{
-    size_t length = 0;
-    ssize_t n;
-    while (length < size - 1 && (n = read(fd, buf + length, size - 1 - length)) > 0)
-        length += (size_t)n;
-    buf[length] = '\0';
-    /* Drain anything beyond the buffer so the child never blocks. */
-    char sink[256];
-    while (read(fd, sink, sizeof sink) > 0)
-        ;
-    return length;
-}
-
 /* Run the probe with the current environment minus every MYMALLOC_* and
  * MALLOC_* variable, plus `vars` (NULL-terminated, in that order). */
 static struct report run_probe(const char *const *vars)
 {
-    static char *env[4096];
     struct report r;
-    size_t n = 0;
-
-    memset(&r, 0, sizeof r);
-    for (char **e = environ; *e != NULL && n < 4000; e++)
-        if (strncmp(*e, "MYMALLOC_", 9) != 0 && strncmp(*e, "MALLOC_", 7) != 0)
-            env[n++] = *e;
-    for (; *vars != NULL; vars++)
-        env[n++] = (char *)*vars;
-    env[n] = NULL;
-
-    int out[2], err[2];
-    if (pipe(out) != 0 || pipe(err) != 0)
-        return r;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        char *argv[] = { "settings", PROBE_ARG, NULL };
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        close(out[0]);
-        close(out[1]);
-        close(err[0]);
-        close(err[1]);
-        execve("/proc/self/exe", argv, env);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
     char text[512];
-    read_all(out[0], text, sizeof text);
-    read_all(err[0], r.err, sizeof r.err);
-    close(out[0]);
-    close(err[0]);
-    if (pid < 0 || waitpid(pid, &r.status, 0) != pid)
+    memset(&r, 0, sizeof r);
+    r.status = run_self("settings", PROBE_ARG, vars, text, sizeof text, r.err, sizeof r.err);
+    if (r.status == -1)
         return r;
     r.ran = WIFEXITED(r.status) && WEXITSTATUS(r.status) == 0 &&
             sscanf(text, "all=%d arena_first=%zu map70k=%d map200k=%d map1m=%d grew=%d trimmed=%d check=%d",
