@@ -30,6 +30,17 @@ _Static_assert(sizeof mm_cache_block / sizeof mm_cache_block[0] == MM_CACHE_CLAS
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 31), RL16(10), RL16(11),
                                                    RL16(12) };
 
+/* Release b, a cached or waiting block of arena a, whose lock is held. */
+static void release_locked(struct mm_arena *a, block_t *b)
+{
+    size_t *user = block_user(b);
+    user[0] = user[1] = 0;
+    if (mm_check_level() != 0 &&
+        !mm_heap_block_ok(a, b, user, block_origin(b) == ORIGIN_NEW ? "operator delete" : "free", block_origin(b)))
+        return;
+    mm_heap_release(a, b, 0);
+}
+
 /* Hand a cached block back to its own arena, whose lock *held (if not NULL)
  * is the one this thread holds: switched when the block is another arena's.
  * Its neighbours are checked here, not when it was freed: a write past its
@@ -44,12 +55,33 @@ static void cache_release(struct mm_arena **held, block_t *b)
         mm_lock(&a->lock);
         *held = a;
     }
+    release_locked(a, b);
+}
+
+/* ---- blocks freed by threads without a cache ----
+ * A thread that has never allocated (a consumer that only frees what others
+ * made) has no cache: its frees of small blocks are pushed, without a lock,
+ * on a stack of the block's arena, with the cache's link and key (so a
+ * second free is still seen), and the arena takes them in at its next heap
+ * operation under its lock. */
+void mm_pending_push(struct mm_arena *a, block_t *b)
+{
     size_t *user = block_user(b);
-    user[0] = user[1] = 0;
-    if (mm_check_level() != 0 &&
-        !mm_heap_block_ok(a, b, user, block_origin(b) == ORIGIN_NEW ? "operator delete" : "free", block_origin(b)))
-        return;
-    mm_heap_release(a, b, 0);
+    block_t *head = __atomic_load_n(&a->pending, __ATOMIC_RELAXED);
+    do
+        cache_words_set(user, head);
+    while (!__atomic_compare_exchange_n(&a->pending, &head, b, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+}
+
+/* The arena's lock is held: release every block waiting on its stack. */
+void mm_pending_release(struct mm_arena *a)
+{
+    block_t *b = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
+    while (b != NULL) {
+        block_t *next = cache_words_next(block_user(b));
+        release_locked(a, b);
+        b = next;
+    }
 }
 
 /* The cache of this class is empty: take a batch of blocks under one lock,

@@ -282,6 +282,7 @@ static inline block_t *free_block_take(struct mm_arena *a, size_t need, block_t 
  * when out of memory. */
 block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty)
 {
+    mm_pending_take(a);
     block_t *corrupt = NULL;
     block_t *b = free_block_take(a, need, &corrupt);
     while (unlikely(corrupt != NULL || (b != NULL && (b->head & BLOCK_CANARY) && !freed_fill_intact(a, b, need)))) {

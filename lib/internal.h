@@ -205,6 +205,7 @@ struct mm_arena {
     unsigned index;                /* in mm_arenas; 0: the main arena, the brk heap */
     int no_sbrk;                   /* grows in mmap segments only (every arena but main) */
     unsigned threads;              /* live threads attached (under the arenas lock) */
+    block_t *pending;              /* blocks freed by threads without a cache (cache.c) */
     struct mm_bins bins;
     block_t *top;                  /* the wilderness block, NULL before the first growth */
     struct mm_region *top_region;  /* region the top block ends */
@@ -283,6 +284,15 @@ MM_HIDDEN int mm_bin_links_back(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 
 MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);
+MM_HIDDEN void mm_pending_push(struct mm_arena *a, block_t *b);
+MM_HIDDEN void mm_pending_release(struct mm_arena *a);
+/* With the arena's lock held: take in the blocks other threads left on its
+ * stack of pending frees. */
+static inline void mm_pending_take(struct mm_arena *a)
+{
+    if (unlikely(__atomic_load_n(&a->pending, __ATOMIC_RELAXED) != NULL))
+        mm_pending_release(a);
+}
 MM_HIDDEN void mm_heap_rebuild_bins(struct mm_arena *a);
 MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
 MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b, int fill);

@@ -309,30 +309,58 @@ static MM_NOINLINE int in_segment_heap(const void *p)
                                     mm_segment_holds(block_of_user(p)) == 1);
 }
 
-/* The free() fast path: a sound small block of this origin goes to the
- * thread's cache (whose state the caller checked), counted as `call` unless
- * that is MYMALLOC_CALL_COUNT.  The caller made sure p's header is in our
- * heap.  0 when the slow path must look at it: a foreign, mapped, big or
- * damaged block, a double free. */
-static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t, void *p, size_t size, size_t origin,
-                                                            enum mymalloc_call call)
+/* Is b (p's block, its header readable) a sound in-use heap block of this
+ * origin, of at most MM_CACHE_MAX_BLOCK bytes, not already cached or waiting
+ * (a double free), and (for a sized free) of a size that fits?  Its size,
+ * or 0 when the slow path must look at it.  The next header (a write past
+ * its end) is checked when the block reaches the heap, whose merging reads
+ * it anyway: here it would cost a cache miss on every free. */
+static inline __attribute__((always_inline)) size_t small_block_freeable(block_t *b, void *p, size_t size,
+                                                                          size_t origin)
 {
-    block_t *b = block_of_user(p);
     size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED);
     size_t block = head & BLOCK_SIZE_MASK;
     if (unlikely((uintptr_t)p % MM_ALIGN != 0 || (head & (BLOCK_FLAGS & ~BLOCK_PREV_INUSE)) != (BLOCK_INUSE | origin) ||
                  block > MM_CACHE_MAX_BLOCK))
         return 0;
-    size_t cls = mm_cache_class_of_block(block);
-    if (unlikely(cls == 0))
-        return 0;
-    /* Its header, and the key that marks a block already cached (a double
-     * free).  The next header (a write past its end) is checked when the
-     * block leaves the cache for the heap, whose merging reads it anyway:
-     * here it would cost a cache miss on every free. */
     if (mm_check_level() != 0 && unlikely(!head_check_matches(b, head) || cache_words_intact(p)))
         return 0;
     if (size != 0 && unlikely(!block_fits_size(b, size, 0)))
+        return 0;
+    return block;
+}
+
+/* A free by a thread that has no cache (it never allocated): a sound small
+ * block waits on its arena's stack of pending frees, no lock taken.  0 when
+ * the slow path must do it (caching is off, or the block is not such). */
+static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
+{
+    if (!__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED) || !(in_brk_heap(&mm_main_arena, p) || in_segment_heap(p)))
+        return 0;
+    block_t *b = block_of_user(p);
+    if (small_block_freeable(b, p, size, origin) == 0)
+        return 0;
+    mm_pending_push(mm_arena_of(b), b);
+    return 1;
+}
+
+/* The free() fast path: a sound small block of this origin goes to the
+ * thread's cache (whose state the caller checked), counted as `call` unless
+ * that is MYMALLOC_CALL_COUNT.  The caller made sure p's header is in our
+ * heap.  0 when the slow path must look at it: a foreign, mapped, big or
+ * damaged block, a double free. */
+static inline __attribute__((always_inline)) size_t small_block_freeable(block_t *b, void *p, size_t size,
+                                                                          size_t origin);
+
+static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t, void *p, size_t size, size_t origin,
+                                                            enum mymalloc_call call)
+{
+    block_t *b = block_of_user(p);
+    size_t block = small_block_freeable(b, p, size, origin);
+    if (unlikely(block == 0))
+        return 0;
+    size_t cls = mm_cache_class_of_block(block);
+    if (unlikely(cls == 0))
         return 0;
     if (call != MYMALLOC_CALL_COUNT)
         mm_count_live(t, call);
@@ -352,8 +380,11 @@ void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *
         (in_brk_heap(&mm_main_arena, p) || in_segment_heap(p)) &&
         cache_free(t, p, size, origin, MYMALLOC_CALL_COUNT))
         return;
-    if (p != NULL)
-        free_slow(p, size, alignment, origin, func);
+    if (p == NULL)
+        return;
+    if (t->state != MM_THREAD_LIVE && origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && pending_free(p, size, origin))
+        return;
+    free_slow(p, size, alignment, origin, func);
 }
 
 static void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func)
@@ -385,6 +416,7 @@ static void free_slow(void *p, size_t size, size_t alignment, size_t origin, con
         goto out;
     }
     mm_lock(&a->lock);
+    mm_pending_take(a);
     if (!checks || mm_heap_block_ok(a, b, p, func, origin)) {
         if (checks && size != 0 && !block_fits_size(b, size, alignment))
             wrong_size(func, p, size, block_size(b));
@@ -554,8 +586,9 @@ static MM_NOINLINE void *malloc_uncached(size_t n)
 static MM_NOINLINE void free_uncached(void *p)
 {
     mm_count(MYMALLOC_CALL_FREE);
-    if (p != NULL)
-        free_slow(p, 0, 0, ORIGIN_MALLOC, "free");
+    if (p == NULL || (mm_self.state != MM_THREAD_LIVE && pending_free(p, 0, ORIGIN_MALLOC)))
+        return;
+    free_slow(p, 0, 0, ORIGIN_MALLOC, "free");
 }
 
 /* malloc() and free() open with the cache fast paths themselves, so a cached
@@ -754,6 +787,7 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
     for (unsigned i = 0; i < count; i++) {
         struct mm_arena *a = mm_arenas[i];
         mm_lock(&a->lock);
+        mm_pending_take(a);
         released |= mm_heap_trim(a, pad);
         released |= mm_release_all(a, pad);    /* and the pages inside free blocks */
         mm_unlock(&a->lock);

@@ -267,8 +267,11 @@ void mm_release_tick(struct mm_arena *a, const char *func)
     for (unsigned i = 0; count > 1 && i < count; i++) {
         struct mm_arena *idle = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
         if (idle == a || __atomic_load_n(&idle->threads, __ATOMIC_RELAXED) != 0 ||
-            __atomic_load_n(&idle->bins.dirty.head, __ATOMIC_RELAXED) == NULL || !mm_trylock(&idle->lock))
+            (__atomic_load_n(&idle->bins.dirty.head, __ATOMIC_RELAXED) == NULL &&
+             __atomic_load_n(&idle->pending, __ATOMIC_RELAXED) == NULL) ||
+            !mm_trylock(&idle->lock))
             continue;
+        mm_pending_take(idle);
         release_due(idle, func);
         mm_unlock(&idle->lock);
     }

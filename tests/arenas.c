@@ -6,6 +6,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdint.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -79,6 +80,55 @@ static int run_thread(void *(*fn)(void *), void *arg)
 {
     pthread_t t;
     return pthread_create(&t, NULL, fn, arg) == 0 && pthread_join(t, NULL) == 0;
+}
+
+/* ---- a thread that only frees: no cache, its frees wait on the arena ---- */
+
+static char *handed[BLOCKS];
+
+static void *free_handed(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < BLOCKS; i++)
+        free(handed[i]);
+    return NULL;
+}
+
+static void *volatile twice;    /* read again: the compiler may not see the double free */
+
+static void *free_twice(void *arg)
+{
+    twice = arg;
+    free(twice);
+    free(twice);        /* still waiting on the arena's stack: reported */
+    return NULL;
+}
+
+/* In a child: a free-only thread frees a block twice; the report and the
+ * signal are checked by the parent. */
+static int double_free_in_free_only_thread(char *line, size_t size)
+{
+    int fds[2];
+    if (pipe(fds) != 0)
+        return 0;
+    pid_t pid = fork();
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        close(fds[0]);
+        pthread_t t;
+        char *p = malloc(100);
+        if (p == NULL || pthread_create(&t, NULL, free_twice, p) != 0)
+            _exit(3);
+        pthread_join(t, NULL);
+        _exit(0);
+    }
+    close(fds[1]);
+    ssize_t n = read(fds[0], line, size - 1);
+    line[n > 0 ? n : 0] = '\0';
+    close(fds[0]);
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT;
 }
 
 /* ---- a child process for limits that must be set before any thread ---- */
@@ -181,6 +231,40 @@ int main(int argc, char **argv)
         free(made[i]);
     ok(mallopt(M_MYMALLOC_TCACHE, 1) == 1, "caches back on");
     ok(mymalloc_check() == 0, "heap sound");
+
+    /* A thread that never allocates has no cache: its frees of small blocks
+     * wait, without a lock, on a stack of their arena, which takes them in
+     * at its next heap operation: the main thread gets the blocks back. */
+    for (int i = 0; i < BLOCKS; i++)
+        handed[i] = malloc(SIZE);
+    static char *again[BLOCKS];
+    ok(run_thread(free_handed, NULL) && mymalloc_check() == 0,
+       "a thread that only frees: %d blocks of another thread freed, heap sound", BLOCKS);
+    struct mymalloc_stats waiting, taken;
+    mymalloc_stats_get(&waiting);
+    char *big = malloc(9000);        /* above the caches: the arena's next heap operation */
+    mymalloc_stats_get(&taken);
+    ok(big != NULL && waiting.inuse_bytes + 9016 >= taken.inuse_bytes + (size_t)BLOCKS * SIZE,
+       "they waited as blocks in use until the arena's next heap operation took them in: in use fell by "
+       "%zu bytes", waiting.inuse_bytes + 9016 - taken.inuse_bytes);
+    uintptr_t lo = UINTPTR_MAX, hi = 0;
+    for (int i = 0; i < BLOCKS; i++) {
+        lo = (uintptr_t)handed[i] < lo ? (uintptr_t)handed[i] : lo;
+        hi = (uintptr_t)handed[i] + SIZE > hi ? (uintptr_t)handed[i] + SIZE : hi;
+    }
+    int back = 0;
+    for (int i = 0; i < BLOCKS; i++) {
+        again[i] = malloc(SIZE);
+        back += (uintptr_t)again[i] >= lo && (uintptr_t)again[i] + SIZE <= hi;
+    }
+    ok(back >= BLOCKS / 2, "the memory it freed serves new blocks (%d of %d new blocks inside it)", back, BLOCKS);
+    for (int i = 0; i < BLOCKS; i++)
+        free(again[i]);
+    free(big);
+    char line[256];
+    int aborted = double_free_in_free_only_thread(line, sizeof line);
+    ok(aborted && strstr(line, "mymalloc: free(): double free of 0x") != NULL,
+       "a double free by a thread that only frees is reported (%.*s)", (int)strcspn(line, "\n"), line);
 
     /* The limits, each in a fresh process. */
     size_t count = 0;
