@@ -331,8 +331,10 @@ static inline __attribute__((always_inline)) size_t small_block_freeable(block_t
 }
 
 /* A free by a thread that has no cache (it never allocated): a sound small
- * block waits on its arena's stack of pending frees, no lock taken.  0 when
- * the slow path must do it (caching is off, or the block is not such). */
+ * block of an arena some thread uses waits on the arena's stack of pending
+ * frees, no lock taken, until that thread's next heap operation.  0 when
+ * the slow path must do it (no thread uses the arena, caching is off, or
+ * the block is not such). */
 static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
 {
     if (!__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED) || !(in_brk_heap(&mm_main_arena, p) || in_segment_heap(p)))
@@ -340,7 +342,10 @@ static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
     block_t *b = block_of_user(p);
     if (small_block_freeable(b, p, size, origin) == 0)
         return 0;
-    mm_pending_push(mm_arena_of(b), b);
+    struct mm_arena *a = mm_arena_of(b);
+    if (__atomic_load_n(&a->threads, __ATOMIC_RELAXED) == 0)
+        return 0;       /* no thread would take it in soon: free it now */
+    mm_pending_push(a, b);
     return 1;
 }
 
