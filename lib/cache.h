@@ -74,6 +74,13 @@ static inline int cache_words_intact(const size_t *user)
     return (user[0] ^ user[1]) == ((uintptr_t)mm_secret.mix ^ (uintptr_t)user);
 }
 
+/* Is the in-use block b sitting in a thread's cache or on an arena's stack
+ * of pending frees (freed already)?  Its first two words tell. */
+static inline int mm_block_cached(block_t *b)
+{
+    return block_size(b) <= MM_CACHE_MAX_BLOCK && cache_words_intact(block_user(b));
+}
+
 /* With checks on, a cached block's words must be intact. */
 static inline int mm_cache_block_ok(block_t *b)
 {

@@ -410,14 +410,11 @@ static const struct record *record_of(const struct drawing *d, unsigned k, const
     return lo < v->first + v->count && d->records[lo].base == (uintptr_t)r ? &d->records[lo] : NULL;
 }
 
-/* An in-use block sitting in a thread's cache carries an intact link and key
- * in its first two words (read racily: the owner may take it back at any
- * moment). */
+/* A cached block (read racily: the owner may take it back at any moment);
+ * a quarantined block is never one. */
 static int block_cached(block_t *b)
 {
-    if (block_size(b) > MM_CACHE_MAX_BLOCK || block_origin(b) == ORIGIN_QUARANTINE)
-        return 0;
-    return cache_words_intact(block_user(b));
+    return block_origin(b) != ORIGIN_QUARANTINE && mm_block_cached(b);
 }
 
 /* Every block of region r into the figures, and into the map as far as the

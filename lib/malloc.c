@@ -49,6 +49,15 @@ static const char *origin_name(size_t origin)
     }
 }
 
+/* Is p's header inside our brk heap, and so readable for sure?  The fast
+ * paths' test, two comparisons. */
+static inline int in_brk_heap(struct mm_arena *a, const void *p)
+{
+    const char *start = __atomic_load_n(&a->brk_start, __ATOMIC_ACQUIRE);
+    const char *end = __atomic_load_n(&a->brk_end, __ATOMIC_ACQUIRE);
+    return (const char *)p > start && (const char *)p < end;
+}
+
 /* Is [p - 16, p) inside a non-main arena's segments (which stay mapped)? */
 static inline int in_arena_segments(const void *p)
 {
@@ -62,11 +71,7 @@ static inline int in_arena_segments(const void *p)
 static inline int header_readable(const void *p)
 {
     struct mm_arena *a = &mm_main_arena;
-    char *start = __atomic_load_n(&a->brk_start, __ATOMIC_ACQUIRE);
-    char *end = __atomic_load_n(&a->brk_end, __ATOMIC_ACQUIRE);
-    if ((const char *)p > start && (const char *)p < end)
-        return 1;
-    if (in_arena_segments(p))
+    if (in_brk_heap(a, p) || in_arena_segments(p))
         return 1;
     if (!mm_heap_owns(a, p) || !__atomic_load_n(&a->has_segments, __ATOMIC_RELAXED))
         return mm_probe_mapped(block_of_user(p));   /* mapped block, trimmed away, or foreign */
@@ -109,11 +114,6 @@ static int origin_ok(const block_t *b, const void *p, const char *func, size_t e
     return 0;
 }
 
-/* Is the in-use block b sitting in a thread's cache (freed already)? */
-static inline int block_cached(block_t *b)
-{
-    return block_size(b) <= MM_CACHE_MAX_BLOCK && cache_words_intact(block_user(b));
-}
 
 /* A mapped block about to be freed or resized: 0 after a report. */
 static int mapped_block_ok(const block_t *b, const void *p, const char *func, size_t origin)
@@ -135,7 +135,7 @@ int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *
         return 0;
     }
     size_t size = block_size(b);
-    if (unlikely(!block_inuse(b) || block_cached(b))) {
+    if (unlikely(!block_inuse(b) || mm_block_cached(b))) {
         mm_report(func, "double free of", p, NULL, size);
         return 0;
     }
@@ -291,15 +291,6 @@ static MM_COLD void wrong_size(const char *func, const void *p, size_t size, siz
     mm_report(func, "wrong size for", p, detail, block);
 }
 
-/* Is p's header inside our brk heap, and so readable for sure?  The fast
- * paths' test, two comparisons. */
-static inline int in_brk_heap(struct mm_arena *a, const void *p)
-{
-    const char *start = __atomic_load_n(&a->brk_start, __ATOMIC_ACQUIRE);
-    const char *end = __atomic_load_n(&a->brk_end, __ATOMIC_ACQUIRE);
-    return (const char *)p > start && (const char *)p < end;
-}
-
 /* The same for the segments of the non-main arenas, and for a main heap of
  * mmap segments (sbrk failed or disabled). */
 static MM_NOINLINE int in_segment_heap(const void *p)
@@ -307,6 +298,12 @@ static MM_NOINLINE int in_segment_heap(const void *p)
     struct mm_arena *a = &mm_main_arena;
     return in_arena_segments(p) || (__atomic_load_n(&a->has_segments, __ATOMIC_RELAXED) && mm_heap_owns(a, p) &&
                                     mm_segment_holds(block_of_user(p)) == 1);
+}
+
+/* Is p's header in one of our heaps, and so readable for sure? */
+static inline int in_heap(const void *p)
+{
+    return in_brk_heap(&mm_main_arena, p) || in_segment_heap(p);
 }
 
 /* Is b (p's block, its header readable) a sound in-use heap block of this
@@ -337,7 +334,7 @@ static inline __attribute__((always_inline)) size_t small_block_freeable(block_t
  * the block is not such). */
 static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
 {
-    if (!__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED) || !(in_brk_heap(&mm_main_arena, p) || in_segment_heap(p)))
+    if (!__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED) || !in_heap(p))
         return 0;
     block_t *b = block_of_user(p);
     if (small_block_freeable(b, p, size, origin) == 0)
@@ -382,7 +379,7 @@ void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *
 {
     struct mm_thread *t = &mm_self;
     if (likely(origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && mm_cache_usable(t)) &&
-        (in_brk_heap(&mm_main_arena, p) || in_segment_heap(p)) &&
+        in_heap(p) &&
         cache_free(t, p, size, origin, MYMALLOC_CALL_COUNT))
         return;
     if (p == NULL)
@@ -775,7 +772,7 @@ MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
     mm_lock(&a->lock);
     if (!block_head_ok(b))
         mm_diagnose_header(a, b, p, "malloc_usable_size");
-    else if (!block_inuse(b) || block_cached(b))
+    else if (!block_inuse(b) || mm_block_cached(b))
         mm_report("malloc_usable_size", "freed block", p, NULL, block_size(b));
     else if (origin_ok(b, p, "malloc_usable_size", ORIGIN_ANY) && canary_intact(b, "malloc_usable_size"))
         usable = usable_bytes(b);
