@@ -102,7 +102,7 @@ _Static_assert((MM_MIN_BLOCK % MM_ALIGN) == 0, "minimum block keeps alignment");
 
 /* The header check: keyed by two secrets chosen at start-up (check.c).  With
  * checks off (MYMALLOC_CHECK=0) it is 0 and nothing verifies it. */
-struct mm_secret { uint64_t mix, multiplier; int level; };
+struct mm_secret { uint64_t mix, multiplier, link; int level; };
 extern struct mm_secret mm_secret __attribute__((visibility("hidden")));
 
 /* The check value of a header word whose check bits are clear: the top 16

@@ -66,21 +66,21 @@ static void cache_release(struct mm_arena **held, block_t *b)
  * operation under its lock. */
 void mm_pending_push(struct mm_arena *a, block_t *b)
 {
-    size_t *user = block_user(b);
-    block_t *head = __atomic_load_n(&a->pending, __ATOMIC_RELAXED);
+    void *user = block_user(b);
+    void *head = __atomic_load_n(&a->pending, __ATOMIC_RELAXED);
     do
         cache_words_set(user, head);
-    while (!__atomic_compare_exchange_n(&a->pending, &head, b, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
+    while (!__atomic_compare_exchange_n(&a->pending, &head, user, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
 /* The arena's lock is held: release every block waiting on its stack. */
 void mm_pending_release(struct mm_arena *a)
 {
-    block_t *b = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
-    while (b != NULL) {
-        block_t *next = cache_words_next(block_user(b));
-        release_locked(a, b);
-        b = next;
+    void *user = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
+    while (user != NULL) {
+        void *next = cache_words_next(user);
+        release_locked(a, block_of_user(user));
+        user = next;
     }
 }
 
@@ -107,11 +107,11 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
         if (b == NULL)
             break;
         if (last != NULL)
-            cache_words_set(block_user(last), b);
+            cache_words_set(block_user(last), block_user(b));
         else
-            t->cache.head[o][cls] = b;
+            t->cache.head[o][cls] = block_user(b);
         last = b;
-        t->cache.count[o][cls]++;
+        t->cache.room[o][cls]--;
     }
     if (last != NULL)
         cache_words_set(block_user(last), NULL);
@@ -124,22 +124,32 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
 void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
 {
     unsigned keep = mm_cache_limit[cls] / 2u;
-    block_t *b = t->cache.head[o][cls];
+    void *user = t->cache.head[o][cls];
 
     for (unsigned i = 1; i < keep; i++)
-        b = cache_words_next(block_user(b));
-    block_t *rest = cache_words_next(block_user(b));
-    cache_words_set(block_user(b), NULL);
-    t->cache.count[o][cls] = (uint8_t)keep;
+        user = cache_words_next(user);
+    void *rest = cache_words_next(user);
+    cache_words_set(user, NULL);
+    t->cache.room[o][cls] = (int8_t)(mm_cache_limit[cls] - keep);
 
     struct mm_arena *held = NULL;
     while (rest != NULL) {
-        block_t *next = cache_words_next(block_user(rest));
-        cache_release(&held, rest);
+        void *next = cache_words_next(rest);
+        cache_release(&held, block_of_user(rest));
         rest = next;
     }
     if (held != NULL)
         mm_unlock(&held->lock);
+}
+
+/* Every list empty, with room for its limit. */
+void mm_cache_reset(struct mm_thread *t)
+{
+    for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
+        for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
+            t->cache.head[o][cls] = NULL;
+            t->cache.room[o][cls] = (int8_t)mm_cache_limit[cls];
+        }
 }
 
 /* Give every cached block back (thread exit, malloc_trim, caching off). */
@@ -148,29 +158,28 @@ void mm_cache_flush(struct mm_thread *t)
     struct mm_arena *held = NULL;
     for (size_t o = 0; o < MM_CACHE_ORIGINS; o++) {
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
-            block_t *b = t->cache.head[o][cls];
-            while (b != NULL) {
-                block_t *next = cache_words_next(block_user(b));
-                cache_release(&held, b);
-                b = next;
+            void *user = t->cache.head[o][cls];
+            while (user != NULL) {
+                void *next = cache_words_next(user);
+                cache_release(&held, block_of_user(user));
+                user = next;
             }
-            t->cache.head[o][cls] = NULL;
-            t->cache.count[o][cls] = 0;
         }
     }
+    mm_cache_reset(t);
     if (held != NULL)
         mm_unlock(&held->lock);
 }
 
-/* A cached block's key or link was overwritten after it was freed: report
+/* A cached block's link or key was overwritten after it was freed: report
  * it and abandon the rest of that list (its blocks stay in use: leaked, never
  * handed out twice). */
 void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls)
 {
-    block_t *b = t->cache.head[o][cls];
+    void *user = t->cache.head[o][cls];
     t->cache.head[o][cls] = NULL;
-    t->cache.count[o][cls] = 0;
-    mm_report("malloc", "write after free in block", block_user(b), "a cached block's link or key changed",
-              block_size(b));
+    t->cache.room[o][cls] = (int8_t)mm_cache_limit[cls];
+    mm_report("malloc", "write after free in block", user, "a cached block's link or key changed",
+              block_size(block_of_user(user)));
     return NULL;
 }

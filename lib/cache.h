@@ -13,6 +13,7 @@ MM_HIDDEN extern int mm_cache_mode;
 MM_HIDDEN void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin);
 MM_HIDDEN void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls);
 MM_HIDDEN void mm_cache_flush(struct mm_thread *t);
+MM_HIDDEN void mm_cache_reset(struct mm_thread *t);
 MM_HIDDEN MM_COLD void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls);
 MM_HIDDEN extern const uint8_t mm_cache_limit[MM_CACHE_CLASSES];
 MM_HIDDEN extern const uint16_t mm_cache_block[MM_CACHE_CLASSES];   /* block size of each class */
@@ -35,65 +36,72 @@ static inline size_t mm_cache_class(size_t n)
     return mm_cache_ranged_class(request_to_block(n));
 }
 
-/* The class of a block of `block` bytes (at most MM_CACHE_MAX_BLOCK) that a
- * free may cache, or 0 when its size is no class's (a block made while the
- * caches were off, or shrunk by realloc). */
+/* The class of a block of `block` bytes that a free may cache, or 0 when its
+ * size is no class's (0, more than MM_CACHE_MAX_BLOCK, or a block made while
+ * the caches were off, or shrunk by realloc). */
 static inline size_t mm_cache_class_of_block(size_t block)
 {
     if (likely(block <= MM_CACHE_SMALL_MAX_BLOCK))
         return block / MM_ALIGN;
+    if (block > MM_CACHE_MAX_BLOCK)
+        return 0;
     size_t cls = mm_cache_ranged_class(block);
     return mm_cache_block[cls] == block ? cls : 0;
 }
 
 static inline int mm_cache_usable(const struct mm_thread *t)
 {
-    return t->state == MM_THREAD_LIVE && __atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED);
+    return t->cache_on != 0;
 }
 
-/* The first two user words of a cached block: the link to the next block of
- * its list, mangled with the block's address and a secret (a write after free
- * cannot point malloc at memory of the writer's choice), and a key that binds
- * the link to the block under another secret.  A free() that finds an intact
- * pair is freeing a block already cached (a double free); a malloc() that
- * finds a broken one reports a write after free. */
-static inline void cache_words_set(size_t *user, const block_t *next)
+/* The first two user words of a cached block (or one waiting on an arena's
+ * stack of pending frees): the link to the next block's user pointer,
+ * mangled with the block's address and a secret (a write after free cannot
+ * point malloc at memory of the writer's choice, and a damaged link is
+ * almost never 16-byte aligned), and a key made of the block's address and
+ * another secret.  A free() that finds the key is freeing a block already
+ * cached (a double free); a malloc() that does not find it reports a write
+ * after free. */
+static inline size_t cache_key(const void *user)
 {
-    size_t link = (uintptr_t)next ^ (uintptr_t)mm_secret.multiplier ^ (uintptr_t)user;
-    user[0] = link;
-    user[1] = link ^ (uintptr_t)mm_secret.mix ^ (uintptr_t)user;
+    return (uintptr_t)mm_secret.mix ^ (uintptr_t)user;
 }
 
-static inline block_t *cache_words_next(const size_t *user)
+static inline void cache_words_set(void *user, const void *next)
 {
-    return (block_t *)(user[0] ^ (uintptr_t)mm_secret.multiplier ^ (uintptr_t)user);
+    size_t *w = user;
+    w[0] = (uintptr_t)next ^ (uintptr_t)mm_secret.link ^ (uintptr_t)user;
+    w[1] = cache_key(user);
 }
 
-static inline int cache_words_intact(const size_t *user)
+static inline void *cache_words_next(const void *user)
 {
-    return (user[0] ^ user[1]) == ((uintptr_t)mm_secret.mix ^ (uintptr_t)user);
+    return (void *)(((const size_t *)user)[0] ^ (uintptr_t)mm_secret.link ^ (uintptr_t)user);
+}
+
+static inline int cache_words_keyed(const void *user)
+{
+    return ((const size_t *)user)[1] == cache_key(user);
 }
 
 /* Is the in-use block b sitting in a thread's cache or on an arena's stack
- * of pending frees (freed already)?  Its first two words tell. */
+ * of pending frees (freed already)?  Its key tells. */
 static inline int mm_block_cached(block_t *b)
 {
-    return block_size(b) <= MM_CACHE_MAX_BLOCK && cache_words_intact(block_user(b));
+    return block_size(b) <= MM_CACHE_MAX_BLOCK && cache_words_keyed(block_user(b));
 }
 
-/* With checks on, a cached block's words must be intact. */
-static inline int mm_cache_block_ok(block_t *b)
+/* Unlink the first block of a list, whose user pointer is `user`, and hand it
+ * out; NULL when its link or (with checks on) its key was damaged. */
+static inline __attribute__((always_inline)) void *mm_cache_take(struct mm_thread *t, size_t o, size_t cls,
+                                                                  void *user)
 {
-    return mm_check_level() == 0 || likely(cache_words_intact(block_user(b)));
-}
-
-/* Unlink b, the first block of its list, and hand it out. */
-static inline void *mm_cache_take(struct mm_thread *t, size_t o, size_t cls, block_t *b)
-{
-    size_t *user = block_user(b);
-    t->cache.head[o][cls] = cache_words_next(user);
-    t->cache.count[o][cls]--;
-    user[1] = 0;
+    void *next = cache_words_next(user);
+    if (unlikely((uintptr_t)next % MM_ALIGN != 0) || (mm_check_level() != 0 && unlikely(!cache_words_keyed(user))))
+        return NULL;
+    t->cache.head[o][cls] = next;
+    t->cache.room[o][cls]++;
+    ((size_t *)user)[1] = 0;
     return user;
 }
 
@@ -101,19 +109,22 @@ static inline void *mm_cache_take(struct mm_thread *t, size_t o, size_t cls, blo
  * (or was found damaged, reported and dropped). */
 static inline void *mm_cache_pop(struct mm_thread *t, size_t o, size_t cls)
 {
-    block_t *b = t->cache.head[o][cls];
-    if (b == NULL)
+    void *user = t->cache.head[o][cls];
+    if (user == NULL)
         return NULL;
-    if (unlikely(!mm_cache_block_ok(b)))
+    void *p = mm_cache_take(t, o, cls, user);
+    if (unlikely(p == NULL))
         return mm_cache_corrupt(t, o, cls);
-    return mm_cache_take(t, o, cls, b);
+    return p;
 }
 
-static inline void mm_cache_push(struct mm_thread *t, size_t o, size_t cls, block_t *b)
+/* Cache the block whose user pointer is `user`; drain half the list when it
+ * is over its limit (room below 0). */
+static inline void mm_cache_push(struct mm_thread *t, size_t o, size_t cls, void *user)
 {
-    cache_words_set(block_user(b), t->cache.head[o][cls]);
-    t->cache.head[o][cls] = b;
-    if (unlikely(++t->cache.count[o][cls] > mm_cache_limit[cls]))
+    cache_words_set(user, t->cache.head[o][cls]);
+    t->cache.head[o][cls] = user;
+    if (unlikely(--t->cache.room[o][cls] < 0))
         mm_cache_drain(t, o, cls);
 }
 

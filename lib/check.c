@@ -18,7 +18,7 @@ int mm_abort_on_error = 1;
 void mm_secret_init(void)
 {
     static int done;
-    uint64_t seed[2] = { 0, 0 };
+    uint64_t seed[3] = { 0, 0, 0 };
     if (__atomic_load_n(&done, __ATOMIC_ACQUIRE))
         return;
     if (getrandom(seed, sizeof seed, GRND_NONBLOCK) != (ssize_t)sizeof seed) {
@@ -29,9 +29,11 @@ void mm_secret_init(void)
         clock_gettime(CLOCK_MONOTONIC, &now);
         seed[0] = (at_random != NULL ? at_random[0] : 0) ^ (uint64_t)now.tv_nsec ^ (uint64_t)(uintptr_t)&now;
         seed[1] = (at_random != NULL ? at_random[1] : 0) ^ ((uint64_t)now.tv_sec << 32) ^ 0x9e3779b97f4a7c15u;
+        seed[2] = (seed[0] ^ seed[1]) * 0xbf58476d1ce4e5b9u;
     }
     mm_secret.mix = seed[0];
     mm_secret.multiplier = seed[1] | 1;   /* odd: a bijection, every input bit matters */
+    mm_secret.link = seed[2] & ~(uint64_t)(MM_ALIGN - 1);   /* keeps a sound link aligned */
     __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 }
 

@@ -70,8 +70,10 @@ static inline void mm_unlock(mm_lock_t *l)
 /* ---- thread.c: per-thread counters ---- */
 enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
 /* A thread's cache of small free blocks (cache.c): per size class and per
- * origin (the malloc family, operator new), singly linked through the first
- * user word (mangled), with a key in the second word while cached. */
+ * origin (the malloc family, operator new), lists of user pointers linked
+ * through the first user word (mangled), with a key in the second word while
+ * cached.  `room` is how many more blocks a list takes before half of it is
+ * drained: its limit (mm_cache_limit) less its length. */
 /* Classes 2 to 63: blocks of class * 16 bytes (32 to 1008); classes 64 to
  * 112: blocks of a sixteenth of a power of two, 1024 (class 64), 1088, 1152,
  * ... 8192 bytes (class 112; see cache.h). */
@@ -83,15 +85,24 @@ enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
 #define MM_CACHE_MAX_REQUEST (MM_CACHE_MAX_BLOCK - MM_HEADER)
 #define MM_CACHE_ORIGINS 2
 struct mm_cache {
-    block_t *head[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
-    uint8_t count[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
+    void *head[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
+    int8_t room[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
 };
+/* malloc() calls served by its inline fast path, by request size in steps
+ * of 16 bytes (0, 1-16, 17-32, ... 993-1008): one increment there, folded
+ * into the call and size-class counts when they are read. */
+#define MM_FAST_SIZES 64
 
+/* The counters are only written by their own thread, with plain increments
+ * (one instruction on the fast paths); other threads read them, relaxed, to
+ * sum them, and may see a count a few calls old. */
 struct mm_thread {
     struct mm_thread *next, *prev;      /* the registry of live threads */
     int state;                          /* MM_THREAD_NEW, _LIVE or _EXITED */
+    uint8_t cache_on;                   /* live, and caching is on (thread.c) */
     uint64_t calls[MYMALLOC_CALL_COUNT];
     uint64_t sizes[MYMALLOC_SIZE_CLASSES];   /* requests by size class */
+    uint64_t fast_sizes[MM_FAST_SIZES];      /* malloc fast path, see above */
     struct mm_arena *arena;             /* where its allocations come from */
     struct mm_cache cache;
 };
@@ -106,13 +117,14 @@ struct mm_thread_totals {
 };
 MM_HIDDEN void mm_thread_counts(struct mm_thread_totals *totals);
 MM_HIDDEN void mm_thread_setup(void);
+MM_HIDDEN void mm_thread_cache_switch(int on);
 MM_HIDDEN void mm_thread_fork_prepare(void);
 MM_HIDDEN void mm_thread_fork_parent(void);
 MM_HIDDEN void mm_thread_fork_child(void);
 /* Count one call of an entry point for a thread known to be registered. */
 static inline void mm_count_live(struct mm_thread *t, enum mymalloc_call call)
 {
-    __atomic_store_n(&t->calls[call], __atomic_load_n(&t->calls[call], __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    t->calls[call]++;
 }
 
 /* Count one call of an entry point: a thread-local increment. */
@@ -139,7 +151,7 @@ static inline void mm_count_alloc_live(struct mm_thread *t, enum mymalloc_call c
 {
     size_t cls = mm_size_class(n);
     mm_count_live(t, call);
-    __atomic_store_n(&t->sizes[cls], __atomic_load_n(&t->sizes[cls], __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+    t->sizes[cls]++;
 }
 
 /* The same for any thread. */
@@ -205,7 +217,8 @@ struct mm_arena {
     unsigned index;                /* in mm_arenas; 0: the main arena, the brk heap */
     int no_sbrk;                   /* grows in mmap segments only (every arena but main) */
     unsigned threads;              /* live threads attached (under the arenas lock) */
-    block_t *pending;              /* blocks freed by threads without a cache (cache.c) */
+    void *pending;                 /* blocks freed by threads without a cache (cache.c):
+                                      user pointers */
     struct mm_bins bins;
     block_t *top;                  /* the wilderness block, NULL before the first growth */
     struct mm_region *top_region;  /* region the top block ends */

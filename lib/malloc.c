@@ -306,25 +306,30 @@ static inline int in_heap(const void *p)
     return in_brk_heap(&mm_main_arena, p) || in_segment_heap(p);
 }
 
+/* Flag bits but P, the origin, and the size bits of 16 KiB and up: a small
+ * in-use block of one origin has only its U bit and origin set there. */
+#define SMALL_HEAD_MASK ((BLOCK_FLAGS & ~BLOCK_PREV_INUSE) | (BLOCK_SIZE_MASK & ~(size_t)(2 * MM_CACHE_MAX_BLOCK - 1)))
+
 /* Is b (p's block, its header readable) a sound in-use heap block of this
- * origin, of at most MM_CACHE_MAX_BLOCK bytes, not already cached or waiting
- * (a double free), and (for a sized free) of a size that fits?  Its size,
- * or 0 when the slow path must look at it.  The next header (a write past
- * its end) is checked when the block reaches the heap, whose merging reads
- * it anyway: here it would cost a cache miss on every free. */
-static inline __attribute__((always_inline)) size_t small_block_freeable(block_t *b, void *p, size_t size,
-                                                                          size_t origin)
+ * origin, of a size some cache class holds, not already cached or waiting
+ * (a double free), and (for a sized free) of a size that fits?  Its class,
+ * or 0 when the slow path must look at it.  With checks off nothing but the
+ * header's flags and size is looked at.  With checks on, the header's check
+ * value also covers a pointer that is not 16-byte aligned (the word before
+ * it is no header).  The next header (a write past its end) is checked when
+ * the block reaches the heap, whose merging reads it anyway: here it would
+ * cost a cache miss on every free. */
+static inline __attribute__((always_inline)) size_t small_block_class(block_t *b, void *p, size_t size,
+                                                                       size_t origin)
 {
     size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED);
-    size_t block = head & BLOCK_SIZE_MASK;
-    if (unlikely((uintptr_t)p % MM_ALIGN != 0 || (head & (BLOCK_FLAGS & ~BLOCK_PREV_INUSE)) != (BLOCK_INUSE | origin) ||
-                 block > MM_CACHE_MAX_BLOCK))
+    if (unlikely((head & SMALL_HEAD_MASK) != (BLOCK_INUSE | origin)))
         return 0;
-    if (mm_check_level() != 0 && unlikely(!head_check_matches(b, head) || cache_words_intact(p)))
+    if (mm_check_level() != 0 && unlikely(!head_check_matches(b, head) || cache_words_keyed(p)))
         return 0;
     if (size != 0 && unlikely(!block_fits_size(b, size, 0)))
         return 0;
-    return block;
+    return mm_cache_class_of_block(head & (2 * MM_CACHE_MAX_BLOCK - 1) & ~(size_t)(MM_ALIGN - 1));  /* its size */
 }
 
 /* A free by a thread that has no cache (it never allocated): a sound small
@@ -334,10 +339,10 @@ static inline __attribute__((always_inline)) size_t small_block_freeable(block_t
  * the block is not such). */
 static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
 {
-    if (!__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED) || !in_heap(p))
+    if (!__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED) || (uintptr_t)p % MM_ALIGN != 0 || !in_heap(p))
         return 0;
     block_t *b = block_of_user(p);
-    if (small_block_freeable(b, p, size, origin) == 0)
+    if (small_block_class(b, p, size, origin) == 0)
         return 0;
     struct mm_arena *a = mm_arena_of(b);
     if (__atomic_load_n(&a->threads, __ATOMIC_RELAXED) == 0)
@@ -351,22 +356,15 @@ static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
  * that is MYMALLOC_CALL_COUNT.  The caller made sure p's header is in our
  * heap.  0 when the slow path must look at it: a foreign, mapped, big or
  * damaged block, a double free. */
-static inline __attribute__((always_inline)) size_t small_block_freeable(block_t *b, void *p, size_t size,
-                                                                          size_t origin);
-
 static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t, void *p, size_t size, size_t origin,
                                                             enum mymalloc_call call)
 {
-    block_t *b = block_of_user(p);
-    size_t block = small_block_freeable(b, p, size, origin);
-    if (unlikely(block == 0))
-        return 0;
-    size_t cls = mm_cache_class_of_block(block);
+    size_t cls = small_block_class(block_of_user(p), p, size, origin);
     if (unlikely(cls == 0))
         return 0;
     if (call != MYMALLOC_CALL_COUNT)
         mm_count_live(t, call);
-    mm_cache_push(t, origin >> ORIGIN_SHIFT, cls, b);
+    mm_cache_push(t, origin >> ORIGIN_SHIFT, cls, p);
     return 1;
 }
 
@@ -601,18 +599,36 @@ static MM_COLD void *malloc_cache_damaged(struct mm_thread *t, size_t cls, size_
     return malloc_uncached(n);
 }
 
+/* Requests of 1009 to 8184 bytes: a class of sixteenths of a power of two. */
+static MM_NOINLINE void *malloc_ranged(struct mm_thread *t, size_t n)
+{
+    size_t cls = mm_cache_class(n);
+    void *user = t->cache.head[ORIGIN_MALLOC >> ORIGIN_SHIFT][cls];
+    if (user != NULL) {
+        void *p = mm_cache_take(t, ORIGIN_MALLOC >> ORIGIN_SHIFT, cls, user);
+        if (unlikely(p == NULL))
+            return malloc_cache_damaged(t, cls, n);
+        mm_count_alloc_live(t, MYMALLOC_CALL_MALLOC, n);
+        return p;
+    }
+    return malloc_uncached(n);
+}
+
 MYMALLOC_EXPORT void *malloc(size_t n)
 {
     struct mm_thread *t = &mm_self;
-    if (likely(n <= MM_CACHE_MAX_REQUEST && mm_cache_usable(t))) {
-        size_t o = ORIGIN_MALLOC >> ORIGIN_SHIFT, cls = mm_cache_class(n);
-        block_t *b = t->cache.head[o][cls];
-        if (likely(b != NULL)) {
-            if (unlikely(!mm_cache_block_ok(b)))
+    if (likely(n <= MM_CACHE_SMALL_MAX_REQUEST && mm_cache_usable(t))) {
+        size_t cls = request_to_class(n);
+        void *user = t->cache.head[ORIGIN_MALLOC >> ORIGIN_SHIFT][cls];
+        if (likely(user != NULL)) {
+            void *p = mm_cache_take(t, ORIGIN_MALLOC >> ORIGIN_SHIFT, cls, user);
+            if (unlikely(p == NULL))
                 return malloc_cache_damaged(t, cls, n);
-            mm_count_alloc_live(t, MYMALLOC_CALL_MALLOC, n);
-            return mm_cache_take(t, o, cls, b);
+            t->fast_sizes[(n + 15) / 16]++;
+            return p;
         }
+    } else if (n <= MM_CACHE_MAX_REQUEST && mm_cache_usable(t)) {
+        return malloc_ranged(t, n);
     }
     return malloc_uncached(n);
 }

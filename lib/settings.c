@@ -29,7 +29,8 @@ void mm_settings_changed(void)
     int on = __atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE) && mm_setting(&mm_settings.tcache) &&
              mm_check_level() != 2 &&
              __atomic_load_n(&mm_main_arena.fit.policy, __ATOMIC_RELAXED) == MM_FIT_BEST;
-    __atomic_store_n(&mm_cache_mode, on, __ATOMIC_RELAXED);
+    if (__atomic_exchange_n(&mm_cache_mode, on, __ATOMIC_RELAXED) != on)
+        mm_thread_cache_switch(on);
 }
 
 extern char **environ;

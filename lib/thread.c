@@ -26,21 +26,41 @@ static void registry_unlink(struct mm_thread *t)
     t->next = t->prev = NULL;
 }
 
+/* A thread's counters, with its malloc fast-path counts folded in. */
+static void counters_read(const struct mm_thread *t, uint64_t calls[MYMALLOC_CALL_COUNT],
+                          uint64_t sizes[MYMALLOC_SIZE_CLASSES])
+{
+    for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
+        calls[i] = __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED);
+    for (int i = 0; i < MYMALLOC_SIZE_CLASSES; i++)
+        sizes[i] = __atomic_load_n(&t->sizes[i], __ATOMIC_RELAXED);
+    for (size_t g = 0; g < MM_FAST_SIZES; g++) {
+        uint64_t n = __atomic_load_n(&t->fast_sizes[g], __ATOMIC_RELAXED);
+        calls[MYMALLOC_CALL_MALLOC] += n;
+        sizes[mm_size_class(g * 16)] += n;      /* every request of that step is in one class */
+    }
+}
+
 /* Fold a thread's counters into the retired totals; registry lock held.
  * Atomic adds: exited threads count there without the lock. */
 static void counters_retire(struct mm_thread *t)
 {
+    uint64_t calls[MYMALLOC_CALL_COUNT], sizes[MYMALLOC_SIZE_CLASSES];
+    counters_read(t, calls, sizes);
     for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
-        __atomic_add_fetch(&retired_calls[i], __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+        __atomic_add_fetch(&retired_calls[i], calls[i], __ATOMIC_RELAXED);
     for (int i = 0; i < MYMALLOC_SIZE_CLASSES; i++)
-        __atomic_add_fetch(&retired_sizes[i], __atomic_load_n(&t->sizes[i], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+        __atomic_add_fetch(&retired_sizes[i], sizes[i], __ATOMIC_RELAXED);
 }
 
 /* pthread key destructor: the thread is exiting. */
 static void thread_exit(void *arg)
 {
     struct mm_thread *t = arg;
+    mm_lock(&registry_lock);
     t->state = MM_THREAD_EXITED;        /* from here on, no caching */
+    t->cache_on = 0;
+    mm_unlock(&registry_lock);
     mm_cache_flush(t);
     mm_arena_detach(t);                 /* its arena is free for the next thread */
     mm_lock(&registry_lock);
@@ -74,6 +94,8 @@ void mm_count_slow(enum mymalloc_call call)
         registry->prev = t;
     registry = t;
     t->state = MM_THREAD_LIVE;
+    mm_cache_reset(t);
+    t->cache_on = (uint8_t)__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED);
     t->calls[call]++;
     mm_unlock(&registry_lock);
     /* May allocate (and so recurse into mymalloc) for high key numbers:
@@ -88,7 +110,7 @@ void mm_count_alloc_slow(enum mymalloc_call call, size_t cls)
     struct mm_thread *t = &mm_self;
     mm_count_slow(call);                /* registers the thread if it can */
     if (t->state == MM_THREAD_LIVE)
-        __atomic_store_n(&t->sizes[cls], __atomic_load_n(&t->sizes[cls], __ATOMIC_RELAXED) + 1, __ATOMIC_RELAXED);
+        t->sizes[cls]++;
     else
         __atomic_add_fetch(&retired_sizes[cls], 1, __ATOMIC_RELAXED);
 }
@@ -103,13 +125,16 @@ void mm_thread_counts(struct mm_thread_totals *totals)
     for (int i = 0; i < MYMALLOC_SIZE_CLASSES; i++)
         totals->sizes[i] = __atomic_load_n(&retired_sizes[i], __ATOMIC_RELAXED);
     for (struct mm_thread *t = registry; t != NULL; t = t->next) {
+        uint64_t calls[MYMALLOC_CALL_COUNT], sizes[MYMALLOC_SIZE_CLASSES];
+        counters_read(t, calls, sizes);
         for (int i = 0; i < MYMALLOC_CALL_COUNT; i++)
-            totals->calls[i] += __atomic_load_n(&t->calls[i], __ATOMIC_RELAXED);
+            totals->calls[i] += calls[i];
         for (int i = 0; i < MYMALLOC_SIZE_CLASSES; i++)
-            totals->sizes[i] += __atomic_load_n(&t->sizes[i], __ATOMIC_RELAXED);
+            totals->sizes[i] += sizes[i];
         for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
             for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
-                size_t n = __atomic_load_n(&t->cache.count[o][cls], __ATOMIC_RELAXED);
+                int room = __atomic_load_n(&t->cache.room[o][cls], __ATOMIC_RELAXED);
+                size_t n = room < mm_cache_limit[cls] ? (size_t)(mm_cache_limit[cls] - room) : 0;
                 cached += n * mm_cache_block[cls];
                 blocks += n;
             }
@@ -117,6 +142,15 @@ void mm_thread_counts(struct mm_thread_totals *totals)
     mm_unlock(&registry_lock);
     totals->cached_bytes = cached;
     totals->cached_blocks = blocks;
+}
+
+/* Caching was turned on or off: every live thread follows at its next call. */
+void mm_thread_cache_switch(int on)
+{
+    mm_lock(&registry_lock);
+    for (struct mm_thread *t = registry; t != NULL; t = t->next)
+        __atomic_store_n(&t->cache_on, (uint8_t)on, __ATOMIC_RELAXED);
+    mm_unlock(&registry_lock);
 }
 
 void mm_thread_fork_prepare(void) { mm_lock(&registry_lock); }

@@ -1,7 +1,8 @@
 /* arenas.c - threads get arenas of their own, up to the limit (8 per usable
  * CPU, MYMALLOC_ARENA_MAX, MALLOC_ARENA_MAX, mallopt(M_ARENA_MAX)); a block
  * freed by another thread goes back to its own arena; an exited thread's
- * arena serves the next thread.  Arenas are counted by mymalloc_stats_get. */
+ * arena serves the next thread; caching switched by one thread applies to
+ * all.  Arenas are counted by mymalloc_stats_get. */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
@@ -36,6 +37,70 @@ static void *crowd_member(void *arg)
     pthread_barrier_wait(&c->ready);
     pthread_barrier_wait(&c->leave);
     return NULL;
+}
+
+/* ---- caching turned off and on by another thread ---- */
+
+static size_t cached_blocks(void)      /* counted as blocks of 64 bytes (malloc(48)) */
+{
+    struct mymalloc_stats s;
+    return mymalloc_stats_get(&s) == 0 ? s.cached_bytes / 64 : 0;
+}
+
+struct switcher {
+    pthread_barrier_t step;
+};
+
+/* At each of three steps: allocates 8 blocks, waits while the main thread
+ * switches caching and counts, frees them, waits while it counts again. */
+static void *switched_thread(void *arg)
+{
+    struct switcher *w = arg;
+    for (int step = 0; step < 3; step++) {
+        void *p[8];
+        for (int i = 0; i < 8; i++)
+            p[i] = sink = malloc(48);       /* through sink: not optimised away */
+        pthread_barrier_wait(&w->step);
+        pthread_barrier_wait(&w->step);
+        for (int i = 0; i < 8; i++)
+            free(p[i]);
+        pthread_barrier_wait(&w->step);
+        pthread_barrier_wait(&w->step);
+    }
+    return NULL;
+}
+
+static void test_cache_switch(void)
+{
+    struct switcher w;
+    pthread_t id;
+    size_t before[3], after[3];
+    pthread_barrier_init(&w.step, NULL, 2);
+    if (pthread_create(&id, NULL, switched_thread, &w) != 0) {
+        skip(3, "pthread_create failed");
+        return;
+    }
+    for (int step = 0; step < 3; step++) {      /* caching on, off, on again */
+        pthread_barrier_wait(&w.step);
+        if (step > 0)
+            mallopt(M_MYMALLOC_TCACHE, step == 1 ? 0 : 1);
+        before[step] = cached_blocks();
+        pthread_barrier_wait(&w.step);
+        pthread_barrier_wait(&w.step);
+        after[step] = cached_blocks();
+        pthread_barrier_wait(&w.step);
+    }
+    pthread_join(id, NULL);
+    size_t left = cached_blocks();
+    pthread_barrier_destroy(&w.step);
+    ok(after[0] >= before[0] + 8, "a thread's 8 frees of malloc(48) blocks are cached (%zu blocks cached, then %zu)",
+       before[0], after[0]);
+    ok(after[1] == before[1],
+       "caching turned off by another thread: its next 8 frees reach the heap (%zu cached before, %zu after)",
+       before[1], after[1]);
+    ok(after[2] >= before[2] + 8 && left + 8 <= after[2],
+       "on again: its frees are cached (%zu, then %zu), and given back when it exits (%zu left)", before[2],
+       after[2], left);
 }
 
 /* Start n threads that each allocate and stay; the arenas counted while they
@@ -285,6 +350,7 @@ int main(int argc, char **argv)
     ok(mallopt(M_ARENA_MAX, 6) == 1, "M_ARENA_MAX 6 accepted");
     crowd = arenas_with_crowd(10);
     ok(crowd == 6, "10 live threads, limit 6: 6 arenas (%zu)", crowd);
+    test_cache_switch();
     ok(mymalloc_check() == 0, "heap sound at the end");
     return done();
 }
