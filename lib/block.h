@@ -44,8 +44,8 @@
  *   origin              who allocated it: the malloc family, operator new or
  *                       operator new[]; freeing it through another family is
  *                       reported (ORIGIN_QUARANTINE: reported once, never freed)
- *   check               16 bits of a keyed hash of the header's address and its
- *                       other 48 bits, under a secret chosen at start-up: a
+ *   check               16 bits of a keyed hash of the header's address (plus 8)
+ *                       and its other 48 bits, under a secret chosen at start-up: a
  *                       stray write, a foreign pointer or a guess fails it
  *                       (see head_check_bits)
  *
@@ -108,10 +108,16 @@ extern struct mm_secret mm_secret __attribute__((visibility("hidden")));
 /* The check value of a header word whose check bits are clear: the top 16
  * bits of (its other 48 bits, moved up, xor its address) times the odd
  * secret multiplier.  One multiply: cheap enough for every free(). */
+static inline uint64_t head_hash(const void *where, size_t head)
+{
+    /* Keyed by the address just past the header word (a block's user
+     * pointer, which free() has at hand). */
+    return (((uint64_t)head << 16) ^ ((uint64_t)(uintptr_t)where + MM_WORD)) * mm_secret.multiplier;
+}
+
 static inline size_t head_check_bits(const void *where, size_t head)
 {
-    uint64_t h = (((uint64_t)head << 16) ^ (uint64_t)(uintptr_t)where) * mm_secret.multiplier;
-    return (size_t)(h >> CHECK_SHIFT) << CHECK_SHIFT;
+    return (size_t)(head_hash(where, head) >> CHECK_SHIFT) << CHECK_SHIFT;
 }
 
 static inline size_t head_with_check(const void *where, size_t head)
@@ -125,8 +131,7 @@ static inline size_t head_with_check(const void *where, size_t head)
  * meaningful with checks on. */
 static inline int head_check_matches(const void *where, size_t head)
 {
-    uint64_t h = (((uint64_t)head << 16) ^ (uint64_t)(uintptr_t)where) * mm_secret.multiplier;
-    return (h >> CHECK_SHIFT) == (head >> CHECK_SHIFT);
+    return ((head_hash(where, head) ^ head) >> CHECK_SHIFT) == 0;
 }
 
 /* Is the header's check value right (always, with checks off)? */

@@ -18,6 +18,16 @@ const uint16_t mm_cache_block[MM_CACHE_CLASSES] = { S16(0), S16(16), S16(32), S1
                                                     R16(12) };
 _Static_assert(sizeof mm_cache_block / sizeof mm_cache_block[0] == MM_CACHE_CLASSES, "a size for every class");
 
+/* request_to_class(8 * step): the biggest request of the step, whose block
+ * every smaller request of the step shares. */
+#define C(g) (uint8_t)((g) * 8 + MM_HEADER + MM_ALIGN - 1 < MM_MIN_BLOCK ? MM_MIN_BLOCK / MM_ALIGN \
+                                                                    : ((g) * 8 + MM_HEADER + MM_ALIGN - 1) / MM_ALIGN)
+#define C4(g) C(g), C(g + 1), C(g + 2), C(g + 3)
+#define C16(g) C4(g), C4(g + 4), C4(g + 8), C4(g + 12)
+const uint8_t mm_cache_class_of_step[MM_FAST_SIZES] = { C16(0), C16(16), C16(32), C16(48),
+                                                        C16(64), C16(80), C16(96), C16(112) };
+_Static_assert(MM_FAST_SIZES * 8 > MM_CACHE_SMALL_MAX_REQUEST, "a step for every small request");
+
 /* Blocks kept per class: about 4 KiB worth, between 4 and 32 blocks, for the
  * small classes; 16 KiB worth, between 2 and 8 blocks, for the ranged ones. */
 #define PER(cls) (256 / ((cls) < 2 ? 2 : (cls)))

@@ -89,9 +89,11 @@ struct mm_cache {
     int8_t room[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
 };
 /* malloc() calls served by its inline fast path, by request size in steps
- * of 16 bytes (0, 1-16, 17-32, ... 993-1008): one increment there, folded
- * into the call and size-class counts when they are read. */
-#define MM_FAST_SIZES 64
+ * of 8 bytes (0, 1-8, 9-16, ... 993-1000): one increment there, folded into
+ * the call and size-class counts when they are read.  The same step gives
+ * the cache class (mm_cache_class_of_step in cache.h). */
+#define MM_FAST_SIZES 128
+static inline size_t mm_fast_step(size_t n) { return (n + 7) / 8; }
 
 /* The counters are only written by their own thread, with plain increments
  * (one instruction on the fast paths); other threads read them, relaxed, to

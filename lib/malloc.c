@@ -618,13 +618,13 @@ MYMALLOC_EXPORT void *malloc(size_t n)
 {
     struct mm_thread *t = &mm_self;
     if (likely(n <= MM_CACHE_SMALL_MAX_REQUEST && mm_cache_usable(t))) {
-        size_t cls = request_to_class(n);
+        size_t step = mm_fast_step(n), cls = mm_cache_class_of_step[step];
         void *user = t->cache.head[ORIGIN_MALLOC >> ORIGIN_SHIFT][cls];
         if (likely(user != NULL)) {
             void *p = mm_cache_take(t, ORIGIN_MALLOC >> ORIGIN_SHIFT, cls, user);
             if (unlikely(p == NULL))
                 return malloc_cache_damaged(t, cls, n);
-            t->fast_sizes[(n + 15) / 16]++;
+            t->fast_sizes[step]++;
             return p;
         }
     } else if (n <= MM_CACHE_MAX_REQUEST && mm_cache_usable(t)) {

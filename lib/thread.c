@@ -37,7 +37,7 @@ static void counters_read(const struct mm_thread *t, uint64_t calls[MYMALLOC_CAL
     for (size_t g = 0; g < MM_FAST_SIZES; g++) {
         uint64_t n = __atomic_load_n(&t->fast_sizes[g], __ATOMIC_RELAXED);
         calls[MYMALLOC_CALL_MALLOC] += n;
-        sizes[mm_size_class(g * 16)] += n;      /* every request of that step is in one class */
+        sizes[mm_size_class(g * 8)] += n;       /* every request of that step is in one class */
     }
 }
 
