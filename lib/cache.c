@@ -94,14 +94,18 @@ void mm_pending_release(struct mm_arena *a)
     }
 }
 
-/* The cache of this class is empty: take a batch of blocks under one lock,
- * return one and keep the rest, listed in address order (neighbours carved
- * from the top are handed out in the order they lie).  NULL when out of
- * memory. */
+/* The cache of this class is empty: take a batch of blocks under one lock
+ * (twice the last batch, 2 the first time, at most half the limit), return
+ * one and keep the rest, listed in address order (neighbours carved from
+ * the top are handed out in the order they lie).  NULL when out of memory. */
 void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
 {
     struct mm_arena *a = mm_thread_arena();
-    unsigned batch = mm_cache_limit[cls] / 2u;
+    unsigned most = mm_cache_limit[cls] / 2u;
+    unsigned batch = t->cache.batch[o][cls] == 0 ? 2u : 2u * t->cache.batch[o][cls];
+    if (batch > most)
+        batch = most;
+    t->cache.batch[o][cls] = (uint8_t)batch;
     block_t *first, *last = NULL;
 
     mm_lock(&a->lock);
@@ -159,6 +163,7 @@ void mm_cache_reset(struct mm_thread *t)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             t->cache.head[o][cls] = NULL;
             t->cache.room[o][cls] = (int8_t)mm_cache_limit[cls];
+            t->cache.batch[o][cls] = 0;
         }
 }
 

@@ -443,7 +443,12 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
     return 0;
 }
 
-static void maybe_trim(struct mm_arena *a)
+/* Trim the top when it is over the trim threshold.  A non-main arena with
+ * a decay (neither 0 nor -1) first waits for it (`wait`): its thread, or
+ * the next thread to take the arena, most likely needs those pages again
+ * soon, and a trimmed page costs a fault and a zeroed page when touched
+ * again (release.c trims it once the decay is over). */
+void mm_heap_trim_over(struct mm_arena *a, int wait)
 {
     size_t threshold = mm_setting(&mm_settings.trim_threshold);
     size_t pad = mm_setting(&mm_settings.top_pad);
@@ -451,8 +456,22 @@ static void maybe_trim(struct mm_arena *a)
     if (a->index != 0)      /* only the top's pages in use can go (see mm_heap_trim) */
         top = a->fresh_from > (char *)a->top ? (size_t)(a->fresh_from - (char *)a->top) : 0;
     /* Trim only when at least a page beyond the pad can go. */
-    if (top >= threshold && threshold != SIZE_MAX && top - MM_MIN_BLOCK >= pad + mm_page_size())
-        mm_heap_trim(a, pad);
+    if (!(top >= threshold && threshold != SIZE_MAX && top - MM_MIN_BLOCK >= pad + mm_page_size())) {
+        a->bins.dirty.top_waiting = 0;
+        return;
+    }
+    size_t decay = mm_setting(&mm_settings.decay_ms);
+    if (wait && a->index != 0 && decay != 0 && decay != SIZE_MAX) {
+        mm_release_top_wait(a);
+        return;
+    }
+    a->bins.dirty.top_waiting = 0;
+    mm_heap_trim(a, pad);
+}
+
+static void maybe_trim(struct mm_arena *a)
+{
+    mm_heap_trim_over(a, 1);
 }
 
 /* free() of an in-use heap block that has passed the caller's checks; with

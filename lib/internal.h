@@ -73,7 +73,9 @@ enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
  * origin (the malloc family, operator new), lists of user pointers linked
  * through the first user word (mangled), with a key in the second word while
  * cached.  `room` is how many more blocks a list takes before half of it is
- * drained: its limit (mm_cache_limit) less its length. */
+ * drained: its limit (mm_cache_limit) less its length.  A class's refills
+ * start with 2 blocks and double up to half the limit: a thread that uses a
+ * class once does not carve a batch it never uses. */
 /* Classes 2 to 63: blocks of class * 16 bytes (32 to 1008); classes 64 to
  * 112: blocks of a sixteenth of a power of two, 1024 (class 64), 1088, 1152,
  * ... 8192 bytes (class 112; see cache.h). */
@@ -87,6 +89,7 @@ enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
 struct mm_cache {
     void *head[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
     int8_t room[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
+    uint8_t batch[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];   /* blocks the last refill took (0: none yet) */
 };
 /* malloc() calls served by its inline fast path, by request size in steps
  * of 8 bytes (0, 1-8, 9-16, ... 993-1000): one increment there, folded into
@@ -182,6 +185,8 @@ struct mm_dirty {
     size_t count;
     unsigned tick;                    /* heap operations since the last look */
     unsigned looks;                   /* looks, for the rarer look at idle arenas */
+    int top_waiting;                  /* a non-main arena's top is over the trim threshold, */
+    size_t top_since;                 /* since this time (ms): trimmed after the decay */
 };
 
 struct mm_bins {
@@ -314,6 +319,7 @@ MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b, int fill);
 MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
+MM_HIDDEN void mm_heap_trim_over(struct mm_arena *a, int wait);
 
 MM_HIDDEN int mm_segment_holds(const void *p);
 MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a);
@@ -383,6 +389,7 @@ MM_HIDDEN void mm_release_set(struct mm_bins *bins, block_t *b, size_t flags);
 MM_HIDDEN int mm_release_zero_range(const block_t *b, size_t *from, size_t *to);
 MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN void mm_release_tick(struct mm_arena *a, const char *func);
+MM_HIDDEN void mm_release_top_wait(struct mm_arena *a);
 MM_HIDDEN int mm_release_all(struct mm_arena *a, size_t pad);
 MM_HIDDEN int mm_release_fill_ok(const block_t *b, size_t from, size_t to, size_t *offset);
 MM_HIDDEN int mm_release_list_check(const struct mm_arena *a, size_t listed);

@@ -48,6 +48,12 @@
  * releases the blocks at the old end of the list whose decay is over.
  * malloc_trim() releases them all (mm_release_all).
  *
+ * The top of a non-main arena waits for the decay too (heap.c): trimming it
+ * (with madvise: see mm_heap_trim) as soon as it passes the trim threshold
+ * would make its thread, or the next thread to take the arena, fault the
+ * same pages in again.  release_due trims it once it has stayed over the
+ * threshold for the decay.
+ *
  * All of it runs under the arena lock. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -268,7 +274,8 @@ void mm_release_tick(struct mm_arena *a, const char *func)
         struct mm_arena *idle = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
         if (idle == a || __atomic_load_n(&idle->threads, __ATOMIC_RELAXED) != 0 ||
             (__atomic_load_n(&idle->bins.dirty.head, __ATOMIC_RELAXED) == NULL &&
-             __atomic_load_n(&idle->pending, __ATOMIC_RELAXED) == NULL) ||
+             __atomic_load_n(&idle->pending, __ATOMIC_RELAXED) == NULL &&
+             !__atomic_load_n(&idle->bins.dirty.top_waiting, __ATOMIC_RELAXED)) ||
             !mm_trylock(&idle->lock))
             continue;
         mm_pending_take(idle);
@@ -277,10 +284,23 @@ void mm_release_tick(struct mm_arena *a, const char *func)
     }
 }
 
+/* A non-main arena's top went over the trim threshold (heap.c): it is
+ * trimmed once it has stayed there for the decay. */
+void mm_release_top_wait(struct mm_arena *a)
+{
+    struct mm_dirty *d = &a->bins.dirty;
+    if (!d->top_waiting) {
+        d->top_waiting = 1;
+        d->top_since = now_ms();
+    }
+}
+
 static void release_due(struct mm_arena *a, const char *func)
 {
     struct mm_dirty *d = &a->bins.dirty;
     size_t decay = mm_setting(&mm_settings.decay_ms);
+    if (d->top_waiting && (decay == 0 || decay == SIZE_MAX || ((now_ms() - d->top_since) & STAMP_MASK) >= decay))
+        mm_heap_trim_over(a, 0);     /* if it is still over the threshold */
     if (decay == SIZE_MAX || d->head == NULL)
         return;
     size_t now = decay != 0 ? now_ms() : 0;

@@ -280,6 +280,50 @@ static void fragment_with_decay(size_t start)
        "RSS within 1 MiB of the start of the test (%+ld KiB)", how, kib(end, start));
 }
 
+/* ---- a non-main arena's top waits for the decay ---- */
+
+#define TOP_BLOCKS 2000                  /* of 4000 bytes: about 8 MiB */
+static char *top_blocks[TOP_BLOCKS];
+static size_t top_before, top_peak, top_after_free;
+static int top_made;
+
+/* Fill 8 MiB from the thread's arena, then free it from the end, so that
+ * all of it joins the top: a thread with work to come (or the next thread
+ * to take its arena) finds the pages still there. */
+static void *worker_top(void *arg)
+{
+    (void)arg;
+    top_made = 1;
+    for (int i = 0; i < TOP_BLOCKS; i++) {
+        top_blocks[i] = malloc(4000);
+        if (top_blocks[i] == NULL)
+            top_made = 0;
+        else
+            fill(top_blocks[i], 0x3c, 4000);
+    }
+    top_peak = rss();
+    for (int i = TOP_BLOCKS - 1; i >= 0; i--)
+        free(top_blocks[i]);
+    top_after_free = rss();
+    return NULL;
+}
+
+static void top_decay_phase(void)
+{
+    ok(mallopt(M_MYMALLOC_DECAY, 300) == 1, "mallopt(M_MYMALLOC_DECAY, 300) accepted");
+    top_before = rss();
+    int ran = in_thread(worker_top, NULL);
+    ok(ran && top_made && top_peak >= top_before + 7 * MIB && top_after_free + MIB >= top_peak,
+       "a thread's arena: 8 MiB freed into its top keeps its pages at first (RSS %+ld KiB at the peak, %+ld KiB "
+       "after the free)", kib(top_peak, top_before), kib(top_after_free, top_before));
+    sleep_ms(400);
+    int ops = heap_ops();
+    size_t later = rss();
+    ok(ops && later <= top_before + MIB,
+       "decay 300 ms: 400 ms later (the thread gone, 64 heap operations of the main thread), the top is trimmed: "
+       "RSS %+ld KiB from before", kib(later, top_before));
+}
+
 /* ---- the decay ---- */
 
 static void decay_phase(void)
@@ -588,7 +632,7 @@ int main(int argc, char **argv)
     /* Thresholds fixed: blocks up to 32 MiB stay in the heap. */
     int set = mallopt(M_MMAP_THRESHOLD, 32 * 1024 * 1024) == 1 && mallopt(M_TOP_PAD, 128 * 1024) == 1 &&
               mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1 && mallopt(M_MYMALLOC_DECAY, -1) == 1;
-    plan(39);
+    plan(42);
     ok(set, "mallopt: mmap threshold 32 MiB, top pad and trim threshold 128 KiB, decay -1");
 
     /* Warm up what the measurements use (a thread's stack is kept by the C
@@ -606,6 +650,7 @@ int main(int argc, char **argv)
     fragment_with_trim(start);
     ok(mallopt(M_MYMALLOC_DECAY, 20) == 1, "mallopt(M_MYMALLOC_DECAY, 20) accepted");
     fragment_with_decay(start);
+    top_decay_phase();
     decay_phase();
     level2_phase();
     environment_phase();
