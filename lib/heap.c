@@ -443,13 +443,21 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
     return 0;
 }
 
-/* Trim the top when it is over the trim threshold.  A non-main arena with
- * a decay (neither 0 nor -1) first waits for it (`wait`): its thread, or
- * the next thread to take the arena, most likely needs those pages again
- * soon, and a trimmed page costs a fault and a zeroed page when touched
- * again (release.c trims it once the decay is over). */
+/* What a free trims at once of a top over the trim threshold when the
+ * arena trimmed less than the decay ago: everything past the pad and this
+ * much. */
+#define TOP_KEPT ((size_t)4 << 20)
+
+/* Trim the top when it is over the trim threshold.  An arena that trims
+ * again within the decay (neither 0 nor -1) of its last trim is giving
+ * pages back that it then faults in again: with `wait`, only the part past
+ * the pad and TOP_KEPT goes at once, and the rest once the top has stayed
+ * over the threshold for the decay (release.c).  So a program that frees
+ * the end of its heap once sees the break come down at once, and one that
+ * keeps growing and shrinking it trims at most once per decay. */
 void mm_heap_trim_over(struct mm_arena *a, int wait)
 {
+    struct mm_dirty *d = &a->bins.dirty;
     size_t threshold = mm_setting(&mm_settings.trim_threshold);
     size_t pad = mm_setting(&mm_settings.top_pad);
     size_t top = block_size(a->top);
@@ -457,16 +465,23 @@ void mm_heap_trim_over(struct mm_arena *a, int wait)
         top = a->fresh_from > (char *)a->top ? (size_t)(a->fresh_from - (char *)a->top) : 0;
     /* Trim only when at least a page beyond the pad can go. */
     if (!(top >= threshold && threshold != SIZE_MAX && top - MM_MIN_BLOCK >= pad + mm_page_size())) {
-        a->bins.dirty.top_waiting = 0;
+        d->top_waiting = 0;
         return;
     }
     size_t decay = mm_setting(&mm_settings.decay_ms);
-    if (wait && a->index != 0 && decay != 0 && decay != SIZE_MAX) {
-        mm_release_top_wait(a);
+    int timed = decay != 0 && decay != SIZE_MAX;
+    size_t now = timed ? mm_release_now() : 0;
+    if (wait && timed && d->trimmed && mm_release_within(now, d->last_trim, decay)) {
+        if (top - MM_MIN_BLOCK >= pad + TOP_KEPT + mm_page_size())
+            mm_heap_trim(a, pad + TOP_KEPT);
+        mm_release_top_wait(a, now);
         return;
     }
-    a->bins.dirty.top_waiting = 0;
-    mm_heap_trim(a, pad);
+    d->top_waiting = 0;
+    if (mm_heap_trim(a, pad)) {
+        d->trimmed = 1;
+        d->last_trim = now;
+    }
 }
 
 static void maybe_trim(struct mm_arena *a)

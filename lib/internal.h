@@ -185,8 +185,10 @@ struct mm_dirty {
     size_t count;
     unsigned tick;                    /* heap operations since the last look */
     unsigned looks;                   /* looks, for the rarer look at idle arenas */
-    int top_waiting;                  /* a non-main arena's top is over the trim threshold, */
+    int top_waiting;                  /* the top is over the trim threshold, */
     size_t top_since;                 /* since this time (ms): trimmed after the decay */
+    int trimmed;                      /* the top was trimmed, */
+    size_t last_trim;                 /* last at this time (ms) (heap.c) */
 };
 
 struct mm_bins {
@@ -389,7 +391,9 @@ MM_HIDDEN void mm_release_set(struct mm_bins *bins, block_t *b, size_t flags);
 MM_HIDDEN int mm_release_zero_range(const block_t *b, size_t *from, size_t *to);
 MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN void mm_release_tick(struct mm_arena *a, const char *func);
-MM_HIDDEN void mm_release_top_wait(struct mm_arena *a);
+MM_HIDDEN void mm_release_top_wait(struct mm_arena *a, size_t now);
+MM_HIDDEN size_t mm_release_now(void);
+MM_HIDDEN int mm_release_within(size_t now, size_t since, size_t ms);
 MM_HIDDEN int mm_release_all(struct mm_arena *a, size_t pad);
 MM_HIDDEN int mm_release_fill_ok(const block_t *b, size_t from, size_t to, size_t *offset);
 MM_HIDDEN int mm_release_list_check(const struct mm_arena *a, size_t listed);

@@ -48,11 +48,11 @@
  * releases the blocks at the old end of the list whose decay is over.
  * malloc_trim() releases them all (mm_release_all).
  *
- * The top of a non-main arena waits for the decay too (heap.c): trimming it
- * (with madvise: see mm_heap_trim) as soon as it passes the trim threshold
- * would make its thread, or the next thread to take the arena, fault the
- * same pages in again.  release_due trims it once it has stayed over the
- * threshold for the decay.
+ * The top waits for the decay too when its arena trimmed it less than the
+ * decay ago (heap.c): trimming it every time it passes the trim threshold
+ * would make the program, or the next thread to take the arena, fault the
+ * same pages in again and again.  release_due trims it once it has stayed
+ * over the threshold for the decay.
  *
  * All of it runs under the arena lock. */
 #define _GNU_SOURCE
@@ -284,14 +284,23 @@ void mm_release_tick(struct mm_arena *a, const char *func)
     }
 }
 
-/* A non-main arena's top went over the trim threshold (heap.c): it is
- * trimmed once it has stayed there for the decay. */
-void mm_release_top_wait(struct mm_arena *a)
+/* The coarse clock in ms, and whether `since` is less than `ms` before
+ * `now`, for heap.c. */
+size_t mm_release_now(void) { return now_ms(); }
+
+int mm_release_within(size_t now, size_t since, size_t ms)
+{
+    return ((now - since) & STAMP_MASK) < ms;
+}
+
+/* The top went over the trim threshold again soon after a trim (heap.c):
+ * it is trimmed once it has stayed there for the decay. */
+void mm_release_top_wait(struct mm_arena *a, size_t now)
 {
     struct mm_dirty *d = &a->bins.dirty;
     if (!d->top_waiting) {
         d->top_waiting = 1;
-        d->top_since = now_ms();
+        d->top_since = now;
     }
 }
 
@@ -299,7 +308,7 @@ static void release_due(struct mm_arena *a, const char *func)
 {
     struct mm_dirty *d = &a->bins.dirty;
     size_t decay = mm_setting(&mm_settings.decay_ms);
-    if (d->top_waiting && (decay == 0 || decay == SIZE_MAX || ((now_ms() - d->top_since) & STAMP_MASK) >= decay))
+    if (d->top_waiting && (decay == 0 || decay == SIZE_MAX || !mm_release_within(now_ms(), d->top_since, decay)))
         mm_heap_trim_over(a, 0);     /* if it is still over the threshold */
     if (decay == SIZE_MAX || d->head == NULL)
         return;

@@ -225,6 +225,10 @@ static void double_free_trimmed(void)
     char *b[4];
     if (mallopt(M_TRIM_THRESHOLD, -1) != 1)
         _exit(EXIT_MALLOPT);
+#ifdef M_MYMALLOC_DECAY
+    if (mallopt(M_MYMALLOC_DECAY, 0) != 1)     /* every trim at once, not only the first */
+        _exit(EXIT_MALLOPT);
+#endif
     for (int attempt = 0;; attempt++) {
         if (attempt == 50)
             setup_failed("no blocks next to the top");

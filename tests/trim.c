@@ -1,10 +1,13 @@
 /* trim.c - freeing the blocks at the end of the brk heap really lowers the
- * break: automatically past the trim threshold, on demand with malloc_trim(),
- * and not at all when mallopt(M_TRIM_THRESHOLD, -1) turned trimming off. */
+ * break: automatically past the trim threshold (all but 4 MiB at once, the
+ * rest after the decay; all at once with a decay of 0), on demand with
+ * malloc_trim(), and not at all when mallopt(M_TRIM_THRESHOLD, -1) turned
+ * trimming off. */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 #include "mymalloc.h"
 /* tap.h defines helpers this test does not use. */
@@ -20,6 +23,7 @@
 #define TOP_PAD (128 * KIB)
 #define TRIM_THRESHOLD (128 * KIB)
 #define SLACK (512 * KIB)
+#define TOP_KEPT (4 * MIB)                  /* kept at once for the decay */
 
 static char *blocks[COUNT];              /* static: no allocation of our own */
 
@@ -54,6 +58,27 @@ static int verify(void)
     return 1;
 }
 
+/* Heap operations (blocks too big for the caches): the decay is looked at
+ * every few of them. */
+static int heap_ops(void)
+{
+    for (int i = 0; i < 16; i++) {
+        char *p = malloc(20000);
+        if (p == NULL)
+            return 0;
+        p[0] = 1;
+        free(p);
+    }
+    return 1;
+}
+
+static void sleep_ms(long ms)
+{
+    struct timespec t = { ms / 1000, (ms % 1000) * 1000000 };
+    while (nanosleep(&t, &t) != 0)
+        continue;
+}
+
 /* Reverse order: every free() lands on the block right below the top. */
 static void release_all(void)
 {
@@ -68,13 +93,14 @@ int main(void)
     /* The settings under test, whatever the environment says; set before
      * stdio allocates its buffer, so that buffer starts the brk heap. */
     int set = mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 && mallopt(M_MMAP_MAX, 65536) == 1 &&
-              mallopt(M_TOP_PAD, (int)TOP_PAD) == 1 && mallopt(M_TRIM_THRESHOLD, (int)TRIM_THRESHOLD) == 1;
+              mallopt(M_TOP_PAD, (int)TOP_PAD) == 1 && mallopt(M_TRIM_THRESHOLD, (int)TRIM_THRESHOLD) == 1 &&
+              mallopt(M_MYMALLOC_DECAY, 200) == 1;
 #ifdef MM_DISABLE_SBRK
     (void)set;
     plan_skip_all("this build never uses brk (--disable-sbrk); segment trimming is tested in mmap_fallback");
 #endif
-    plan(19);
-    ok(set, "mallopt sets the default mmap threshold, mmap max, top pad and trim threshold");
+    plan(24);
+    ok(set, "mallopt sets the default mmap threshold, mmap max, top pad and trim threshold, and a decay of 200 ms");
     /* stdio has its buffer now: nothing allocates from here on except the
      * blocks below, so they are the last blocks of the heap. */
     char *start = brk_now();
@@ -91,10 +117,16 @@ int main(void)
     ok(verify(), "every block kept its contents");
 
     release_all();
+    char *kept = brk_now();
+    ok(kept < high, "freeing the blocks lowered the break");
+    ok(kept >= start + TOP_KEPT && kept <= start + TOP_PAD + TOP_KEPT + SLACK,
+       "decay 200 ms: the break came down to 4 MiB past the pad at once (%+ld KiB from the start)",
+       (long)(kept - start) / (long)KIB);
+    sleep_ms(300);
+    ok(heap_ops(), "300 ms later, 16 heap operations");
     char *after = brk_now();
-    ok(after < high, "freeing the blocks lowered the break");
     ok(after <= start + TOP_PAD + TRIM_THRESHOLD + SLACK,
-       "the break came back to within %zu KiB of the start (%+ld KiB)",
+       "the break came back to within %zu KiB of the start once the decay was over (%+ld KiB)",
        (TOP_PAD + TRIM_THRESHOLD + SLACK) / KIB, (long)(after - start) / (long)KIB);
     ok(mymalloc_check() == 0, "heap sound after the automatic trim");
 
@@ -104,6 +136,15 @@ int main(void)
     ok(trimmed < after, "malloc_trim(0) lowered the break further");
     ok(trimmed <= start, "the break is at most where it started (%+ld KiB)", (long)(trimmed - start) / (long)KIB);
     ok(malloc_trim(0) == 0 && brk_now() == trimmed, "a second malloc_trim(0) has nothing to release");
+
+    /* Decay 0: all of it at once. */
+    ok(mallopt(M_MYMALLOC_DECAY, 0) == 1, "mallopt(M_MYMALLOC_DECAY, 0) accepted");
+    char *from = brk_now();
+    ok(grow() && verify() && brk_now() >= from + 8 * MIB, "the blocks allocated again");
+    release_all();
+    ok(brk_now() <= from + TOP_PAD + TRIM_THRESHOLD + SLACK,
+       "decay 0: freeing them brought the break back at once (%+ld KiB)", (long)(brk_now() - from) / (long)KIB);
+    malloc_trim(0);
 
     /* Automatic trimming off. */
     ok(mallopt(M_TRIM_THRESHOLD, -1) == 1, "mallopt(M_TRIM_THRESHOLD, -1) accepted");
