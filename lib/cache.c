@@ -94,6 +94,32 @@ void mm_pending_release(struct mm_arena *a)
     }
 }
 
+/* Arena a's lock is held by thread t, whose cache is empty for a class it
+ * needs: the blocks other threads freed and left waiting on a's stack go to
+ * t's cache where their list has room (each checked as free() checks it:
+ * its header may have been overwritten while it waited), the rest back to
+ * the heap.  A producer whose blocks a consumer frees gets them back without
+ * merging and splitting them again. */
+static void pending_to_cache(struct mm_arena *a, struct mm_thread *t)
+{
+    void *user = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
+    while (user != NULL) {
+        void *next = cache_words_next(user);
+        block_t *b = block_of_user(user);
+        size_t head = b->head, o = (head & ORIGIN_MASK) >> ORIGIN_SHIFT;
+        size_t cls = mm_cache_class_of_block(head & BLOCK_SIZE_MASK);
+        if (cls != 0 && o < MM_CACHE_ORIGINS && t->cache.room[o][cls] > 0 && block_head_ok(b) &&
+            (head & (BLOCK_FLAGS & ~BLOCK_PREV_INUSE)) == (BLOCK_INUSE | (head & ORIGIN_MASK))) {
+            cache_words_set(user, t->cache.head[o][cls]);
+            t->cache.head[o][cls] = user;
+            t->cache.room[o][cls]--;
+        } else {
+            release_locked(a, b);
+        }
+        user = next;
+    }
+}
+
 /* The cache of this class is empty: take a batch of blocks under one lock
  * (twice the last batch, 2 the first time, at most half the limit), return
  * one and keep the rest, listed in address order (neighbours carved from
@@ -109,6 +135,15 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
     block_t *first, *last = NULL;
 
     mm_lock(&a->lock);
+    if (__atomic_load_n(&a->pending, __ATOMIC_RELAXED) != NULL) {
+        pending_to_cache(a, t);
+        void *user = t->cache.head[o][cls];
+        if (user != NULL) {
+            mm_unlock(&a->lock);
+            void *p = mm_cache_take(t, o, cls, user);   /* linked by this thread: sound */
+            return p != NULL ? p : mm_cache_corrupt(t, o, cls);
+        }
+    }
     first = mm_heap_alloc(a, mm_cache_block[cls], origin, NULL);
     if (first == NULL && a != &mm_main_arena) {     /* the arena cannot grow: try main */
         mm_unlock(&a->lock);
