@@ -144,23 +144,31 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
             return p != NULL ? p : mm_cache_corrupt(t, o, cls);
         }
     }
-    first = mm_heap_alloc(a, mm_cache_block[cls], origin, NULL);
+    size_t need = mm_cache_block[cls];
+    first = mm_heap_alloc_span(a, need, batch, origin);
     if (first == NULL && a != &mm_main_arena) {     /* the arena cannot grow: try main */
         mm_unlock(&a->lock);
         a = &mm_main_arena;
         mm_lock(&a->lock);
-        first = mm_heap_alloc(a, mm_cache_block[cls], origin, NULL);
+        first = mm_heap_alloc_span(a, need, batch, origin);
     }
-    for (unsigned i = 1; first != NULL && i < batch; i++) {
-        block_t *b = mm_heap_alloc(a, mm_cache_block[cls], origin, NULL);
-        if (b == NULL)
-            break;
-        if (last != NULL)
-            cache_words_set(block_user(last), block_user(b));
-        else
-            t->cache.head[o][cls] = block_user(b);
-        last = b;
-        t->cache.room[o][cls]--;
+    if (first != NULL) {
+        /* Cut the span into blocks: the first handed out, the rest cached in
+         * address order.  (A span of one block may be a little bigger.) */
+        size_t span = block_size(first), count = span / need;
+        mm_assert(count == 1 || span == count * need);
+        if (count > 1)
+            block_set_head(first, need, BLOCK_INUSE | origin | (first->head & BLOCK_PREV_INUSE));
+        for (size_t i = 1; i < count; i++) {
+            block_t *b = block_at(first, i * need);
+            block_set_head(b, need, BLOCK_INUSE | BLOCK_PREV_INUSE | origin);
+            if (last != NULL)
+                cache_words_set(block_user(last), block_user(b));
+            else
+                t->cache.head[o][cls] = block_user(b);
+            last = b;
+            t->cache.room[o][cls]--;
+        }
     }
     if (last != NULL)
         cache_words_set(block_user(last), NULL);

@@ -280,7 +280,26 @@ static inline block_t *free_block_take(struct mm_arena *a, size_t need, block_t 
 /* Take a free block of at least `need` bytes for use: from the bins (best
  * fit unless another policy is set), else the top (grown as needed).  NULL
  * when out of memory. */
+/* mm_heap_alloc and mm_heap_alloc_span: a free block of at least `need`
+ * bytes, or the top, gives a block of `need` bytes times as many as fit, up
+ * to `most`. */
+static block_t *heap_alloc(struct mm_arena *a, size_t need, size_t most, size_t origin, size_t *dirty);
+
 block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty)
+{
+    return heap_alloc(a, need, 1, origin, dirty);
+}
+
+/* Up to `most` blocks of `need` bytes as one in-use block: a multiple of
+ * `need` bytes, or (one block) `need` bytes plus less than MM_MIN_BLOCK when
+ * what was left of a free block could not stand alone.  One bin search and
+ * one split for a cache's refill, which cuts it into blocks itself. */
+block_t *mm_heap_alloc_span(struct mm_arena *a, size_t need, size_t most, size_t origin)
+{
+    return heap_alloc(a, need, most, origin, NULL);
+}
+
+static block_t *heap_alloc(struct mm_arena *a, size_t need, size_t most, size_t origin, size_t *dirty)
 {
     mm_pending_take(a);
     block_t *corrupt = NULL;
@@ -294,6 +313,12 @@ block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *d
     if (b != NULL) {
         size_t size = block_size(b), zero_from = 0, zero_to = 0;
         size_t released = mm_release_flags(b);    /* read before the block is written */
+        if (most > 1) {
+            size_t count = size / need < most ? size / need : most;
+            if (count > 1 && size - count * need != 0 && size - count * need < MM_MIN_BLOCK)
+                count--;        /* what is left must stand alone (a span is whole blocks) */
+            need *= count;
+        }
         if (dirty != NULL && !mm_release_zero_range(b, &zero_from, &zero_to))
             zero_from = zero_to = 0;
         if (size - need >= MM_MIN_BLOCK) {
@@ -312,8 +337,15 @@ block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *d
     } else {
         if (unlikely(a->top != NULL && !block_head_ok(a->top)))
             top_corrupted(a);
-        if ((a->top == NULL || block_size(a->top) < need + MM_MIN_BLOCK) && !heap_grow(a, need))
-            return NULL;
+        size_t span = need * most;
+        if ((a->top == NULL || block_size(a->top) < span + MM_MIN_BLOCK) && !heap_grow(a, span)) {
+            if (most == 1)
+                return NULL;
+            span = need;    /* no room for the span: one block, if that fits */
+            if ((a->top == NULL || block_size(a->top) < span + MM_MIN_BLOCK) && !heap_grow(a, span))
+                return NULL;
+        }
+        need = span;
         b = top_carve(a, need, origin, dirty);
     }
     a->inuse_bytes += block_size(b);

@@ -306,6 +306,7 @@ MM_HIDDEN int mm_bin_links_back(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 
 MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);
+MM_HIDDEN block_t *mm_heap_alloc_span(struct mm_arena *a, size_t need, size_t most, size_t origin);
 MM_HIDDEN void mm_pending_push(struct mm_arena *a, block_t *b);
 MM_HIDDEN void mm_pending_release(struct mm_arena *a);
 /* With the arena's lock held: take in the blocks other threads left on its
