@@ -191,6 +191,7 @@ struct mm_arena *mm_arena_attach(struct mm_thread *t)
     __atomic_store_n(&chosen->threads, chosen->threads + 1, __ATOMIC_RELAXED);
     t->arena = chosen;
     mm_unlock(&arenas_lock);
+    mm_cache_adopt(t, chosen);          /* the cache an exited thread left there */
     return chosen;
 }
 

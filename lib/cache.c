@@ -127,6 +127,10 @@ static void pending_to_cache(struct mm_arena *a, struct mm_thread *t)
 void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
 {
     struct mm_arena *a = mm_thread_arena();
+    if (t->cache.head[o][cls] != NULL) {            /* adopted with the arena just taken */
+        void *p = mm_cache_take(t, o, cls, t->cache.head[o][cls]);
+        return p != NULL ? p : mm_cache_corrupt(t, o, cls);
+    }
     unsigned most = mm_cache_limit[cls] / 2u;
     unsigned batch = t->cache.batch[o][cls] == 0 ? 2u : 2u * t->cache.batch[o][cls];
     if (batch > most)
@@ -197,6 +201,87 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     }
     if (held != NULL)
         mm_unlock(&held->lock);
+}
+
+/* ---- a cache left to the arena at thread exit ----
+ * A thread that exits leaves its cache to its arena (if the arena holds no
+ * other), and the next thread to take the arena adopts it: a program that
+ * keeps starting short-lived threads does not send every cached block back
+ * to the heap and carve it out again.  A cache left there for the decay with
+ * no thread to take it is given back by the busy arenas' look at the idle
+ * ones (release.c), and by malloc_trim(). */
+int mm_cache_stash(struct mm_thread *t)
+{
+    struct mm_arena *a = t->arena;
+    if (a == NULL || !__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED))
+        return 0;
+    mm_lock(&a->lock);
+    int done = !a->stashed;
+    if (done) {
+        a->stash = t->cache;
+        a->stash_since = mm_release_now();
+        __atomic_store_n(&a->stashed, 1, __ATOMIC_RELAXED);
+    }
+    mm_unlock(&a->lock);
+    if (done)
+        mm_cache_reset(t);
+    return done;
+}
+
+/* Thread t has just taken arena a, with its cache still empty. */
+void mm_cache_adopt(struct mm_thread *t, struct mm_arena *a)
+{
+    if (!__atomic_load_n(&a->stashed, __ATOMIC_RELAXED) || !t->cache_on)
+        return;
+    for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
+        for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++)
+            if (t->cache.head[o][cls] != NULL)
+                return;
+    mm_lock(&a->lock);
+    if (a->stashed) {
+        t->cache = a->stash;
+        __atomic_store_n(&a->stashed, 0, __ATOMIC_RELAXED);
+    }
+    mm_unlock(&a->lock);
+}
+
+/* Arena a's lock is held: give back the blocks of the cache left there, a's
+ * own to its heap and other arenas' onto their stacks of pending frees (no
+ * second lock is taken). */
+void mm_cache_stash_release(struct mm_arena *a)
+{
+    if (!a->stashed)
+        return;
+    __atomic_store_n(&a->stashed, 0, __ATOMIC_RELAXED);
+    for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
+        for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
+            void *user = a->stash.head[o][cls];
+            while (user != NULL) {
+                void *next = cache_words_next(user);
+                block_t *b = block_of_user(user);
+                struct mm_arena *home = mm_arena_of(b);
+                if (home == a)
+                    release_locked(a, b);
+                else
+                    mm_pending_push(home, b);
+                user = next;
+            }
+        }
+}
+
+/* Bytes and blocks a cache holds (read racily by the statistics). */
+size_t mm_cache_count(const struct mm_cache *c, size_t *blocks)
+{
+    size_t bytes = 0, n = 0;
+    for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
+        for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
+            int room = __atomic_load_n(&c->room[o][cls], __ATOMIC_RELAXED);
+            size_t k = room < mm_cache_limit[cls] ? (size_t)(mm_cache_limit[cls] - room) : 0;
+            bytes += k * mm_cache_block[cls];
+            n += k;
+        }
+    *blocks = n;
+    return bytes;
 }
 
 /* Every list empty, with room for its limit. */

@@ -242,6 +242,11 @@ struct mm_arena {
     size_t inuse_bytes;            /* bytes of in-use blocks in regions */
     size_t peak_system_bytes;
     struct mm_fit fit;             /* the placement policy and, unless best fit, its index */
+    /* The cache an exiting thread left for the next thread to take this
+     * arena (cache.c), under the lock. */
+    int stashed;
+    size_t stash_since;            /* when (ms) */
+    struct mm_cache stash;
 };
 
 MM_HIDDEN extern struct mm_arena mm_main_arena;
@@ -308,6 +313,10 @@ MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);
 MM_HIDDEN block_t *mm_heap_alloc_span(struct mm_arena *a, size_t need, size_t most, size_t origin);
 MM_HIDDEN void mm_pending_push(struct mm_arena *a, block_t *b);
+MM_HIDDEN int mm_cache_stash(struct mm_thread *t);
+MM_HIDDEN void mm_cache_adopt(struct mm_thread *t, struct mm_arena *a);
+MM_HIDDEN void mm_cache_stash_release(struct mm_arena *a);
+MM_HIDDEN size_t mm_cache_count(const struct mm_cache *c, size_t *blocks);
 MM_HIDDEN void mm_pending_release(struct mm_arena *a);
 /* With the arena's lock held: take in the blocks other threads left on its
  * stack of pending frees. */

@@ -805,6 +805,7 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
     for (unsigned i = 0; i < count; i++) {
         struct mm_arena *a = mm_arenas[i];
         mm_lock(&a->lock);
+        mm_cache_stash_release(a);
         mm_pending_take(a);
         released |= mm_heap_trim(a, pad);
         released |= mm_release_all(a, pad);    /* and the pages inside free blocks */

@@ -275,9 +275,13 @@ void mm_release_tick(struct mm_arena *a, const char *func)
         if (idle == a || __atomic_load_n(&idle->threads, __ATOMIC_RELAXED) != 0 ||
             (__atomic_load_n(&idle->bins.dirty.head, __ATOMIC_RELAXED) == NULL &&
              __atomic_load_n(&idle->pending, __ATOMIC_RELAXED) == NULL &&
-             !__atomic_load_n(&idle->bins.dirty.top_waiting, __ATOMIC_RELAXED)) ||
+             !__atomic_load_n(&idle->bins.dirty.top_waiting, __ATOMIC_RELAXED) &&
+             !__atomic_load_n(&idle->stashed, __ATOMIC_RELAXED)) ||
             !mm_trylock(&idle->lock))
             continue;
+        size_t decay = mm_setting(&mm_settings.decay_ms);
+        if (idle->stashed && decay != SIZE_MAX && (decay == 0 || !mm_release_within(now_ms(), idle->stash_since, decay)))
+            mm_cache_stash_release(idle);     /* no thread came for it */
         mm_pending_take(idle);
         release_due(idle, func);
         mm_unlock(&idle->lock);

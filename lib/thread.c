@@ -61,7 +61,8 @@ static void thread_exit(void *arg)
     t->state = MM_THREAD_EXITED;        /* from here on, no caching */
     t->cache_on = 0;
     mm_unlock(&registry_lock);
-    mm_cache_flush(t);
+    if (!mm_cache_stash(t))             /* left to its arena for the next thread */
+        mm_cache_flush(t);
     mm_arena_detach(t);                 /* its arena is free for the next thread */
     mm_lock(&registry_lock);
     counters_retire(t);
@@ -131,13 +132,18 @@ void mm_thread_counts(struct mm_thread_totals *totals)
             totals->calls[i] += calls[i];
         for (int i = 0; i < MYMALLOC_SIZE_CLASSES; i++)
             totals->sizes[i] += sizes[i];
-        for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
-            for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
-                int room = __atomic_load_n(&t->cache.room[o][cls], __ATOMIC_RELAXED);
-                size_t n = room < mm_cache_limit[cls] ? (size_t)(mm_cache_limit[cls] - room) : 0;
-                cached += n * mm_cache_block[cls];
-                blocks += n;
-            }
+        size_t n;
+        cached += mm_cache_count(&t->cache, &n);
+        blocks += n;
+    }
+    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < count; i++) {     /* caches left to arenas */
+        const struct mm_arena *a = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
+        size_t n;
+        if (__atomic_load_n(&a->stashed, __ATOMIC_RELAXED)) {
+            cached += mm_cache_count(&a->stash, &n);
+            blocks += n;
+        }
     }
     mm_unlock(&registry_lock);
     totals->cached_bytes = cached;

@@ -1,8 +1,8 @@
 /* arenas.c - threads get arenas of their own, up to the limit (8 per usable
  * CPU, MYMALLOC_ARENA_MAX, MALLOC_ARENA_MAX, mallopt(M_ARENA_MAX)); a block
  * freed by another thread goes back to its own arena; an exited thread's
- * arena serves the next thread; caching switched by one thread applies to
- * all.  Arenas are counted by mymalloc_stats_get. */
+ * arena, and the cache it left there, serve the next thread; caching switched
+ * by one thread applies to all.  Arenas are counted by mymalloc_stats_get. */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <pthread.h>
@@ -77,7 +77,7 @@ static void test_cache_switch(void)
     size_t before[3], after[3];
     pthread_barrier_init(&w.step, NULL, 2);
     if (pthread_create(&id, NULL, switched_thread, &w) != 0) {
-        skip(3, "pthread_create failed");
+        skip(4, "pthread_create failed");
         return;
     }
     for (int step = 0; step < 3; step++) {      /* caching on, off, on again */
@@ -98,9 +98,11 @@ static void test_cache_switch(void)
     ok(after[1] == before[1],
        "caching turned off by another thread: its next 8 frees reach the heap (%zu cached before, %zu after)",
        before[1], after[1]);
-    ok(after[2] >= before[2] + 8 && left + 8 <= after[2],
-       "on again: its frees are cached (%zu, then %zu), and given back when it exits (%zu left)", before[2],
-       after[2], left);
+    ok(after[2] >= before[2] + 8 && left >= after[2],
+       "on again: its frees are cached (%zu, then %zu), and its cache is left to its arena when it exits (%zu)",
+       before[2], after[2], left);
+    malloc_trim(0);
+    ok(cached_blocks() == 0, "malloc_trim(0) gives back every cache left to an arena (%zu left)", cached_blocks());
 }
 
 /* Start n threads that each allocate and stay; the arenas counted while they
@@ -145,6 +147,50 @@ static int run_thread(void *(*fn)(void *), void *arg)
 {
     pthread_t t;
     return pthread_create(&t, NULL, fn, arg) == 0 && pthread_join(t, NULL) == 0;
+}
+
+/* ---- a cache left to the arena for the next thread ---- */
+
+static struct mymalloc_stats adopt_before, adopt_after;
+static void *adopted[8];
+
+static void *leave_cache(void *arg)
+{
+    (void)arg;
+    void *p[8];
+    for (int i = 0; i < 8; i++)
+        p[i] = sink = malloc(48);
+    for (int i = 0; i < 8; i++)
+        free(p[i]);
+    return NULL;
+}
+
+static void *adopt_cache(void *arg)
+{
+    (void)arg;
+    mymalloc_stats_get(&adopt_before);
+    for (int i = 0; i < 8; i++)
+        adopted[i] = sink = malloc(48);
+    mymalloc_stats_get(&adopt_after);
+    for (int i = 0; i < 8; i++)
+        free(adopted[i]);
+    return NULL;
+}
+
+static void test_cache_left(void)
+{
+    struct mymalloc_stats left;
+    int ran = run_thread(leave_cache, NULL);
+    mymalloc_stats_get(&left);
+    ran = run_thread(adopt_cache, NULL) && ran;
+    ok(ran && left.cached_bytes >= 8 * 64, "a thread that exits leaves its cache to its arena (%zu bytes cached)",
+       left.cached_bytes);
+    ok(adopt_after.inuse_bytes == adopt_before.inuse_bytes &&
+           adopt_after.cached_bytes + 8 * 64 == adopt_before.cached_bytes,
+       "the next thread of that arena allocates from it: 8 blocks, no heap operation (in use %zu -> %zu, cached "
+       "%zu -> %zu)", adopt_before.inuse_bytes, adopt_after.inuse_bytes, adopt_before.cached_bytes,
+       adopt_after.cached_bytes);
+    ok(mymalloc_check() == 0, "heap sound after a cache changed threads");
 }
 
 /* ---- a thread that only frees: no cache, its frees wait on the arena ---- */
@@ -351,6 +397,7 @@ int main(int argc, char **argv)
     crowd = arenas_with_crowd(10);
     ok(crowd == 6, "10 live threads, limit 6: 6 arenas (%zu)", crowd);
     test_cache_switch();
+    test_cache_left();
     ok(mymalloc_check() == 0, "heap sound at the end");
     return done();
 }
