@@ -184,6 +184,15 @@ static inline void block_mark_free(block_t *b, size_t size)
     block_clear_prev_inuse(block_next(b));
 }
 
+/* The same for a block just split off the end of an in-use one (so the
+ * block before it is in use): one header write. */
+static inline void block_mark_free_after_inuse(block_t *b, size_t size)
+{
+    block_set_head(b, size, BLOCK_PREV_INUSE);
+    *block_tag(b) = size;
+    block_clear_prev_inuse(block_next(b));
+}
+
 /* Block size for a request of n bytes; n must be <= MM_MAX_REQUEST. */
 static inline size_t request_to_block(size_t n)
 {

@@ -323,8 +323,7 @@ static block_t *heap_alloc(struct mm_arena *a, size_t need, size_t most, size_t 
             zero_from = zero_to = 0;
         if (size - need >= MM_MIN_BLOCK) {
             block_t *rest = block_at(b, need);
-            block_set_head(rest, 0, BLOCK_PREV_INUSE);
-            block_mark_free(rest, size - need);
+            block_mark_free_after_inuse(rest, size - need);
             mm_bin_insert(&a->bins, rest);
             mm_release_inherit(&a->bins, rest, released);   /* its inner pages are b's */
             size = need;
@@ -577,8 +576,7 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
         if (total - need >= MM_MIN_BLOCK) {
             block_set_head(b, need, b->head & BLOCK_FLAGS);
             block_t *rest = block_at(b, need);
-            block_set_head(rest, 0, BLOCK_PREV_INUSE);
-            block_mark_free(rest, total - need);
+            block_mark_free_after_inuse(rest, total - need);
             mm_bin_insert(&a->bins, rest);
             mm_release_inherit(&a->bins, rest, released);   /* its inner pages are next's */
         } else {

@@ -802,10 +802,17 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
     if (mm_self.state == MM_THREAD_LIVE)
         mm_cache_flush(&mm_self);
     unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < count; i++) {      /* first the caches left to arenas: */
+        struct mm_arena *a = mm_arenas[i];      /* their blocks of other arenas wait */
+        if (__atomic_load_n(&a->stashed, __ATOMIC_RELAXED)) {   /* on those arenas' stacks */
+            mm_lock(&a->lock);
+            mm_cache_stash_release(a);
+            mm_unlock(&a->lock);
+        }
+    }
     for (unsigned i = 0; i < count; i++) {
         struct mm_arena *a = mm_arenas[i];
         mm_lock(&a->lock);
-        mm_cache_stash_release(a);
         mm_pending_take(a);
         released |= mm_heap_trim(a, pad);
         released |= mm_release_all(a, pad);    /* and the pages inside free blocks */
