@@ -71,14 +71,6 @@ void mm_bin_insert(struct mm_bins *bins, block_t *b)
         mm_release_add(bins, b);
 }
 
-/* A free block's links are trusted only if they point into the heap at block
- * headers and the blocks they name point back: a write after free into the
- * links is caught here, before an unlink could write through them. */
-static inline int link_plausible(const struct mm_arena *a, const block_t *link)
-{
-    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_heap_owns(a, link));
-}
-
 int mm_bin_links_ok(const struct mm_arena *a, const block_t *b)
 {
     if (mm_check_level() == 0)
@@ -86,18 +78,6 @@ int mm_bin_links_ok(const struct mm_arena *a, const block_t *b)
     return block_head_ok(b) && !block_inuse(b) && mm_bin_links_back(a, b);
 }
 
-/* The same for a block whose header the caller has checked, free. */
-int mm_bin_links_back(const struct mm_arena *a, const block_t *b)
-{
-    const block_t *prev = b->prev_free, *next = b->next_free;
-    if (!link_plausible(a, prev) || !link_plausible(a, next))
-        return 0;
-    if (prev == NULL ? a->bins.head[mm_bin_index(block_size(b))] != b : prev->next_free != b)
-        return 0;
-    if (next != NULL && next->prev_free != b)
-        return 0;
-    return block_size(b) < MM_RELEASE_MIN || mm_release_words_ok(a, b);
-}
 
 void mm_bin_remove(struct mm_bins *bins, block_t *b)
 {
@@ -146,7 +126,7 @@ block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt)
                 if (size - need < TAKE_CLOSE)
                     break;
             }
-            if (!link_plausible(a, b->next_free)) {
+            if (!mm_link_plausible(a, b->next_free)) {
                 *corrupt = b;
                 return NULL;
             }

@@ -191,6 +191,7 @@ struct mm_dirty {
     size_t last_trim;                 /* last at this time (ms) (heap.c) */
 };
 
+#define MM_RELEASE_MIN ((size_t)16384)  /* free blocks this big are tracked and released */
 struct mm_bins {
     block_t *head[MM_NBINS];          /* each a LIFO list */
     uint64_t map[MM_BINMAP_WORDS];    /* bit i set <=> head[i] != NULL */
@@ -302,12 +303,35 @@ static inline int mm_heap_owns(const struct mm_arena *a, const void *p)
            (uintptr_t)p < __atomic_load_n(&a->highest, __ATOMIC_RELAXED);
 }
 
+/* A free block's links are trusted only if they point into the heap at block
+ * headers and the blocks they name point back: a write after free into the
+ * links is caught here, before an unlink could write through them. */
+static inline int mm_link_plausible(const struct mm_arena *a, const block_t *link)
+{
+    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_heap_owns(a, link));
+}
+
+MM_HIDDEN size_t mm_bin_index(size_t size);
+MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
+
+/* The links of b, a free block whose header the caller has checked (bins.c). */
+static inline int mm_bin_links_back(const struct mm_arena *a, const block_t *b)
+{
+    const block_t *prev = b->prev_free, *next = b->next_free;
+    if (!mm_link_plausible(a, prev) || !mm_link_plausible(a, next))
+        return 0;
+    if (prev == NULL ? a->bins.head[mm_bin_index(block_size(b))] != b : prev->next_free != b)
+        return 0;
+    if (next != NULL && next->prev_free != b)
+        return 0;
+    return block_size(b) < MM_RELEASE_MIN || mm_release_words_ok(a, b);
+}
+
 MM_HIDDEN size_t mm_bin_index(size_t size);
 MM_HIDDEN void mm_bin_insert(struct mm_bins *bins, block_t *b);
 MM_HIDDEN void mm_bin_remove(struct mm_bins *bins, block_t *b);
 MM_HIDDEN block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt);
 MM_HIDDEN int mm_bin_links_ok(const struct mm_arena *a, const block_t *b);
-MM_HIDDEN int mm_bin_links_back(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 
 MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);
@@ -389,7 +413,6 @@ MM_HIDDEN int mm_settings_read_environment(void);
 static inline size_t mm_setting(const size_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }
 
 /* ---- release.c: the pages inside big free blocks given back with madvise ---- */
-#define MM_RELEASE_MIN ((size_t)16384)  /* free blocks this big are tracked and released */
 #define MM_RELEASE_HEAD (sizeof(block_t) + 3 * MM_WORD)  /* header, bin links, state, list links */
 #define MM_RELEASE_ZERO       ((size_t)1)  /* its inner pages were released: they read as zero */
 #define MM_RELEASE_MAYBE_ZERO ((size_t)2)  /* some of them may have been */
