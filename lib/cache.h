@@ -1,6 +1,7 @@
 /* cache.h - the fast paths of the per-thread cache: popping a small block on
  * malloc and pushing one on free, with no lock.  The slow parts (refill in a
- * batch, drain in a batch, flush at thread exit) are in cache.c. */
+ * batch, drain in a batch, flush, the cache left to the arena at thread
+ * exit) are in cache.c. */
 #ifndef MYMALLOC_CACHE_H
 #define MYMALLOC_CACHE_H
 
@@ -53,6 +54,7 @@ static inline size_t mm_cache_class_of_block(size_t block)
     return mm_cache_block[cls] == block ? cls : 0;
 }
 
+/* The thread is live and caching is on (one byte, kept by thread.c). */
 static inline int mm_cache_usable(const struct mm_thread *t)
 {
     return t->cache_on != 0;
