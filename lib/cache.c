@@ -1,8 +1,9 @@
 /* cache.c - per-thread caches of small blocks: refilled from the arena and
- * drained back to it in batches (one lock round trip for many blocks),
- * flushed when the thread exits, on malloc_trim and when caching is turned
- * off.  Cached blocks stay "in use" for the heap, so nothing else touches
- * them; the fast paths are in cache.h. */
+ * drained back to it in batches (one lock round trip for many blocks), left
+ * to the arena for the next thread when the thread exits, flushed on
+ * malloc_trim and when caching is turned off; the stacks of frees by threads
+ * without a cache.  Cached blocks stay "in use" for the heap, so nothing
+ * else touches them; the fast paths are in cache.h. */
 #include "cache.h"
 
 int mm_cache_mode;
