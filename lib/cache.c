@@ -128,10 +128,8 @@ static void pending_to_cache(struct mm_arena *a, struct mm_thread *t)
 void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
 {
     struct mm_arena *a = mm_thread_arena();
-    if (t->cache.head[o][cls] != NULL) {            /* adopted with the arena just taken */
-        void *p = mm_cache_take(t, o, cls, t->cache.head[o][cls]);
-        return p != NULL ? p : mm_cache_corrupt(t, o, cls);
-    }
+    if (t->cache.head[o][cls] != NULL)              /* adopted with the arena just taken */
+        return mm_cache_pop(t, o, cls);
     unsigned most = mm_cache_limit[cls] / 2u;
     unsigned batch = t->cache.batch[o][cls] == 0 ? 2u : 2u * t->cache.batch[o][cls];
     if (batch > most)
@@ -142,11 +140,9 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
     mm_lock(&a->lock);
     if (__atomic_load_n(&a->pending, __ATOMIC_RELAXED) != NULL) {
         pending_to_cache(a, t);
-        void *user = t->cache.head[o][cls];
-        if (user != NULL) {
+        if (t->cache.head[o][cls] != NULL) {
             mm_unlock(&a->lock);
-            void *p = mm_cache_take(t, o, cls, user);   /* linked by this thread: sound */
-            return p != NULL ? p : mm_cache_corrupt(t, o, cls);
+            return mm_cache_pop(t, o, cls);
         }
     }
     size_t need = mm_cache_block[cls];

@@ -22,6 +22,7 @@
 #include <time.h>
 #include <unistd.h>
 #include "mymalloc.h"
+#include "run_self.h"
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "tap.h"
@@ -34,7 +35,6 @@
 #define PIN (2 * MIB)                 /* keeps the block before it off the top; never written */
 #define OPS_SIZE (64 * KIB)
 
-extern char **environ;
 static size_t page;
 
 /* The compiler must not drop a malloc/free pair it can see through, nor the
@@ -569,46 +569,11 @@ static int probe(void)
 
 static int probe_env(const char *setting, char *out, size_t out_size, char *err, size_t err_size)
 {
-    int o[2], e[2];
-    if (pipe(o) != 0 || pipe(e) != 0)
-        return -1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* The environment minus any malloc tuning (it keeps the library
-         * path of an uninstalled build), plus the setting under test. */
-        static char *envp[4096];
-        char *argv[] = { (char *)"release", (char *)PROBE_ARG, NULL };
-        size_t n = 0;
-        for (char **e = environ; *e != NULL && n < 4090; e++)
-            if (strncmp(*e, "MYMALLOC_", 9) != 0 && strncmp(*e, "MALLOC_", 7) != 0)
-                envp[n++] = *e;
-        envp[n++] = (char *)setting;
-        envp[n++] = (char *)"MYMALLOC_MMAP_THRESHOLD=32M";
-        envp[n] = NULL;
-        dup2(o[1], 1);
-        dup2(e[1], 2);
-        close(o[0]);
-        close(e[0]);
-        execve("/proc/self/exe", argv, envp);
-        _exit(127);
-    }
-    close(o[1]);
-    close(e[1]);
-    size_t n = 0;
-    ssize_t r;
-    while (n + 1 < out_size && (r = read(o[0], out + n, out_size - 1 - n)) > 0)
-        n += (size_t)r;
-    out[n] = '\0';
-    n = 0;
-    while (n + 1 < err_size && (r = read(e[0], err + n, err_size - 1 - n)) > 0)
-        n += (size_t)r;
-    err[n] = '\0';
-    close(o[0]);
-    close(e[0]);
-    int status;
-    waitpid(pid, &status, 0);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    /* The environment minus any malloc tuning (it keeps the library path of
+     * an uninstalled build), plus the setting under test. */
+    const char *vars[] = { setting, "MYMALLOC_MMAP_THRESHOLD=32M", NULL };
+    int status = run_self("release", PROBE_ARG, vars, out, out_size, err, err_size);
+    return status != -1 && WIFEXITED(status) ? WEXITSTATUS(status) : -1;
 }
 
 static void environment_phase(void)
