@@ -13,14 +13,6 @@ static inline struct mm_arena *arena_of(struct mm_bins *bins)
     return (struct mm_arena *)((char *)bins - offsetof(struct mm_arena, bins));
 }
 
-size_t mm_bin_index(size_t size)
-{
-    if (size < MM_SMALL_LIMIT)
-        return size >> 4;
-    unsigned lg = 63u - (unsigned)__builtin_clzl(size);
-    return 64 + (lg - 10) * MM_RANGE_BINS + ((size >> (lg - MM_RANGE_SHIFT)) & (MM_RANGE_BINS - 1));
-}
-
 /* Two levels: map[w] has a bit per bin, `words` a bit per non-zero map[w]. */
 static inline void binmap_set(struct mm_bins *bins, size_t i)
 {
@@ -126,7 +118,7 @@ block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt)
                 if (size - need < TAKE_CLOSE)
                     break;
             }
-            if (!mm_link_plausible(a, b->next_free)) {
+            if (!mm_link_plausible(mm_heap_bounds(a), b->next_free)) {
                 *corrupt = b;
                 return NULL;
             }

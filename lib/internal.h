@@ -303,31 +303,63 @@ static inline int mm_heap_owns(const struct mm_arena *a, const void *p)
            (uintptr_t)p < __atomic_load_n(&a->highest, __ATOMIC_RELAXED);
 }
 
+/* The arena's bounds read once, for checks under its lock: p is inside
+ * them when (uintptr_t)p - low < span, one comparison. */
+struct mm_bounds { uintptr_t low, span; };
+
+static inline struct mm_bounds mm_heap_bounds(const struct mm_arena *a)
+{
+    uintptr_t low = __atomic_load_n(&a->lowest, __ATOMIC_RELAXED);
+    return (struct mm_bounds){ low, __atomic_load_n(&a->highest, __ATOMIC_RELAXED) - low };
+}
+
+static inline int mm_bounds_hold(struct mm_bounds r, const void *p)
+{
+    return (uintptr_t)p - r.low < r.span;
+}
+
 /* A free block's links are trusted only if they point into the heap at block
  * headers and the blocks they name point back: a write after free into the
  * links is caught here, before an unlink could write through them. */
-static inline int mm_link_plausible(const struct mm_arena *a, const block_t *link)
+static inline int mm_link_plausible(struct mm_bounds r, const block_t *link)
 {
-    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_heap_owns(a, link));
+    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_bounds_hold(r, link));
 }
 
-MM_HIDDEN size_t mm_bin_index(size_t size);
+/* The bin of free blocks of this size. */
+static inline size_t mm_bin_index(size_t size)
+{
+    if (size < MM_SMALL_LIMIT)
+        return size >> 4;
+    unsigned lg = 63u - (unsigned)__builtin_clzl(size);
+    return 64 + (lg - 10) * MM_RANGE_BINS + ((size >> (lg - MM_RANGE_SHIFT)) & (MM_RANGE_BINS - 1));
+}
+
 MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
 
-/* The links of b, a free block whose header the caller has checked (bins.c). */
-static inline int mm_bin_links_back(const struct mm_arena *a, const block_t *b)
+/* The links of b, a free block of `size` bytes whose header the caller has
+ * checked: each points into the heap at a header and back at b (or, for the
+ * first of its bin, the bin at b). */
+static inline int mm_bin_links_back_in(const struct mm_arena *a, struct mm_bounds r, const block_t *b, size_t size)
 {
     const block_t *prev = b->prev_free, *next = b->next_free;
-    if (!mm_link_plausible(a, prev) || !mm_link_plausible(a, next))
+    if (next != NULL && unlikely((uintptr_t)next % MM_ALIGN != MM_WORD || !mm_bounds_hold(r, next) ||
+                                 next->prev_free != b))
         return 0;
-    if (prev == NULL ? a->bins.head[mm_bin_index(block_size(b))] != b : prev->next_free != b)
+    if (prev == NULL) {
+        if (unlikely(a->bins.head[mm_bin_index(size)] != b))
+            return 0;
+    } else if (unlikely((uintptr_t)prev % MM_ALIGN != MM_WORD || !mm_bounds_hold(r, prev) || prev->next_free != b)) {
         return 0;
-    if (next != NULL && next->prev_free != b)
-        return 0;
-    return block_size(b) < MM_RELEASE_MIN || mm_release_words_ok(a, b);
+    }
+    return size < MM_RELEASE_MIN || mm_release_words_ok(a, b);
 }
 
-MM_HIDDEN size_t mm_bin_index(size_t size);
+static inline int mm_bin_links_back(const struct mm_arena *a, const block_t *b)
+{
+    return mm_bin_links_back_in(a, mm_heap_bounds(a), b, block_size(b));
+}
+
 MM_HIDDEN void mm_bin_insert(struct mm_bins *bins, block_t *b);
 MM_HIDDEN void mm_bin_remove(struct mm_bins *bins, block_t *b);
 MM_HIDDEN block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt);
@@ -505,8 +537,5 @@ static inline void mm_init(void) { if (unlikely(!__atomic_load_n(&mm_ready, __AT
 MM_HIDDEN void *mm_alloc(size_t n, size_t origin);
 MM_HIDDEN void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func);
 MM_HIDDEN void *mm_memalign(size_t alignment, size_t n, size_t origin);
-/* Checks of an in-use heap block about to be freed (arena lock held): 0 after
- * a report, the block then left alone. */
-MM_HIDDEN int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin);
 
 #endif

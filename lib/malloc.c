@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "cache.h"
+#include "check.h"
 #include "family.h"
 #include "internal.h"
 #include "mymalloc.h"
@@ -125,45 +126,10 @@ static int mapped_block_ok(const block_t *b, const void *p, const char *func, si
     return origin_ok(b, p, func, origin);
 }
 
-/* A heap block about to be freed or resized, under the arena lock, before
- * anything changes: its header, state and origin, and the neighbours free()
- * will touch.  0 after a report (the caller carries on, leaving the block). */
-static MM_NOINLINE MM_COLD int heap_block_report(struct mm_arena *a, block_t *b, const void *p, const char *func,
-                                                  size_t origin);
-
-/* Every check of mm_heap_block_ok, with no report: the common case, kept
- * free of calls so that it needs no stack frame. */
-static inline int heap_block_sound(struct mm_arena *a, block_t *b, size_t origin)
-{
-    size_t head = b->head;
-    if (unlikely(!block_head_matches_level(b, head) || !(head & BLOCK_INUSE) || mm_block_cached(b) ||
-                 (head & ORIGIN_MASK) != origin))
-        return 0;
-    block_t *next = block_next(b);
-    if (unlikely(!mm_heap_owns(a, next) || !block_head_ok(next) || !block_prev_inuse(next)))
-        return 0;
-    if (!(head & BLOCK_PREV_INUSE)) {
-        size_t tag = block_prev_tag(b);
-        if (unlikely(tag < MM_MIN_BLOCK || tag % MM_ALIGN != 0 || tag > (uintptr_t)b ||
-                     !mm_heap_owns(a, (char *)b - tag)))
-            return 0;
-        block_t *prev = block_prev(b);
-        if (unlikely(!block_head_ok(prev) || block_inuse(prev) || block_size(prev) != tag ||
-                     !mm_bin_links_back(a, prev)))
-            return 0;
-    }
-    return next == a->top || block_inuse(next) || likely(mm_bin_links_back(a, next));
-}
-
-int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
-{
-    if (likely(origin != ORIGIN_ANY && heap_block_sound(a, b, origin)))
-        return 1;
-    return heap_block_report(a, b, p, func, origin);
-}
-
-static MM_NOINLINE MM_COLD int heap_block_report(struct mm_arena *a, block_t *b, const void *p, const char *func,
-                                                  size_t origin)
+/* What mm_heap_block_sound (check.h) found wrong with a heap block about to
+ * be freed or resized, reported; 1 when only a neighbour was (it is taken
+ * out of use and the block can be freed), 0 when the block must be left. */
+int mm_heap_block_report(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
 {
     if (unlikely(!block_head_ok(b))) {
         mm_diagnose_header(a, b, p, func);

@@ -1,0 +1,57 @@
+/* check.h - the checks of an in-use heap block handed back to its arena (by
+ * free, realloc, or a cache drain), under the arena's lock: its header, and
+ * the neighbours a free will merge with.  The common case is inline and
+ * makes no call; the reports (what exactly was wrong) are in malloc.c. */
+#ifndef MYMALLOC_CHECK_H
+#define MYMALLOC_CHECK_H
+
+#include "cache.h"
+
+MM_HIDDEN MM_COLD int mm_heap_block_report(struct mm_arena *a, block_t *b, const void *p, const char *func,
+                                           size_t origin);
+
+/* Every check of mm_heap_block_ok, with no report: b's header is sound, in
+ * use, of this origin and not cached (freed already); the next header is
+ * sound and says b is in use (a write past b's end would have changed it);
+ * a free block before b has a sound header whose size its boundary tag
+ * repeats; and the free neighbours' links point back at them, so merging
+ * with them (an unlink) cannot write through a link written after free.
+ * Each header word is read once, the arena's bounds once. */
+static inline int mm_heap_block_sound(struct mm_arena *a, block_t *b, size_t origin)
+{
+    struct mm_bounds r = mm_heap_bounds(a);
+    size_t head = b->head;
+    if (unlikely(!head_check_matches(b, head) || (head & (BLOCK_INUSE | ORIGIN_MASK)) != (BLOCK_INUSE | origin) ||
+                 mm_block_cached(b)))
+        return 0;
+    block_t *next = block_at(b, head & BLOCK_SIZE_MASK);
+    if (unlikely(!mm_bounds_hold(r, next)))
+        return 0;
+    size_t next_head = next->head;
+    if (unlikely(!head_check_matches(next, next_head) || !(next_head & BLOCK_PREV_INUSE)))
+        return 0;
+    if (!(head & BLOCK_PREV_INUSE)) {
+        size_t tag = block_prev_tag(b);
+        if (unlikely(tag % MM_ALIGN != 0 || tag < MM_MIN_BLOCK || tag > (uintptr_t)b - r.low))
+            return 0;
+        block_t *prev = block_prev(b);
+        size_t prev_head = prev->head;
+        /* Free (U clear) and of the tag's size: one comparison. */
+        if (unlikely(!head_check_matches(prev, prev_head) || (prev_head & (BLOCK_SIZE_MASK | BLOCK_INUSE)) != tag ||
+                     !mm_bin_links_back_in(a, r, prev, tag)))
+            return 0;
+    }
+    return (next_head & BLOCK_INUSE) || next == a->top ||
+           likely(mm_bin_links_back_in(a, r, next, next_head & BLOCK_SIZE_MASK));
+}
+
+/* Checks of an in-use heap block about to be freed or resized (the arena
+ * lock held, checks on): 0 after a report, the block then left alone. */
+static inline int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
+{
+    if (likely(mm_heap_block_sound(a, b, origin)))
+        return 1;
+    return mm_heap_block_report(a, b, p, func, origin);
+}
+
+#endif
