@@ -10,8 +10,8 @@
 MM_HIDDEN MM_COLD int mm_heap_block_report(struct mm_arena *a, block_t *b, const void *p, const char *func,
                                            size_t origin);
 
-/* Every check of mm_heap_block_ok, with no report: b's header is sound, in
- * use, of this origin and not cached (freed already); the next header is
+/* The checks of mm_heap_block_ok but the first, with no report: b's header
+ * is sound, in use and of this origin; the next header is
  * sound and says b is in use (a write past b's end would have changed it);
  * a free block before b has a sound header whose size its boundary tag
  * repeats; and the free neighbours' links point back at them, so merging
@@ -21,8 +21,7 @@ static inline int mm_heap_block_sound(struct mm_arena *a, block_t *b, size_t ori
 {
     struct mm_bounds r = mm_heap_bounds(a);
     size_t head = b->head;
-    if (unlikely(!head_check_matches(b, head) || (head & (BLOCK_INUSE | ORIGIN_MASK)) != (BLOCK_INUSE | origin) ||
-                 mm_block_cached(b)))
+    if (unlikely(!head_check_matches(b, head) || (head & (BLOCK_INUSE | ORIGIN_MASK)) != (BLOCK_INUSE | origin)))
         return 0;
     block_t *next = block_at(b, head & BLOCK_SIZE_MASK);
     if (unlikely(!mm_bounds_hold(r, next)))
@@ -46,10 +45,12 @@ static inline int mm_heap_block_sound(struct mm_arena *a, block_t *b, size_t ori
 }
 
 /* Checks of an in-use heap block about to be freed or resized (the arena
- * lock held, checks on): 0 after a report, the block then left alone. */
+ * lock held, checks on): first that it is not cached or waiting (freed
+ * already: a cache drain, which clears that mark, checks only the rest).
+ * 0 after a report, the block then left alone. */
 static inline int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
 {
-    if (likely(mm_heap_block_sound(a, b, origin)))
+    if (likely(!mm_block_cached(b) && mm_heap_block_sound(a, b, origin)))
         return 1;
     return mm_heap_block_report(a, b, p, func, origin);
 }

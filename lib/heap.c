@@ -445,6 +445,7 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
         filled = filled && (prev->head & BLOCK_CANARY);
         released |= mm_release_flags(prev);
         mm_bin_remove(&a->bins, prev);
+        block_set_head(b, size, 0);     /* left inside prev: a second free() sees it free */
         if (filled)
             fill_junction(b, 0);
         size += block_size(prev);
@@ -457,6 +458,7 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
         return 1;
     }
     if (!block_inuse(next)) {
+        /* The block after next already has its P bit clear. */
         size_t next_size = block_size(next);
         filled = filled && (next->head & BLOCK_CANARY);
         released |= mm_release_flags(next);
@@ -464,10 +466,11 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
         size += next_size;
         if (filled)
             fill_junction(next, next_size);
+    } else {
+        block_clear_prev_inuse(next);
     }
     block_set_head(b, size, BLOCK_PREV_INUSE | (filled ? BLOCK_CANARY : 0));
     *block_tag(b) = size;
-    block_clear_prev_inuse(block_at(b, size));
     mm_bin_insert(&a->bins, b);
     /* Partly released: released again in full once its decay is over. */
     mm_release_inherit(&a->bins, b, released != 0 ? MM_RELEASE_MAYBE_ZERO : 0);
@@ -527,7 +530,6 @@ void mm_heap_release(struct mm_arena *a, block_t *b, int fill)
     a->inuse_bytes -= block_size(b);
     if (fill)
         mm_freed_fill(block_user(b), block_usable(b));
-    block_set_head(b, block_size(b), b->head & BLOCK_PREV_INUSE);   /* a second free() sees it */
     if (block_merge_free(a, b, fill))
         maybe_trim(a);
     mm_release_after(a, "free");

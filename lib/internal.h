@@ -304,12 +304,14 @@ static inline int mm_heap_owns(const struct mm_arena *a, const void *p)
 }
 
 /* The arena's bounds read once, for checks under its lock: p is inside
- * them when (uintptr_t)p - low < span, one comparison. */
+ * them when (uintptr_t)p - low < span, one comparison.  `low` is rounded
+ * down to 16 bytes, so that a header (8 modulo 16) inside is 8 past a
+ * multiple of 16 from it. */
 struct mm_bounds { uintptr_t low, span; };
 
 static inline struct mm_bounds mm_heap_bounds(const struct mm_arena *a)
 {
-    uintptr_t low = __atomic_load_n(&a->lowest, __ATOMIC_RELAXED);
+    uintptr_t low = __atomic_load_n(&a->lowest, __ATOMIC_RELAXED) & ~(uintptr_t)(MM_ALIGN - 1);
     return (struct mm_bounds){ low, __atomic_load_n(&a->highest, __ATOMIC_RELAXED) - low };
 }
 
@@ -318,12 +320,21 @@ static inline int mm_bounds_hold(struct mm_bounds r, const void *p)
     return (uintptr_t)p - r.low < r.span;
 }
 
+/* Is `link` (not NULL) a header address inside the bounds, 8 modulo 16?
+ * Rotated right by 4 bits, its distance from low + 8 is small only when
+ * its low 4 bits are 0 and it is in range: both tests in one comparison. */
+static inline int mm_bounds_hold_header(struct mm_bounds r, const void *link)
+{
+    uintptr_t x = (uintptr_t)link - r.low - MM_WORD;
+    return ((x >> 4) | (x << 60)) < r.span >> 4;
+}
+
 /* A free block's links are trusted only if they point into the heap at block
  * headers and the blocks they name point back: a write after free into the
  * links is caught here, before an unlink could write through them. */
 static inline int mm_link_plausible(struct mm_bounds r, const block_t *link)
 {
-    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_bounds_hold(r, link));
+    return link == NULL || mm_bounds_hold_header(r, link);
 }
 
 /* The bin of free blocks of this size. */
@@ -343,13 +354,12 @@ MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
 static inline int mm_bin_links_back_in(const struct mm_arena *a, struct mm_bounds r, const block_t *b, size_t size)
 {
     const block_t *prev = b->prev_free, *next = b->next_free;
-    if (next != NULL && unlikely((uintptr_t)next % MM_ALIGN != MM_WORD || !mm_bounds_hold(r, next) ||
-                                 next->prev_free != b))
+    if (next != NULL && unlikely(!mm_bounds_hold_header(r, next) || next->prev_free != b))
         return 0;
     if (prev == NULL) {
         if (unlikely(a->bins.head[mm_bin_index(size)] != b))
             return 0;
-    } else if (unlikely((uintptr_t)prev % MM_ALIGN != MM_WORD || !mm_bounds_hold(r, prev) || prev->next_free != b)) {
+    } else if (unlikely(!mm_bounds_hold_header(r, prev) || prev->next_free != b)) {
         return 0;
     }
     return size < MM_RELEASE_MIN || mm_release_words_ok(a, b);
