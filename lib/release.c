@@ -185,11 +185,6 @@ int mm_release_zero_range(const block_t *b, size_t *from, size_t *to)
     return 1;
 }
 
-static int link_plausible(const struct mm_arena *a, const block_t *link)
-{
-    return link == NULL || ((uintptr_t)link % MM_ALIGN == MM_WORD && mm_heap_owns(a, link));
-}
-
 /* Are a tracked free block's state and list links sound (checked before they
  * are used, like its bin links: a write after free lands here)? */
 int mm_release_words_ok(const struct mm_arena *a, const block_t *b)
@@ -200,7 +195,8 @@ int mm_release_words_ok(const struct mm_arena *a, const block_t *b)
         return 0;
     if (state_flags(b) & MM_RELEASE_ZERO)
         return t->newer == NULL && t->older == NULL && d->head != b;
-    if (!link_plausible(a, t->newer) || !link_plausible(a, t->older))
+    struct mm_bounds r = mm_heap_bounds(a);
+    if (!mm_link_plausible(r, t->newer) || !mm_link_plausible(r, t->older))
         return 0;
     if (t->older == NULL ? d->head != b : tracked(t->older)->newer != b)
         return 0;
@@ -250,7 +246,7 @@ static int sound(const struct mm_arena *a, const block_t *b)
 {
     if (mm_check_level() == 0)
         return 1;
-    return link_plausible(a, b) && block_head_ok(b) && !block_inuse(b) && is_tracked(b) && mm_bin_links_ok(a, b);
+    return mm_link_plausible(mm_heap_bounds(a), b) && block_head_ok(b) && !block_inuse(b) && is_tracked(b) && mm_bin_links_ok(a, b);
 }
 
 /* Called after heap operations (mm_release_after): release the blocks that
@@ -421,7 +417,7 @@ int mm_release_list_check(const struct mm_arena *a, size_t listed)
     size_t n = 0;
     const block_t *prev = NULL;
     for (const block_t *b = d->head; b != NULL; b = tracked(b)->newer) {
-        if (!link_plausible(a, b) || n > listed || block_inuse(b) || !is_tracked(b) ||
+        if (!mm_link_plausible(mm_heap_bounds(a), b) || n > listed || block_inuse(b) || !is_tracked(b) ||
             tracked(b)->older != prev || !state_ok(b) || (state_flags(b) & MM_RELEASE_ZERO))
             return 1;
         prev = b;
