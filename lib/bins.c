@@ -71,7 +71,7 @@ int mm_bin_links_ok(const struct mm_arena *a, const block_t *b)
 }
 
 
-void mm_bin_remove(struct mm_bins *bins, block_t *b)
+static inline void bin_remove(struct mm_bins *bins, block_t *b)
 {
     size_t i = mm_bin_index(block_size(b));
     block_t *prev = b->prev_free, *next = b->next_free;
@@ -90,6 +90,23 @@ void mm_bin_remove(struct mm_bins *bins, block_t *b)
         mm_fit_remove(arena_of(bins), b);
     if (block_size(b) >= MM_RELEASE_MIN)
         mm_release_remove(bins, b);
+}
+
+void mm_bin_remove(struct mm_bins *bins, block_t *b)
+{
+    bin_remove(bins, b);
+}
+
+/* The same for a free block (its header checked) whose links may have been
+ * written after free: with checks on, taken out only if they point back at
+ * it (the loads and the bin's index are the unlink's own).  0, with nothing
+ * changed, when they do not. */
+int mm_bin_remove_checked(struct mm_arena *a, block_t *b)
+{
+    if (mm_check_level() != 0 && unlikely(!mm_bin_links_back_in(a, mm_heap_bounds(a), b, block_size(b))))
+        return 0;
+    bin_remove(&a->bins, b);
+    return 1;
 }
 
 /* How many blocks of the request's own ranged bin are looked at (each may
@@ -131,11 +148,10 @@ block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt)
             return NULL;
         b = bins->head[i];
     }
-    if (unlikely(!mm_bin_links_ok(a, b))) {
+    if (unlikely(!block_head_ok(b) || block_inuse(b) || !mm_bin_remove_checked(a, b))) {
         *corrupt = b;
         return NULL;
     }
-    mm_bin_remove(bins, b);
     return b;
 }
 

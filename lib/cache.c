@@ -50,7 +50,7 @@ static void release_locked(struct mm_arena *a, block_t *b)
     if (mm_check_level() != 0 && unlikely(!mm_heap_block_sound(a, b, block_origin(b))) &&
         !mm_heap_block_report(a, b, user, block_origin(b) == ORIGIN_NEW ? "operator delete" : "free", block_origin(b)))
         return;
-    mm_heap_release(a, b, 0);
+    mm_heap_release(a, b, 0, NULL);
 }
 
 /* Hand a cached block back to its own arena, whose lock *held (if not NULL)

@@ -11,12 +11,12 @@ MM_HIDDEN MM_COLD int mm_heap_block_report(struct mm_arena *a, block_t *b, const
                                            size_t origin);
 
 /* The checks of mm_heap_block_ok but the first, with no report: b's header
- * is sound, in use and of this origin; the next header is
- * sound and says b is in use (a write past b's end would have changed it);
- * a free block before b has a sound header whose size its boundary tag
- * repeats; and the free neighbours' links point back at them, so merging
- * with them (an unlink) cannot write through a link written after free.
- * Each header word is read once, the arena's bounds once. */
+ * is sound, in use and of this origin; the next header is sound and says b
+ * is in use (a write past b's end would have changed it); a free block
+ * before b has a sound header whose size its boundary tag repeats.  Each
+ * header word is read once.  The free neighbours' links are checked as a
+ * merge unlinks them (mm_bin_remove_checked), so that an unlink never
+ * writes through a link written after free. */
 static inline int mm_heap_block_sound(struct mm_arena *a, block_t *b, size_t origin)
 {
     struct mm_bounds r = mm_heap_bounds(a);
@@ -36,12 +36,10 @@ static inline int mm_heap_block_sound(struct mm_arena *a, block_t *b, size_t ori
         block_t *prev = block_prev(b);
         size_t prev_head = prev->head;
         /* Free (U clear) and of the tag's size: one comparison. */
-        if (unlikely(!head_check_matches(prev, prev_head) || (prev_head & (BLOCK_SIZE_MASK | BLOCK_INUSE)) != tag ||
-                     !mm_bin_links_back_in(a, r, prev, tag)))
+        if (unlikely(!head_check_matches(prev, prev_head) || (prev_head & (BLOCK_SIZE_MASK | BLOCK_INUSE)) != tag))
             return 0;
     }
-    return (next_head & BLOCK_INUSE) || next == a->top ||
-           likely(mm_bin_links_back_in(a, r, next, next_head & BLOCK_SIZE_MASK));
+    return 1;
 }
 
 /* Checks of an in-use heap block about to be freed or resized (the arena

@@ -432,49 +432,77 @@ static void fill_junction(block_t *junction, size_t size)
     mm_freed_fill((char *)junction - MM_WORD, MM_WORD + words);
 }
 
-/* Merge the now-unused block b with free neighbours and file the result in a
- * bin or the top.  Returns 1 when it joined the top. */
-static int block_merge_free(struct mm_arena *a, block_t *b, int filled)
+/* A free neighbour of a block being freed or resized has links that do not
+ * point back at it (written after free): reported in the name of `func`
+ * (NULL: the family that allocated the block, of `origin`) and taken out of
+ * use for good. */
+static MM_NOINLINE MM_COLD void neighbour_links_broken(struct mm_arena *a, block_t *bad, const char *func,
+                                                       size_t origin)
 {
-    size_t size = block_size(b);
+    if (func == NULL)
+        func = origin == ORIGIN_NEW ? "operator delete" : origin == ORIGIN_NEW_ARRAY ? "operator delete[]" : "free";
+    mm_report(func, "corrupted free block", block_user(bad), "written after free?", block_size(bad));
+    mm_heap_quarantine_free(a, bad);
+}
+
+/* Merge the now-unused block b with free neighbours and file the result in a
+ * bin or the top.  Returns 1 when it joined the top.  A neighbour whose
+ * links were written after free is left out of the merge, then reported
+ * (for `func`, see neighbour_links_broken) once the heap is whole again. */
+static int block_merge_free(struct mm_arena *a, block_t *b, int filled, const char *func)
+{
+    size_t size = block_size(b), origin = block_origin(b);
     size_t released = 0;     /* release flags of the free blocks merged in */
+    block_t *broken_prev = NULL, *broken_next = NULL;
+    int joined_top = 0;
 
     if (!block_prev_inuse(b)) {
         block_t *prev = block_prev(b);
         mm_assert(!block_inuse(prev) && block_size(prev) == block_prev_tag(b));
-        filled = filled && (prev->head & BLOCK_CANARY);
-        released |= mm_release_flags(prev);
-        mm_bin_remove(&a->bins, prev);
-        block_set_head(b, size, 0);     /* left inside prev: a second free() sees it free */
-        if (filled)
-            fill_junction(b, 0);
-        size += block_size(prev);
-        b = prev;
+        size_t prev_released = mm_release_flags(prev);
+        if (likely(mm_bin_remove_checked(a, prev))) {
+            filled = filled && (prev->head & BLOCK_CANARY);
+            released |= prev_released;
+            block_set_head(b, size, 0);     /* left inside prev: a second free() sees it free */
+            if (filled)
+                fill_junction(b, 0);
+            size += block_size(prev);
+            b = prev;
+        } else {
+            broken_prev = prev;
+        }
     }
     block_t *next = block_at(b, size);
     if (next == a->top) {
         block_set_head(b, size + block_size(next), BLOCK_PREV_INUSE);
         a->top = b;
-        return 1;
-    }
-    if (!block_inuse(next)) {
-        /* The block after next already has its P bit clear. */
-        size_t next_size = block_size(next);
-        filled = filled && (next->head & BLOCK_CANARY);
-        released |= mm_release_flags(next);
-        mm_bin_remove(&a->bins, next);
-        size += next_size;
-        if (filled)
-            fill_junction(next, next_size);
+        joined_top = 1;
     } else {
-        block_clear_prev_inuse(next);
+        size_t next_released = block_inuse(next) ? 0 : mm_release_flags(next);
+        if (!block_inuse(next) && likely(mm_bin_remove_checked(a, next))) {
+            /* The block after next already has its P bit clear. */
+            size_t next_size = block_size(next);
+            filled = filled && (next->head & BLOCK_CANARY);
+            released |= next_released;
+            size += next_size;
+            if (filled)
+                fill_junction(next, next_size);
+        } else {
+            if (!block_inuse(next))
+                broken_next = next;
+            block_clear_prev_inuse(next);
+        }
+        block_set_head(b, size, BLOCK_PREV_INUSE | (filled ? BLOCK_CANARY : 0));
+        *block_tag(b) = size;
+        mm_bin_insert(&a->bins, b);
+        /* Partly released: released again in full once its decay is over. */
+        mm_release_inherit(&a->bins, b, released != 0 ? MM_RELEASE_MAYBE_ZERO : 0);
     }
-    block_set_head(b, size, BLOCK_PREV_INUSE | (filled ? BLOCK_CANARY : 0));
-    *block_tag(b) = size;
-    mm_bin_insert(&a->bins, b);
-    /* Partly released: released again in full once its decay is over. */
-    mm_release_inherit(&a->bins, b, released != 0 ? MM_RELEASE_MAYBE_ZERO : 0);
-    return 0;
+    if (unlikely(broken_prev != NULL))
+        neighbour_links_broken(a, broken_prev, func, origin);
+    if (unlikely(broken_next != NULL))
+        neighbour_links_broken(a, broken_next, func, origin);
+    return joined_top;
 }
 
 /* What a free trims at once of a top over the trim threshold when the
@@ -524,13 +552,15 @@ static void maybe_trim(struct mm_arena *a)
 }
 
 /* free() of an in-use heap block that has passed the caller's checks; with
- * `fill` (MYMALLOC_CHECK=2) its inside gets the freed pattern. */
-void mm_heap_release(struct mm_arena *a, block_t *b, int fill)
+ * `fill` (MYMALLOC_CHECK=2) its inside gets the freed pattern.  `func` names
+ * the call in a report of a neighbour written after free (NULL: the
+ * family's free, for a cached block going back). */
+void mm_heap_release(struct mm_arena *a, block_t *b, int fill, const char *func)
 {
     a->inuse_bytes -= block_size(b);
     if (fill)
         mm_freed_fill(block_user(b), block_usable(b));
-    if (block_merge_free(a, b, fill))
+    if (block_merge_free(a, b, fill, func))
         maybe_trim(a);
     mm_release_after(a, "free");
 }
@@ -546,7 +576,7 @@ void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need)
     block_t *rest = block_at(b, need);
     block_set_head(rest, size - need, BLOCK_INUSE | BLOCK_PREV_INUSE);
     a->inuse_bytes -= size - need;
-    if (block_merge_free(a, rest, 0))
+    if (block_merge_free(a, rest, 0, "realloc"))
         maybe_trim(a);
     mm_release_after(a, "realloc");
 }
@@ -574,7 +604,10 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
     } else if (!block_inuse(next) && size + block_size(next) >= need) {
         size_t total = size + block_size(next);
         size_t released = mm_release_flags(next);
-        mm_bin_remove(&a->bins, next);
+        if (unlikely(!mm_bin_remove_checked(a, next))) {
+            neighbour_links_broken(a, next, "realloc", ORIGIN_MALLOC);
+            return 0;
+        }
         if (total - need >= MM_MIN_BLOCK) {
             block_set_head(b, need, b->head & BLOCK_FLAGS);
             block_t *rest = block_at(b, need);

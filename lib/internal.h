@@ -372,6 +372,7 @@ static inline int mm_bin_links_back(const struct mm_arena *a, const block_t *b)
 
 MM_HIDDEN void mm_bin_insert(struct mm_bins *bins, block_t *b);
 MM_HIDDEN void mm_bin_remove(struct mm_bins *bins, block_t *b);
+MM_HIDDEN int mm_bin_remove_checked(struct mm_arena *a, block_t *b);
 MM_HIDDEN block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt);
 MM_HIDDEN int mm_bin_links_ok(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
@@ -393,7 +394,7 @@ static inline void mm_pending_take(struct mm_arena *a)
 }
 MM_HIDDEN void mm_heap_rebuild_bins(struct mm_arena *a);
 MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
-MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b, int fill);
+MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b, int fill, const char *func);
 MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);

@@ -127,8 +127,8 @@ static int mapped_block_ok(const block_t *b, const void *p, const char *func, si
 }
 
 /* What mm_heap_block_sound (check.h) found wrong with a heap block about to
- * be freed or resized, reported; 1 when only a neighbour was (it is taken
- * out of use and the block can be freed), 0 when the block must be left. */
+ * be freed or resized, reported: 0, the block then left alone (1 when
+ * nothing was wrong after all). */
 int mm_heap_block_report(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
 {
     if (unlikely(!block_head_ok(b))) {
@@ -163,16 +163,8 @@ int mm_heap_block_report(struct mm_arena *a, block_t *b, const void *p, const ch
             mm_repair_before(a, b);
             return 0;
         }
-        if (unlikely(!mm_bin_links_back(a, prev))) {    /* its header was checked above */
-            mm_report(func, "corrupted free block", block_user(prev), "written after free?", tag);
-            mm_heap_quarantine_free(a, prev);
-        }
     }
-    if (next != a->top && !block_inuse(next) && unlikely(!mm_bin_links_back(a, next))) {
-        mm_report(func, "corrupted free block", block_user(next), "written after free?", block_size(next));
-        mm_heap_quarantine_free(a, next);
-    }
-    return 1;
+    return 1;     /* (the free neighbours' links are checked as they are unlinked: heap.c) */
 }
 
 /* MYMALLOC_CHECK=2 gives every new block a canary after the requested bytes. */
@@ -422,7 +414,7 @@ static void free_slow(void *p, size_t size, size_t alignment, size_t origin, con
         if (checks && size != 0 && !block_fits_size(b, size, alignment))
             wrong_size(func, p, size, block_size(b));
         else if (canary_intact(b, func))
-            mm_heap_release(a, b, canaries_on());
+            mm_heap_release(a, b, canaries_on(), func);
     }
     mm_unlock(&a->lock);
 out:

@@ -738,6 +738,18 @@ static void uaf_links_found_by_free_before(void)
     free(opaque(b[1]));                        /* its free neighbour after it is b[2] */
 }
 
+static void uaf_links_found_by_realloc(void)
+{
+    char *b[4];
+    row(40, 4, b);
+    free(opaque(b[2]));
+    words(b[2])[0] = 0x4141414141414141u;
+    expect("mymalloc: realloc(): corrupted free block 0x%lx (written after free?, block of 48 bytes)", addr(b[2]));
+    char *q = opaque(realloc(opaque(b[1]), 80));  /* would grow into b[2] */
+    if (carry_on && (q == NULL || q == b[1] || q == b[2]))
+        _exit(EXIT_CASE);
+}
+
 static void uaf_links_medium(void)
 {
     char *b[3];
@@ -1183,6 +1195,7 @@ static const struct mcase cases[] = {
     { "use after free into the bin links, found by malloc", uaf_links_found_by_malloc, CARRY_ENV, 0, NULL },
     { "use after free into the bin links, found freeing the block after", uaf_links_found_by_free_after, 0, 0, NULL },
     { "use after free into the bin links, found freeing the block before", uaf_links_found_by_free_before, 0, 0, NULL },
+    { "use after free into the bin links, found growing the block before", uaf_links_found_by_realloc, 0, 0, NULL },
     { "use after free into a medium block's links, found by malloc", uaf_links_medium, 0, 0, NULL },
     { "bin links forged to pass the back-pointer check", uaf_forged_links_to_inuse, 0, 0, NULL },
     { "bin links forged to a fake free block", uaf_fake_free_block, 0, 0, NULL },
