@@ -61,13 +61,18 @@ static inline int mm_cache_usable(const struct mm_thread *t)
 }
 
 /* The first two user words of a cached block (or one waiting on an arena's
- * stack of pending frees): the link to the next block's user pointer,
- * mangled with the block's address and a secret (a write after free cannot
- * point malloc at memory of the writer's choice, and a damaged link is
- * almost never 16-byte aligned), and a key made of the block's address and
- * another secret.  A free() that finds the key is freeing a block already
- * cached (a double free); a malloc() that does not find it reports a write
- * after free. */
+ * stack of pending frees): a key made of the block's address and a secret,
+ * and the link to the next block's user pointer, mangled with the key and a
+ * second secret.  A free() that finds the key is freeing a block already
+ * cached (a double free).  Because the link is decoded with the key, a write
+ * after free into either word (or a second free that pushed the block twice
+ * after its key was overwritten) decodes to a link that is not 16-byte
+ * aligned, which malloc() reports; both secrets have nonzero low bits, so
+ * zeros, aligned pointers and most other words written over them always do:
+ *
+ *   user[0]  next ^ user[1] ^ secret.link       (link's low 4 bits: 0100)
+ *   user[1]  user ^ secret.mix                  (mix's low 4 bits:  1000)
+ */
 static inline size_t cache_key(const void *user)
 {
     return (uintptr_t)mm_secret.mix ^ (uintptr_t)user;
@@ -76,13 +81,16 @@ static inline size_t cache_key(const void *user)
 static inline void cache_words_set(void *user, const void *next)
 {
     size_t *w = user;
-    w[0] = (uintptr_t)next ^ (uintptr_t)mm_secret.link ^ (uintptr_t)user;
-    w[1] = cache_key(user);
+    size_t key = cache_key(user);
+    w[1] = key;
+    w[0] = (uintptr_t)next ^ key ^ (uintptr_t)mm_secret.link;
 }
 
+/* The link, decoded; when it is not 16-byte aligned a word was damaged. */
 static inline void *cache_words_next(const void *user)
 {
-    return (void *)(((const size_t *)user)[0] ^ (uintptr_t)mm_secret.link ^ (uintptr_t)user);
+    const size_t *w = user;
+    return (void *)(w[0] ^ w[1] ^ (uintptr_t)mm_secret.link);
 }
 
 static inline int cache_words_keyed(const void *user)
@@ -98,12 +106,12 @@ static inline int mm_block_cached(block_t *b)
 }
 
 /* Unlink the first block of a list, whose user pointer is `user`, and hand it
- * out; NULL when its link or (with checks on) its key was damaged. */
+ * out; NULL when its link or key was damaged. */
 static inline __attribute__((always_inline)) void *mm_cache_take(struct mm_thread *t, size_t o, size_t cls,
                                                                   void *user)
 {
     void *next = cache_words_next(user);
-    if (unlikely((uintptr_t)next % MM_ALIGN != 0) || (mm_check_level() != 0 && unlikely(!cache_words_keyed(user))))
+    if (unlikely((uintptr_t)next % MM_ALIGN != 0))
         return NULL;
     t->cache.head[o][cls] = next;
     t->cache.room[o][cls]++;

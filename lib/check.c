@@ -31,9 +31,12 @@ void mm_secret_init(void)
         seed[1] = (at_random != NULL ? at_random[1] : 0) ^ ((uint64_t)now.tv_sec << 32) ^ 0x9e3779b97f4a7c15u;
         seed[2] = (seed[0] ^ seed[1]) * 0xbf58476d1ce4e5b9u;
     }
-    mm_secret.mix = seed[0];
+    /* The low 4 bits of the cache's two secrets are fixed, 1000 and 0100:
+     * a cached block's link decoded after zeros or aligned pointers were
+     * written over either of its words is never 16-byte aligned (cache.h). */
+    mm_secret.mix = (seed[0] & ~(uint64_t)15) | 8;
     mm_secret.multiplier = seed[1] | 1;   /* odd: a bijection, every input bit matters */
-    mm_secret.link = seed[2] & ~(uint64_t)(MM_ALIGN - 1);   /* keeps a sound link aligned */
+    mm_secret.link = (seed[2] & ~(uint64_t)15) | 4;
     __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 }
 
