@@ -1024,6 +1024,35 @@ static void cache_uaf_link(void)
         _exit(EXIT_CASE);
 }
 
+/* A heap pointer written over the link (a freed node reused as a list
+ * node): the link is decoded with the key, and a secret's low bits make any
+ * 16-byte aligned word decode misaligned, so this is found every time. */
+static void cache_uaf_pointer_in_link(void)
+{
+    char *p = cached_block();
+    char *other = opaque(malloc(100));
+    words(p)[0] = (size_t)addr(other);
+    expect("mymalloc: malloc(): write after free in block 0x%lx (a cached block's link or key changed, block of 48 bytes)",
+           addr(p));
+    char *q = opaque(malloc(40));
+    if (carry_on && (q == NULL || q == p))
+        _exit(EXIT_CASE);
+}
+
+/* Zeros over a cached block's first 16 bytes (memset after free): found
+ * every time, as the key is part of the link's decoding. */
+static void cache_uaf_zeroed(void)
+{
+    char *p = cached_block();
+    words(p)[0] = 0;
+    words(p)[1] = 0;
+    expect("mymalloc: malloc(): write after free in block 0x%lx (a cached block's link or key changed, block of 48 bytes)",
+           addr(p));
+    char *q = opaque(malloc(40));
+    if (carry_on && (q == NULL || q == p))
+        _exit(EXIT_CASE);
+}
+
 /* The key overwritten, then freed again: the second free cannot tell, so the
  * block is cached twice; malloc hands it out once and catches the second. */
 static void cache_key_overwritten_double_free(void)
@@ -1221,6 +1250,9 @@ static const struct mcase cases[] = {
     { "cache: malloc_usable_size of a cached block", cache_usable_size_freed, CACHE, 0, NULL },
     { "cache: free_sized of a cached block", cache_free_sized_freed, CACHE, 0, NULL },
     { "cache: use after free into a cached block's link, found by malloc", cache_uaf_link, CACHE | CARRY_ENV, 0, NULL },
+    { "cache: a pointer written over a cached block's link, found by malloc", cache_uaf_pointer_in_link,
+      CACHE | CARRY_ENV, 0, NULL },
+    { "cache: zeros written over a cached block's link and key, found by malloc", cache_uaf_zeroed, CACHE, 0, NULL },
     { "cache: key overwritten after free, freed again, found by malloc", cache_key_overwritten_double_free, CACHE, 0,
       NULL },
     { "cache: free_sized with a wrong size", cache_free_sized_wrong, CACHE, 0, NULL },
