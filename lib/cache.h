@@ -86,6 +86,12 @@ static inline void cache_words_set(void *user, const void *next)
     w[0] = (uintptr_t)next ^ key ^ (uintptr_t)mm_secret.link;
 }
 
+/* Is the key of a block whose key would be `key` in place? */
+static inline int cache_word_is_key(const void *user, size_t key)
+{
+    return ((const size_t *)user)[1] == key;
+}
+
 /* The link, decoded; when it is not 16-byte aligned a word was damaged. */
 static inline void *cache_words_next(const void *user)
 {
@@ -132,11 +138,13 @@ static inline void *mm_cache_pop(struct mm_thread *t, size_t o, size_t cls)
     return p;
 }
 
-/* Cache the block whose user pointer is `user`; drain half the list when it
- * is over its limit (room below 0). */
-static inline void mm_cache_push(struct mm_thread *t, size_t o, size_t cls, void *user)
+/* Cache the block whose user pointer is `user` and whose key (cache_key) is
+ * `key`; drain half the list when it is over its limit (room below 0). */
+static inline void mm_cache_push_keyed(struct mm_thread *t, size_t o, size_t cls, void *user, size_t key)
 {
-    cache_words_set(user, t->cache.head[o][cls]);
+    size_t *w = user;
+    w[1] = key;
+    w[0] = (uintptr_t)t->cache.head[o][cls] ^ key ^ (uintptr_t)mm_secret.link;
     t->cache.head[o][cls] = user;
     if (unlikely(--t->cache.room[o][cls] < 0))
         mm_cache_drain(t, o, cls);

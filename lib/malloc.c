@@ -313,12 +313,12 @@ static inline int in_heap(const void *p)
  * the block reaches the heap, whose merging reads it anyway: here it would
  * cost a cache miss on every free. */
 static inline __attribute__((always_inline)) size_t small_block_class(block_t *b, void *p, size_t size,
-                                                                       size_t origin)
+                                                                       size_t origin, size_t key)
 {
     size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED);
     if (unlikely((head & SMALL_HEAD_MASK) != (BLOCK_INUSE | origin)))
         return 0;
-    if (mm_check_level() != 0 && unlikely(!head_check_matches(b, head) || cache_words_keyed(p)))
+    if (mm_check_level() != 0 && unlikely(!head_check_matches(b, head) || cache_word_is_key(p, key)))
         return 0;
     if (size != 0 && unlikely(!block_fits_size(b, size, 0)))
         return 0;
@@ -335,7 +335,7 @@ static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
     if (!__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED) || (uintptr_t)p % MM_ALIGN != 0 || !in_heap(p))
         return 0;
     block_t *b = block_of_user(p);
-    if (small_block_class(b, p, size, origin) == 0)
+    if (small_block_class(b, p, size, origin, cache_key(p)) == 0)
         return 0;
     struct mm_arena *a = mm_arena_of(b);
     if (__atomic_load_n(&a->threads, __ATOMIC_RELAXED) == 0)
@@ -352,12 +352,13 @@ static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
 static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t, void *p, size_t size, size_t origin,
                                                             enum mymalloc_call call)
 {
-    size_t cls = small_block_class(block_of_user(p), p, size, origin);
+    size_t key = cache_key(p);      /* tested (a double free) and stored */
+    size_t cls = small_block_class(block_of_user(p), p, size, origin, key);
     if (unlikely(cls == 0))
         return 0;
     if (call != MYMALLOC_CALL_COUNT)
         mm_count_live(t, call);
-    mm_cache_push(t, origin >> ORIGIN_SHIFT, cls, p);
+    mm_cache_push_keyed(t, origin >> ORIGIN_SHIFT, cls, p, key);
     return 1;
 }
 
