@@ -44,10 +44,10 @@
  *   origin              who allocated it: the malloc family, operator new or
  *                       operator new[]; freeing it through another family is
  *                       reported (ORIGIN_QUARANTINE: reported once, never freed)
- *   check               16 bits of a keyed hash of the header's address (plus 8)
- *                       and its other 48 bits, under a secret chosen at start-up: a
- *                       stray write, a foreign pointer or a guess fails it
- *                       (see head_check_bits)
+ *   check               16 bits chosen so that the whole word, xor the header's
+ *                       address plus 8, times a secret odd multiplier chosen at
+ *                       start-up, has its top 16 bits clear: a stray write, a
+ *                       foreign pointer or a guess fails it (see head_check_bits)
  *
  * Because only free blocks keep a boundary tag, an in-use block costs exactly
  * one word (8 bytes) of overhead, and the smallest block is 32 bytes: header,
@@ -102,22 +102,27 @@ _Static_assert((MM_MIN_BLOCK % MM_ALIGN) == 0, "minimum block keeps alignment");
 
 /* The header check: keyed by two secrets chosen at start-up (check.c).  With
  * checks off (MYMALLOC_CHECK=0) it is 0 and nothing verifies it. */
-struct mm_secret { uint64_t mix, multiplier, link; int level; };
+struct mm_secret { uint64_t mix, multiplier, inverse, link; int level; };
 extern struct mm_secret mm_secret __attribute__((visibility("hidden")));
 
-/* The check value of a header word whose check bits are clear: the top 16
- * bits of (its other 48 bits, moved up, xor its address) times the odd
- * secret multiplier.  One multiply: cheap enough for every free(). */
+/* A header word read at `where`, check bits and all, xor the address just
+ * past it (a block's user pointer, which free() has at hand), times the odd
+ * secret multiplier: a sound header's product has its top 16 bits clear.
+ * One xor, one multiply and one shift to verify: cheap enough for every
+ * free(). */
 static inline uint64_t head_hash(const void *where, size_t head)
 {
-    /* Keyed by the address just past the header word (a block's user
-     * pointer, which free() has at hand). */
-    return (((uint64_t)head << 16) ^ ((uint64_t)(uintptr_t)where + MM_WORD)) * mm_secret.multiplier;
+    return ((uint64_t)head ^ ((uint64_t)(uintptr_t)where + MM_WORD)) * mm_secret.multiplier;
 }
 
+/* The check bits C that make a header word `head` (its check bits clear)
+ * sound at `where`.  The product's top 16 bits are those of the product of
+ * the other 48 bits, t, plus C times the multiplier (mod 2^16): C is -t
+ * times the multiplier's inverse. */
 static inline size_t head_check_bits(const void *where, size_t head)
 {
-    return (size_t)(head_hash(where, head) >> CHECK_SHIFT) << CHECK_SHIFT;
+    uint64_t t = head_hash(where, head) >> CHECK_SHIFT;
+    return (size_t)((0 - t) * mm_secret.inverse) << CHECK_SHIFT;
 }
 
 static inline size_t head_with_check(const void *where, size_t head)
@@ -131,7 +136,7 @@ static inline size_t head_with_check(const void *where, size_t head)
  * meaningful with checks on. */
 static inline int head_check_matches(const void *where, size_t head)
 {
-    return ((head_hash(where, head) ^ head) >> CHECK_SHIFT) == 0;
+    return (head_hash(where, head) >> CHECK_SHIFT) == 0;
 }
 
 /* The same for a header word read at `where` (always, with checks off). */

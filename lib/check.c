@@ -36,6 +36,12 @@ void mm_secret_init(void)
      * written over either of its words is never 16-byte aligned (cache.h). */
     mm_secret.mix = (seed[0] & ~(uint64_t)15) | 8;
     mm_secret.multiplier = seed[1] | 1;   /* odd: a bijection, every input bit matters */
+    /* Its inverse modulo 2^64 (each step doubles the bits that are right;
+     * an odd number is its own inverse modulo 8). */
+    uint64_t inverse = mm_secret.multiplier;
+    for (int i = 0; i < 5; i++)
+        inverse *= 2 - mm_secret.multiplier * inverse;
+    mm_secret.inverse = inverse;
     mm_secret.link = (seed[2] & ~(uint64_t)15) | 4;
     __atomic_store_n(&done, 1, __ATOMIC_RELEASE);
 }
