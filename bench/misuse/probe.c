@@ -267,6 +267,26 @@ static void write_after_free(void)
     aftermath(40, NULL);
 }
 
+/* Free-list poisoning: the address of a static buffer written over a freed
+ * block's first word (where most allocators keep the free list's link),
+ * then malloc the same size twice: an allocator that follows the link hands
+ * out the buffer. */
+static char poison_target[256] __attribute__((aligned(64)));
+
+static void freelist_poison(void)
+{
+    char *p = guarded(40);
+    free(p);
+    *(char *volatile *)launder(p) = poison_target + 64;
+    char *q1 = xmalloc(40), *q2 = xmalloc(40);
+    if ((q1 >= poison_target && q1 < poison_target + sizeof poison_target) ||
+        (q2 >= poison_target && q2 < poison_target + sizeof poison_target))
+        note("malloc handed out the address written over the freed block");
+    memset(q1, '1', 40);
+    memset(q2, '2', 40);
+    aftermath(40, NULL);
+}
+
 static void which(void)
 {
     Dl_info info;
@@ -293,6 +313,7 @@ static const struct {
     { "overflow-byte-40", overflow_byte_40 },
     { "overflow-byte-slack", overflow_byte_slack },
     { "write-after-free", write_after_free },
+    { "freelist-poison", freelist_poison },
     { "which", which },
 };
 
