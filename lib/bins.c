@@ -71,9 +71,10 @@ int mm_bin_links_ok(const struct mm_arena *a, const block_t *b)
 }
 
 
-static inline void bin_remove(struct mm_bins *bins, block_t *b)
+/* Unlink b, the first of bin i when it has no prev (i is not looked at
+ * otherwise). */
+static inline void bin_unlink(struct mm_bins *bins, block_t *b, size_t i)
 {
-    size_t i = mm_bin_index(block_size(b));
     block_t *prev = b->prev_free, *next = b->next_free;
 
     if (next != NULL)
@@ -81,7 +82,7 @@ static inline void bin_remove(struct mm_bins *bins, block_t *b)
     if (prev != NULL) {
         prev->next_free = next;
     } else {
-        mm_assert(bins->head[i] == b);
+        mm_assert(i == mm_bin_index(block_size(b)) && bins->head[i] == b);
         bins->head[i] = next;
         if (next == NULL)
             binmap_clear(bins, i);
@@ -90,6 +91,11 @@ static inline void bin_remove(struct mm_bins *bins, block_t *b)
         mm_fit_remove(arena_of(bins), b);
     if (block_size(b) >= MM_RELEASE_MIN)
         mm_release_remove(bins, b);
+}
+
+static inline void bin_remove(struct mm_bins *bins, block_t *b)
+{
+    bin_unlink(bins, b, b->prev_free == NULL ? mm_bin_index(block_size(b)) : 0);
 }
 
 void mm_bin_remove(struct mm_bins *bins, block_t *b)
@@ -103,9 +109,14 @@ void mm_bin_remove(struct mm_bins *bins, block_t *b)
  * changed, when they do not. */
 int mm_bin_remove_checked(struct mm_arena *a, block_t *b)
 {
-    if (mm_check_level() != 0 && unlikely(!mm_bin_links_back_in(a, mm_heap_bounds(a), b, block_size(b))))
+    if (mm_check_level() == 0) {
+        bin_remove(&a->bins, b);
+        return 1;
+    }
+    size_t index = 0;
+    if (unlikely(!mm_bin_links_back_in(a, mm_heap_bounds(a), b, block_size(b), &index)))
         return 0;
-    bin_remove(&a->bins, b);
+    bin_unlink(&a->bins, b, index);     /* the index found by the check */
     return 1;
 }
 

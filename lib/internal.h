@@ -350,14 +350,16 @@ MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
 
 /* The links of b, a free block of `size` bytes whose header the caller has
  * checked: each points into the heap at a header and back at b (or, for the
- * first of its bin, the bin at b). */
-static inline int mm_bin_links_back_in(const struct mm_arena *a, struct mm_bounds r, const block_t *b, size_t size)
+ * first of its bin, the bin at b: its index is then left in *index). */
+static inline int mm_bin_links_back_in(const struct mm_arena *a, struct mm_bounds r, const block_t *b, size_t size,
+                                       size_t *index)
 {
     const block_t *prev = b->prev_free, *next = b->next_free;
     if (next != NULL && unlikely(!mm_bounds_hold_header(r, next) || next->prev_free != b))
         return 0;
     if (prev == NULL) {
-        if (unlikely(a->bins.head[mm_bin_index(size)] != b))
+        *index = mm_bin_index(size);
+        if (unlikely(a->bins.head[*index] != b))
             return 0;
     } else if (unlikely(!mm_bounds_hold_header(r, prev) || prev->next_free != b)) {
         return 0;
@@ -367,7 +369,8 @@ static inline int mm_bin_links_back_in(const struct mm_arena *a, struct mm_bound
 
 static inline int mm_bin_links_back(const struct mm_arena *a, const block_t *b)
 {
-    return mm_bin_links_back_in(a, mm_heap_bounds(a), b, block_size(b));
+    size_t index;
+    return mm_bin_links_back_in(a, mm_heap_bounds(a), b, block_size(b), &index);
 }
 
 MM_HIDDEN void mm_bin_insert(struct mm_bins *bins, block_t *b);

@@ -91,11 +91,7 @@ static inline void state_set(block_t *b, size_t stamp, size_t flags)
 
 static inline int state_ok(const block_t *b)
 {
-    size_t state = tracked(b)->state;
-    if (mm_check_level() == 0)
-        return 1;
-    size_t value = state & STATE_VALUE;
-    return (value | head_check_bits(&tracked(b)->state, value)) == state;
+    return mm_check_level() == 0 || head_check_matches(&tracked(b)->state, tracked(b)->state);
 }
 
 static inline size_t state_stamp(const block_t *b) { return (tracked(b)->state & STATE_VALUE) >> 2; }
