@@ -17,11 +17,11 @@ MM_HIDDEN MM_COLD int mm_heap_block_report(struct mm_arena *a, block_t *b, const
  * header word is read once.  The free neighbours' links are checked as a
  * merge unlinks them (mm_bin_remove_checked), so that an unlink never
  * writes through a link written after free. */
-static inline int mm_heap_block_sound(struct mm_arena *a, block_t *b, size_t origin)
+static inline int heap_block_sound_of(struct mm_arena *a, block_t *b, size_t origin_mask, size_t origin)
 {
     struct mm_bounds r = mm_heap_bounds(a);
     size_t head = b->head;
-    if (unlikely(!head_check_matches(b, head) || (head & (BLOCK_INUSE | ORIGIN_MASK)) != (BLOCK_INUSE | origin)))
+    if (unlikely(!head_check_matches(b, head) || (head & (BLOCK_INUSE | origin_mask)) != (BLOCK_INUSE | origin)))
         return 0;
     block_t *next = block_at(b, head & BLOCK_SIZE_MASK);
     if (unlikely(!mm_bounds_hold(r, next)))
@@ -40,6 +40,18 @@ static inline int mm_heap_block_sound(struct mm_arena *a, block_t *b, size_t ori
             return 0;
     }
     return 1;
+}
+
+static inline int mm_heap_block_sound(struct mm_arena *a, block_t *b, size_t origin)
+{
+    return heap_block_sound_of(a, b, ORIGIN_MASK, origin);
+}
+
+/* The same, whatever b's origin (a block leaving a cache, whose origin the
+ * free that cached it checked). */
+static inline int mm_heap_block_sound_any(struct mm_arena *a, block_t *b)
+{
+    return heap_block_sound_of(a, b, 0, 0);
 }
 
 /* Checks of an in-use heap block about to be freed or resized (the arena
