@@ -86,14 +86,15 @@ static inline int header_readable(const void *p)
 }
 
 /* The first checks of a pointer handed back to us, before any lock: 0 after a
- * report (the caller then carries on without touching it). */
-static int pointer_ok(const void *p, const char *func)
+ * report (the caller then carries on without touching it).  `in_heap`: the
+ * caller found p inside one of our heaps (its header is readable). */
+static int pointer_ok(const void *p, const char *func, int in_heap)
 {
     if (unlikely((uintptr_t)p % MM_ALIGN != 0)) {
         mm_report(func, "invalid pointer", p, "not 16-byte aligned", 0);
         return 0;
     }
-    if (unlikely(!header_readable(p))) {
+    if (!in_heap && unlikely(!header_readable(p))) {
         if (mm_recently_unmapped(p))
             mm_report(func, "double free of", p, "a mapped block, already unmapped", 0);
         else
@@ -362,7 +363,8 @@ static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t,
     return 1;
 }
 
-static MM_NOINLINE void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func);
+static MM_NOINLINE void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func,
+                                   int in_heap);
 
 /* free() and its sized and C++ forms: a nonzero size is checked against the
  * block, and the block's origin against the family freeing it.  Small blocks
@@ -378,10 +380,11 @@ void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *
         return;
     if (t->state != MM_THREAD_LIVE && origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && pending_free(p, size, origin))
         return;
-    free_slow(p, size, alignment, origin, func);
+    free_slow(p, size, alignment, origin, func, 0);
 }
 
-static void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func)
+/* `in_heap`: the caller found p inside one of our heaps. */
+static void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func, int in_heap)
 {
     struct mm_arena *a;
     int saved_errno = errno;
@@ -389,7 +392,7 @@ static void free_slow(void *p, size_t size, size_t alignment, size_t origin, con
     block_t *b = block_of_user(p);
     int checks = mm_check_level() != 0;
 
-    if (checks && !pointer_ok(p, func))
+    if (checks && !pointer_ok(p, func, in_heap))
         goto out;
     if (block_mmapped(b) && (!checks || block_head_ok(b))) {
         if (checks && !mapped_block_ok(b, p, func, origin))
@@ -501,7 +504,7 @@ static void *mm_realloc(void *p, size_t n)
     block_t *b = block_of_user(p);
     mm_init();
     int checks = mm_check_level() != 0;
-    if (checks && !pointer_ok(p, "realloc"))
+    if (checks && !pointer_ok(p, "realloc", 0))
         goto misuse;
     if (unlikely(n > MM_MAX_REQUEST))
         return out_of_memory();
@@ -577,12 +580,14 @@ static MM_NOINLINE void *malloc_uncached(size_t n)
     return mm_alloc(n, ORIGIN_MALLOC);
 }
 
-static MM_NOINLINE void free_uncached(void *p)
+/* free() of what its fast path did not take; `in_heap`: p is inside one of
+ * our heaps (so it need not be looked up again). */
+static MM_NOINLINE void free_uncached(void *p, int in_heap)
 {
     mm_count(MYMALLOC_CALL_FREE);
     if (p == NULL || (mm_self.state != MM_THREAD_LIVE && pending_free(p, 0, ORIGIN_MALLOC)))
         return;
-    free_slow(p, 0, 0, ORIGIN_MALLOC, "free");
+    free_slow(p, 0, 0, ORIGIN_MALLOC, "free", in_heap);
 }
 
 /* malloc() and free() open with the cache fast paths themselves, so a cached
@@ -632,10 +637,10 @@ MYMALLOC_EXPORT void *malloc(size_t n)
 static MM_NOINLINE void free_outside_brk(void *p)
 {
     struct mm_thread *t = &mm_self;
-    if (mm_cache_usable(t) && in_segment_heap(p) &&
-        cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE))
+    int in_heap = p != NULL && in_segment_heap(p);
+    if (in_heap && mm_cache_usable(t) && cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE))
         return;
-    free_uncached(p);
+    free_uncached(p, in_heap);
 }
 
 /* Is p inside a non-main arena's segment, with its header in the same
@@ -652,7 +657,7 @@ MYMALLOC_EXPORT void free(void *p)
         return free_outside_brk(p);
     if (likely(mm_cache_usable(t)) && likely(cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE)))
         return;
-    free_uncached(p);
+    free_uncached(p, 1);
 }
 
 MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
@@ -766,7 +771,7 @@ MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
     mm_init();
     if (mm_check_level() == 0)
         return block_usable(b);
-    if (!pointer_ok(p, "malloc_usable_size"))
+    if (!pointer_ok(p, "malloc_usable_size", 0))
         return 0;
     if (block_mmapped(b) && block_head_ok(b)) {
         if (!mapped_block_ok(b, p, "malloc_usable_size", ORIGIN_ANY))
