@@ -85,23 +85,27 @@ static inline int header_readable(const void *p)
     return mm_probe_mapped(block_of_user(p));
 }
 
+/* A pointer pointer_ok refused, reported: misaligned, or its header cannot
+ * be read. */
+static MM_COLD MM_NOINLINE int pointer_refused(const void *p, const char *func)
+{
+    if ((uintptr_t)p % MM_ALIGN != 0)
+        mm_report(func, "invalid pointer", p, "not 16-byte aligned", 0);
+    else if (mm_recently_unmapped(p))
+        mm_report(func, "double free of", p, "a mapped block, already unmapped", 0);
+    else
+        mm_report(func, "invalid pointer", p, "not mapped: not from mymalloc, or freed twice", 0);
+    return 0;
+}
+
 /* The first checks of a pointer handed back to us, before any lock: 0 after a
  * report (the caller then carries on without touching it).  `in_heap`: the
  * caller found p inside one of our heaps (its header is readable). */
-static int pointer_ok(const void *p, const char *func, int in_heap)
+static inline int pointer_ok(const void *p, const char *func, int in_heap)
 {
-    if (unlikely((uintptr_t)p % MM_ALIGN != 0)) {
-        mm_report(func, "invalid pointer", p, "not 16-byte aligned", 0);
-        return 0;
-    }
-    if (!in_heap && unlikely(!header_readable(p))) {
-        if (mm_recently_unmapped(p))
-            mm_report(func, "double free of", p, "a mapped block, already unmapped", 0);
-        else
-            mm_report(func, "invalid pointer", p, "not mapped: not from mymalloc, or freed twice", 0);
-        return 0;
-    }
-    return 1;
+    if (likely((uintptr_t)p % MM_ALIGN == 0) && (in_heap || likely(header_readable(p))))
+        return 1;
+    return pointer_refused(p, func);
 }
 
 static int origin_ok(const block_t *b, const void *p, const char *func, size_t expected)
