@@ -541,7 +541,8 @@ static void *mm_realloc(void *p, size_t n)
             goto misuse;
         }
         mm_lock(&a->lock);
-        if (checks && (!mm_heap_block_ok(a, b, p, "realloc", ORIGIN_MALLOC) || !canary_intact(b, "realloc"))) {
+        if (checks && (!mm_heap_block_ok_to_resize(a, b, p, "realloc", ORIGIN_MALLOC) ||
+                       !canary_intact(b, "realloc"))) {
             mm_unlock(&a->lock);
             goto misuse;
         }
