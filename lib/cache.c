@@ -42,6 +42,22 @@ _Static_assert(MM_FAST_SIZES * 8 > MM_CACHE_SMALL_MAX_REQUEST, "a step for every
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 31), RL16(10), RL16(11),
                                                    RL16(12) };
 
+/* The next block of a list of cached or waiting blocks, walked other than
+ * by malloc's pop (a drain, a flush, the stacks of pending frees, a stashed
+ * cache): NULL at the end.  A link that does not decode 16-byte aligned (a
+ * write after free into the block's first two words) is reported, in the
+ * name of free, which put the block there, and ends the walk: the blocks
+ * after it are left out of use. */
+static void *cache_walk_next(void *user)
+{
+    void *next = cache_words_next(user);
+    if (likely((uintptr_t)next % MM_ALIGN == 0))
+        return next;
+    mm_report("free", "write after free in block", user, "a cached block's link or key changed",
+              block_size(block_of_user(user)));
+    return NULL;
+}
+
 /* Release b, a cached or waiting block of arena a, whose lock is held. */
 static void release_locked(struct mm_arena *a, block_t *b)
 {
@@ -90,7 +106,7 @@ void mm_pending_release(struct mm_arena *a)
 {
     void *user = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
     while (user != NULL) {
-        void *next = cache_words_next(user);
+        void *next = cache_walk_next(user);
         release_locked(a, block_of_user(user));
         user = next;
     }
@@ -106,7 +122,7 @@ static void pending_to_cache(struct mm_arena *a, struct mm_thread *t)
 {
     void *user = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
     while (user != NULL) {
-        void *next = cache_words_next(user);
+        void *next = cache_walk_next(user);
         block_t *b = block_of_user(user);
         size_t head = b->head, o = (head & ORIGIN_MASK) >> ORIGIN_SHIFT;
         size_t cls = mm_cache_class_of_block(head & BLOCK_SIZE_MASK);
@@ -185,15 +201,20 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     unsigned keep = mm_cache_limit[cls] / 2u;
     void *user = t->cache.head[o][cls];
 
-    for (unsigned i = 1; i < keep; i++)
-        user = cache_words_next(user);
-    void *rest = cache_words_next(user);
+    unsigned kept = 1;
+    for (; kept < keep; kept++) {
+        void *next = cache_walk_next(user);
+        if (next == NULL)
+            break;              /* damaged (reported): the rest is left out of use */
+        user = next;
+    }
+    void *rest = kept == keep ? cache_walk_next(user) : NULL;
     cache_words_set(user, NULL);
-    t->cache.room[o][cls] = (int8_t)(mm_cache_limit[cls] - keep);
+    t->cache.room[o][cls] = (int8_t)(mm_cache_limit[cls] - kept);
 
     struct mm_arena *held = NULL;
     while (rest != NULL) {
-        void *next = cache_words_next(rest);
+        void *next = cache_walk_next(rest);
         cache_release(&held, block_of_user(rest));
         rest = next;
     }
@@ -255,7 +276,7 @@ void mm_cache_stash_release(struct mm_arena *a)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             void *user = a->stash.head[o][cls];
             while (user != NULL) {
-                void *next = cache_words_next(user);
+                void *next = cache_walk_next(user);
                 block_t *b = block_of_user(user);
                 struct mm_arena *home = mm_arena_of(b);
                 if (home == a)
@@ -301,7 +322,7 @@ void mm_cache_flush(struct mm_thread *t)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             void *user = t->cache.head[o][cls];
             while (user != NULL) {
-                void *next = cache_words_next(user);
+                void *next = cache_walk_next(user);
                 cache_release(&held, block_of_user(user));
                 user = next;
             }

@@ -1053,6 +1053,24 @@ static void cache_uaf_zeroed(void)
         _exit(EXIT_CASE);
 }
 
+/* Zeros over the words of a cached block that is not at the head of its
+ * list: found when more frees overflow the list and the cache drains (the
+ * drain walks the whole list), in the name of free. */
+static void cache_uaf_found_at_drain(void)
+{
+    char *b[80];
+    for (int i = 0; i < 80; i++)
+        if ((b[i] = opaque(malloc(40))) == NULL)
+            setup_failed("malloc");
+    free(opaque(b[0]));
+    words(b[0])[0] = 0;
+    words(b[0])[1] = 0;
+    expect("mymalloc: free(): write after free in block 0x%lx (a cached block's link or key changed, block of 48 bytes)",
+           addr(b[0]));
+    for (int i = 1; i < 80; i++)
+        free(opaque(b[i]));
+}
+
 /* The key overwritten, then freed again: the second free cannot tell, so the
  * block is cached twice; malloc hands it out once and catches the second. */
 static void cache_key_overwritten_double_free(void)
@@ -1253,6 +1271,8 @@ static const struct mcase cases[] = {
     { "cache: a pointer written over a cached block's link, found by malloc", cache_uaf_pointer_in_link,
       CACHE | CARRY_ENV, 0, NULL },
     { "cache: zeros written over a cached block's link and key, found by malloc", cache_uaf_zeroed, CACHE, 0, NULL },
+    { "cache: zeros written over a cached block's words, found when the cache drains", cache_uaf_found_at_drain,
+      CACHE, 0, NULL },
     { "cache: key overwritten after free, freed again, found by malloc", cache_key_overwritten_double_free, CACHE, 0,
       NULL },
     { "cache: free_sized with a wrong size", cache_free_sized_wrong, CACHE, 0, NULL },
