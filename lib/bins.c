@@ -109,7 +109,7 @@ void mm_bin_remove(struct mm_bins *bins, block_t *b)
  * changed, when they do not. */
 int mm_bin_remove_checked(struct mm_arena *a, block_t *b)
 {
-    if (unlikely(mm_check_level() == 0)) {
+    if (mm_check_level() == 0) {
         bin_remove(&a->bins, b);
         return 1;
     }

@@ -127,7 +127,7 @@ static inline size_t head_check_bits(const void *where, size_t head)
 
 static inline size_t head_with_check(const void *where, size_t head)
 {
-    if (__builtin_expect(__atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED) == 0, 0))    /* checks off */
+    if (__atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED) == 0)
         return head;
     return head | head_check_bits(where, head);
 }
@@ -148,7 +148,7 @@ static inline int block_head_matches_level(const void *where, size_t head)
 /* Is the header's check value right (always, with checks off)? */
 static inline int block_head_ok(const struct block *b)
 {
-    if (__builtin_expect(__atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED) == 0, 0))    /* checks off */
+    if (__atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED) == 0)
         return 1;
     return head_check_matches(b, b->head);
 }
