@@ -323,8 +323,7 @@ static inline __attribute__((always_inline)) size_t small_block_class(block_t *b
     size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED);
     if (unlikely((head & SMALL_HEAD_MASK) != (BLOCK_INUSE | origin)))
         return 0;
-    /* Laid out for the default, checks on: no taken branch when they pass. */
-    if (likely(mm_check_level() != 0) && unlikely(!head_check_matches(b, head) || cache_word_is_key(p, key)))
+    if (mm_check_level() != 0 && unlikely(!head_check_matches(b, head) || cache_word_is_key(p, key)))
         return 0;
     if (size != 0 && unlikely(!block_fits_size(b, size, 0)))
         return 0;
