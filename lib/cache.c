@@ -42,6 +42,14 @@ _Static_assert(MM_FAST_SIZES * 8 > MM_CACHE_SMALL_MAX_REQUEST, "a step for every
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 31), RL16(10), RL16(11),
                                                    RL16(12) };
 
+/* A cached block whose link or key was written after free, reported in the
+ * name of `func`. */
+static MM_COLD void report_damaged_words(const char *func, void *user)
+{
+    mm_report(func, "write after free in block", user, "a cached block's link or key changed",
+              block_size(block_of_user(user)));
+}
+
 /* The next block of a list of cached or waiting blocks, walked other than
  * by malloc's pop (a drain, a flush, the stacks of pending frees, a stashed
  * cache): NULL at the end.  A link that does not decode 16-byte aligned (a
@@ -53,8 +61,7 @@ static void *cache_walk_next(void *user)
     void *next = cache_words_next(user);
     if (likely((uintptr_t)next % MM_ALIGN == 0))
         return next;
-    mm_report("free", "write after free in block", user, "a cached block's link or key changed",
-              block_size(block_of_user(user)));
+    report_damaged_words("free", user);
     return NULL;
 }
 
@@ -341,7 +348,6 @@ void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls)
     void *user = t->cache.head[o][cls];
     t->cache.head[o][cls] = NULL;
     t->cache.room[o][cls] = (int8_t)mm_cache_limit[cls];
-    mm_report("malloc", "write after free in block", user, "a cached block's link or key changed",
-              block_size(block_of_user(user)));
+    report_damaged_words("malloc", user);
     return NULL;
 }
