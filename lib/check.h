@@ -16,9 +16,9 @@ MM_HIDDEN MM_COLD int mm_heap_block_report(struct mm_arena *a, block_t *b, const
  * before b has a sound header whose size its boundary tag repeats (only
  * when `with_prev`: a resize in place never looks at the block before, and
  * its header may be a cache miss away; the free that merges with it checks
- * it).  Each header word is read once.  The free neighbours' links are checked as a
- * merge unlinks them (mm_bin_remove_checked), so that an unlink never
- * writes through a link written after free. */
+ * it).  Each header word is read once.  The free neighbours' links are
+ * checked as a merge unlinks them (mm_bin_remove_checked), so that an
+ * unlink never writes through a link written after free. */
 static inline int heap_block_sound_of(struct mm_arena *a, block_t *b, size_t origin_mask, size_t origin,
                                       int with_prev)
 {
@@ -61,11 +61,17 @@ static inline int mm_heap_block_sound_any(struct mm_arena *a, block_t *b)
  * lock held, checks on): first that it is not cached or waiting (freed
  * already: a cache drain, which clears that mark, checks only the rest).
  * 0 after a report, the block then left alone. */
-static inline int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
+static inline int heap_block_ok_of(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin,
+                                   int with_prev)
 {
-    if (likely(!mm_block_cached(b) && mm_heap_block_sound(a, b, origin)))
+    if (likely(!mm_block_cached(b) && heap_block_sound_of(a, b, ORIGIN_MASK, origin, with_prev)))
         return 1;
     return mm_heap_block_report(a, b, p, func, origin);
+}
+
+static inline int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
+{
+    return heap_block_ok_of(a, b, p, func, origin, 1);
 }
 
 /* The same for a block about to be resized in place (realloc), which does
@@ -73,9 +79,7 @@ static inline int mm_heap_block_ok(struct mm_arena *a, block_t *b, const void *p
 static inline int mm_heap_block_ok_to_resize(struct mm_arena *a, block_t *b, const void *p, const char *func,
                                              size_t origin)
 {
-    if (likely(!mm_block_cached(b) && heap_block_sound_of(a, b, ORIGIN_MASK, origin, 0)))
-        return 1;
-    return mm_heap_block_report(a, b, p, func, origin);
+    return heap_block_ok_of(a, b, p, func, origin, 0);
 }
 
 #endif
