@@ -15,29 +15,38 @@
 
 struct mm_arena *mm_arenas[MM_ARENA_SLOTS] = { &mm_main_arena };
 unsigned mm_arena_count = 1;
-static mm_lock_t arenas_lock;          /* creating arenas, attaching threads */
+static mm_lock_t arenas_lock = MM_LOCK_INIT(MM_RANK_ARENAS);   /* creating arenas, attaching threads */
 
 uint8_t *mm_granule_map[MM_GRANULE_TOP];
 
-/* Mark [base, base + size) (granule aligned) as arena `index`'s.  0 when a
- * leaf of the map cannot be had. */
+/* Mark [base, base + size) (granule aligned) as arena `index`'s (0: no
+ * arena's).  No lock: a granule belongs to one segment at a time, whose
+ * arena's lock its caller holds, and a missing leaf of the map is installed
+ * with a compare-and-swap (the loser unmaps its copy).  0 when a leaf cannot
+ * be had. */
 static int granules_mark(uintptr_t base, size_t size, unsigned index)
 {
+    size_t leaf_bytes = (size_t)1 << MM_GRANULE_LEAF_BITS;
     for (uintptr_t g = base >> MM_GRANULE_SHIFT; g < (base + size) >> MM_GRANULE_SHIFT; g++) {
         uint8_t **slot = &mm_granule_map[g >> MM_GRANULE_LEAF_BITS];
-        if (*slot == NULL) {
-            uint8_t *leaf = mm_os_map((size_t)1 << MM_GRANULE_LEAF_BITS);
-            if (leaf == NULL)
+        uint8_t *leaf = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
+        if (leaf == NULL) {
+            uint8_t *fresh = mm_os_map(leaf_bytes);
+            if (fresh == NULL)
                 return 0;
-            __atomic_store_n(slot, leaf, __ATOMIC_RELEASE);
+            if (__atomic_compare_exchange_n(slot, &leaf, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+                leaf = fresh;
+            else
+                mm_os_unmap(fresh, leaf_bytes);     /* another segment's mark installed one */
         }
-        __atomic_store_n(&(*slot)[g & (((uintptr_t)1 << MM_GRANULE_LEAF_BITS) - 1)], (uint8_t)index, __ATOMIC_RELAXED);
+        __atomic_store_n(&leaf[g & (leaf_bytes - 1)], (uint8_t)index, __ATOMIC_RELAXED);
     }
     return 1;
 }
 
 /* A new segment of at least `size` bytes for a non-main arena: granule
- * aligned, whole granules, in the map.  NULL when the kernel says no. */
+ * aligned, whole granules, in the map.  NULL when the kernel says no.  The
+ * arena's lock is held. */
 void *mm_arena_segment_map(struct mm_arena *a, size_t *size)
 {
     size_t granule = (size_t)1 << MM_GRANULE_SHIFT;
@@ -52,15 +61,25 @@ void *mm_arena_segment_map(struct mm_arena *a, size_t *size)
         mm_os_unmap(raw, (size_t)(base - raw));
     if (base + length < raw + length + granule)
         mm_os_unmap(base + length, (size_t)(raw + length + granule - (base + length)));
-    mm_lock(&arenas_lock);
-    int marked = granules_mark((uintptr_t)base, length, a->index);
-    mm_unlock(&arenas_lock);
-    if (!marked) {
+    if (!granules_mark((uintptr_t)base, length, a->index)) {
+        granules_mark((uintptr_t)base, length, 0);
         mm_os_unmap(base, length);
         return NULL;
     }
     *size = length;
     return base;
+}
+
+/* A wholly free segment of a non-main arena goes back to the kernel: out of
+ * the map first, so that no pointer check reads it once it is gone.  The
+ * arena's lock is held.  0 when munmap refused (the segment stays in use). */
+int mm_arena_segment_unmap(struct mm_arena *a, void *base, size_t size)
+{
+    granules_mark((uintptr_t)base, size, 0);
+    if (mm_os_unmap(base, size) == 0)
+        return 1;
+    granules_mark((uintptr_t)base, size, a->index);    /* the leaves exist: cannot fail */
+    return 0;
 }
 
 /* ---- the limit ---- */
@@ -142,6 +161,7 @@ static struct mm_arena *arena_create(unsigned index)
     if (a == NULL)
         return NULL;
     a->index = index;
+    a->lock.rank = MM_RANK_ARENA + index;
     a->no_sbrk = 1;
     int policy = __atomic_load_n(&mm_main_arena.fit.policy, __ATOMIC_RELAXED);
     if (policy != MM_FIT_BEST)
@@ -237,4 +257,5 @@ void mm_arenas_unlock_all(void)
 {
     for (unsigned i = 0; i < mm_arena_count; i++)
         __atomic_store_n(&mm_arenas[i]->lock.state, 0, __ATOMIC_RELEASE);
+    mm_lockdep_forget_all();
 }

@@ -26,10 +26,36 @@ MM_HIDDEN MM_COLD MM_NORETURN void mm_assert_failed(const char *file, int line, 
 
 struct mm_arena;
 
-/* ---- lock.c: the arena lock (a futex word) and fork handling ---- */
-typedef struct { int state; } mm_lock_t;   /* 0 free, 1 held, 2 held with waiters */
+/* ---- lock.c: the locks (futex words), their ranks, and fork handling ----
+ *
+ * Every lock has a rank, and a thread takes locks only in increasing rank
+ * (a try-lock, which never waits, may take any):
+ *
+ *   1  MM_RANK_REGISTRY   the registry of threads (thread.c)
+ *   2  MM_RANK_ARENAS     the list of arenas: creating one, attaching a
+ *                         thread, switching every arena's policy (arena.c)
+ *   3+i MM_RANK_ARENA+i   arena i's heap (the main arena is 0); two arenas
+ *                         at once only in fork's handler, in index order,
+ *                         or with a try-lock (the look at idle arenas)
+ *
+ * fork() takes glibc's list of streams before all of them (lock.c says why).
+ * Nothing else in the allocator waits for a lock.  With --enable-debug every
+ * lock and unlock is checked against the ranks (mm_lockdep_*, lock.c): a
+ * lock taken out of order aborts with both locks' names. */
+typedef struct { int state; unsigned rank; } mm_lock_t;   /* state: 0 free, 1 held, 2 held with waiters */
+enum { MM_RANK_REGISTRY = 1, MM_RANK_ARENAS = 2, MM_RANK_ARENA = 3 };
+#define MM_LOCK_INIT(rank) { 0, (rank) }
 MM_HIDDEN void mm_lock_slow(mm_lock_t *l);
 MM_HIDDEN void mm_unlock_slow(mm_lock_t *l);
+#if MM_DEBUG
+MM_HIDDEN void mm_lockdep_acquire(const mm_lock_t *l, int trying);
+MM_HIDDEN void mm_lockdep_release(const mm_lock_t *l);
+MM_HIDDEN void mm_lockdep_forget_all(void);
+#else
+static inline void mm_lockdep_acquire(const mm_lock_t *l, int trying) { (void)l; (void)trying; }
+static inline void mm_lockdep_release(const mm_lock_t *l) { (void)l; }
+static inline void mm_lockdep_forget_all(void) {}
+#endif
 
 /* A process that has never had a second thread (glibc's own flag, which
  * turns false before pthread_create starts one) needs no atomic instruction
@@ -44,6 +70,7 @@ static inline int mm_single_threaded(void) { return 0; }
 static inline void mm_lock(mm_lock_t *l)
 {
     int expected = 0;
+    mm_lockdep_acquire(l, 0);
     if (mm_single_threaded()) {
         mm_assert(l->state == 0);
         __atomic_store_n(&l->state, 1, __ATOMIC_RELAXED);
@@ -55,10 +82,14 @@ static inline void mm_lock(mm_lock_t *l)
 static inline int mm_trylock(mm_lock_t *l)
 {
     int expected = 0;
-    return __atomic_compare_exchange_n(&l->state, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED);
+    if (!__atomic_compare_exchange_n(&l->state, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return 0;
+    mm_lockdep_acquire(l, 1);
+    return 1;
 }
 static inline void mm_unlock(mm_lock_t *l)
 {
+    mm_lockdep_release(l);
     if (mm_single_threaded()) {
         __atomic_store_n(&l->state, 0, __ATOMIC_RELAXED);
         return;
@@ -101,8 +132,9 @@ static inline size_t mm_fast_step(size_t n) { return (n + 7) / 8; }
 /* The counters are only written by their own thread, with plain increments
  * (one instruction on the fast paths); other threads read them, relaxed, to
  * sum them, and may see a count a few calls old. */
+struct registry_node;
 struct mm_thread {
-    struct mm_thread *next, *prev;      /* the registry of live threads */
+    struct registry_node *node;         /* its place in the registry (thread.c) */
     int state;                          /* MM_THREAD_NEW, _LIVE or _EXITED */
     uint8_t cache_on;                   /* live, and caching is on (thread.c) */
     uint64_t calls[MYMALLOC_CALL_COUNT];
@@ -271,6 +303,7 @@ static inline unsigned mm_granule_arena(uintptr_t address)
     return leaf != NULL ? __atomic_load_n(&leaf[g & (((uintptr_t)1 << MM_GRANULE_LEAF_BITS) - 1)], __ATOMIC_RELAXED) : 0;
 }
 MM_HIDDEN void *mm_arena_segment_map(struct mm_arena *a, size_t *size);
+MM_HIDDEN int mm_arena_segment_unmap(struct mm_arena *a, void *base, size_t size);
 MM_HIDDEN unsigned mm_arena_limit(void);
 MM_HIDDEN int mm_arena_limit_set(size_t limit);
 MM_HIDDEN struct mm_arena *mm_arena_attach(struct mm_thread *t);

@@ -1,9 +1,12 @@
-/* lock.c - the arena lock, a three-state futex word (0 free, 1 held,
- * 2 held with waiters) that needs neither libpthread nor malloc, and the
- * fork handlers that keep the heap usable in a child. */
+/* lock.c - the allocator's lock, a three-state futex word (0 free, 1 held,
+ * 2 held with waiters) that needs neither libpthread nor malloc; the check
+ * of the lock ranks (internal.h lists them) in debug builds; and the fork
+ * handlers that keep the heap usable in a child. */
 #define _GNU_SOURCE
 #include <linux/futex.h>
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include "internal.h"
@@ -46,13 +49,99 @@ void mm_unlock_slow(mm_lock_t *l)
     futex_wake_one(&l->state);
 }
 
-/* fork(): the parent takes the arena lock before the fork so no other thread
- * holds it half-way through a heap update; both sides then release it.  The
- * child is single-threaded, so it simply starts with a free lock. */
-/* Lock order: the thread registry, the arenas lock, then the arenas in index
- * order (a thread never holds two arena locks otherwise). */
+/* ---- the rank check (--enable-debug) ----
+ * Each thread keeps the locks it holds; taking one whose rank is not above
+ * every rank held aborts, naming both.  A try-lock never waits, so it is
+ * only recorded. */
+#if MM_DEBUG
+#define HELD_MOST (MM_ARENA_SLOTS + 4)      /* fork's handler holds them all */
+static __thread struct {
+    unsigned count;
+    const mm_lock_t *locks[HELD_MOST];
+} held __attribute__((tls_model("initial-exec")));
+
+static char *lock_name(char *out, const mm_lock_t *l)
+{
+    static const char *const names[] = { "an unranked lock", "the thread registry", "the arenas list" };
+    if (l->rank >= MM_RANK_ARENA) {
+        memcpy(out, "arena ", 6);
+        return mm_format_unsigned(out + 6, l->rank - MM_RANK_ARENA);
+    }
+    size_t n = strlen(names[l->rank < MM_RANK_ARENA ? l->rank : 0]);
+    memcpy(out, names[l->rank < MM_RANK_ARENA ? l->rank : 0], n + 1);
+    return out + n;
+}
+
+static MM_COLD MM_NORETURN void rank_violated(const mm_lock_t *taking, const mm_lock_t *holding)
+{
+    char line[160], *o = line;
+    memcpy(o, "mymalloc: lock order violated: taking ", 38);
+    o = lock_name(o + 38, taking);
+    memcpy(o, " while holding ", 15);
+    o = lock_name(o + 15, holding);
+    memcpy(o, "\n", 2);
+    mm_write_str(STDERR_FILENO, line);
+    abort();
+}
+
+void mm_lockdep_acquire(const mm_lock_t *l, int trying)
+{
+    if (!trying)
+        for (unsigned i = 0; i < held.count; i++)
+            if (held.locks[i]->rank >= l->rank)
+                rank_violated(l, held.locks[i]);
+    mm_assert(held.count < HELD_MOST);
+    held.locks[held.count++] = l;
+}
+
+void mm_lockdep_release(const mm_lock_t *l)
+{
+    for (unsigned i = held.count; i-- > 0;)
+        if (held.locks[i] == l) {
+            held.locks[i] = held.locks[--held.count];
+            return;
+        }
+    mm_assert(!"a lock released that this thread does not hold");
+}
+
+void mm_lockdep_forget_all(void)
+{
+    held.count = 0;
+}
+#endif
+
+/* ---- fork() ----
+ * The parent takes every allocator lock before the fork, so no other thread
+ * is half-way through a heap update when the address space is copied; both
+ * sides then release them (the child, single-threaded, simply starts with
+ * free locks).  In rank order: the thread registry, the arenas list, then
+ * the arenas in index order.
+ *
+ * Before them, glibc's list of streams (_IO_list_lock): glibc's fork takes
+ * it after the fork handlers, but a stream's lock is held across malloc
+ * (getline() grows its buffer with realloc) and fflush(NULL) holds the list
+ * while it waits for a stream.  Taking our locks first would let the
+ * forking thread wait for the list held by fflush(NULL), which waits for a
+ * stream held by getline(), which waits for an arena lock the forking
+ * thread holds (glibc bug 19431's pattern).  The list lock is recursive:
+ * a multi-threaded glibc fork takes it again and releases it once in the
+ * parent, where we release our hold after it.  In the child glibc resets it
+ * only when the parent had threads; we reset it always, or a child of a
+ * single-threaded parent would start with the list held (by its only
+ * thread, recursively: fine until it starts a thread that uses stdio). */
+#ifdef MM_HAVE_IO_LIST_LOCK
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+void _IO_list_resetlock(void);
+#else
+static void _IO_list_lock(void) {}
+static void _IO_list_unlock(void) {}
+static void _IO_list_resetlock(void) {}
+#endif
+
 static void fork_prepare(void)
 {
+    _IO_list_lock();
     mm_thread_fork_prepare();
     mm_arenas_fork_prepare();
 }
@@ -61,12 +150,15 @@ static void fork_parent(void)
 {
     mm_arenas_fork_parent();
     mm_thread_fork_parent();
+    _IO_list_unlock();
 }
 
 static void fork_child(void)
 {
     mm_arenas_fork_child();
     mm_thread_fork_child();
+    mm_lockdep_forget_all();
+    _IO_list_resetlock();
 }
 
 /* Runs as a constructor, before main and before the constructors of the

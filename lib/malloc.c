@@ -12,7 +12,7 @@
 #include "internal.h"
 #include "mymalloc.h"
 
-struct mm_arena mm_main_arena;
+struct mm_arena mm_main_arena = { .lock = MM_LOCK_INIT(MM_RANK_ARENA) };
 int mm_ready;
 
 /* First call: settings from the environment.  Racing threads may both read
