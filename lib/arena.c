@@ -7,6 +7,7 @@
  * MALLOC_ARENA_MAX.  Arenas are never destroyed: a thread that exits leaves
  * its arena to the next thread that comes. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <fcntl.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -186,6 +187,7 @@ int mm_arenas_fit_set(int policy)
 struct mm_arena *mm_arena_attach(struct mm_thread *t)
 {
     struct mm_arena *chosen = &mm_main_arena;
+    int saved_errno = errno;            /* the cgroup probe, a failed mapping: not the caller's */
     unsigned limit = mm_arena_limit();
 
     mm_lock(&arenas_lock);
@@ -212,6 +214,7 @@ struct mm_arena *mm_arena_attach(struct mm_thread *t)
     t->arena = chosen;
     mm_unlock(&arenas_lock);
     mm_cache_adopt(t, chosen);          /* the cache an exited thread left there */
+    errno = saved_errno;
     return chosen;
 }
 

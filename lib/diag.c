@@ -84,6 +84,31 @@ void mm_report_line(const char *func, const char *what, const void *p, const cha
     mm_write_str(STDERR_FILENO, line);
 }
 
+/* --enable-debug: calloc() skips clearing [p, p + n) of the block at
+ * `block` because `claim` says those bytes read as zero; make sure, and
+ * abort naming the claim when one is not. */
+void mm_zero_claim_verify(const void *block, const void *p, size_t n, const char *claim)
+{
+    const unsigned char *bytes = p;
+    size_t i = 0;
+    while (i < n && bytes[i] == 0)
+        i++;
+    if (i == n)
+        return;
+    char text[320], *o = text;
+    o = append(o, "mymalloc: calloc(): memory claimed zero is not: byte ");
+    o = mm_format_unsigned(o, (size_t)(bytes + i - (const unsigned char *)block));
+    o = append(o, " of the block at ");
+    o = mm_format_hex(o, (uintptr_t)block);
+    o = append(o, " reads ");
+    o = mm_format_hex(o, bytes[i]);
+    o = append(o, " (claimed by: ");
+    o = append(o, claim);
+    append(o, ")\n");
+    mm_write_str(STDERR_FILENO, text);
+    abort();
+}
+
 void mm_assert_failed(const char *file, int line, const char *cond)
 {
     char text[512], *o = text;

@@ -34,8 +34,9 @@ static void top_retire(struct mm_arena *a)
 }
 
 /* Lay out a new region over [base, base + size) and make its single block the
- * top.  base is 16-byte aligned, size a multiple of 16. */
-static void region_start(struct mm_arena *a, char *base, size_t size, int from_sbrk)
+ * top.  base is 16-byte aligned, size a multiple of 16; the bytes from
+ * `fresh` on are known to read as zero (fresh from the kernel). */
+static void region_start(struct mm_arena *a, char *base, size_t size, int from_sbrk, char *fresh)
 {
     struct mm_region *r = (struct mm_region *)base;
 
@@ -50,7 +51,7 @@ static void region_start(struct mm_arena *a, char *base, size_t size, int from_s
     block_set_head(region_fence(r), 0, BLOCK_INUSE);
     a->top = t;
     a->top_region = r;
-    a->fresh_from = (char *)block_user(t);
+    a->fresh_from = fresh > (char *)block_user(t) ? fresh : (char *)block_user(t);
 
     /* Read without the lock by the pointer checks: atomic, and only widened. */
     if (a->lowest == 0 || (uintptr_t)base < a->lowest)
@@ -95,13 +96,16 @@ static int grow_with_sbrk(struct mm_arena *a, size_t need, size_t pad)
         top_extend(a, increment);
         return 1;
     }
-    /* A fresh brk heap, or someone else moved the break: start a region. */
+    /* A fresh brk heap, or someone else moved the break: start a region.
+     * The rest of the page the break was in may hold what was there before
+     * (another sbrk user that lowered the break by less than a page): only
+     * the pages after it are known to be zero. */
     char *base = (char *)align_up((uintptr_t)old, MM_ALIGN);
     char *end = (char *)align_down((uintptr_t)(old + increment), MM_ALIGN);
     if (a->brk_start == NULL || old < a->brk_start)
         __atomic_store_n(&a->brk_start, old, __ATOMIC_RELEASE);
     __atomic_store_n(&a->brk_end, old + increment, __ATOMIC_RELEASE);
-    region_start(a, base, (size_t)(end - base), 1);
+    region_start(a, base, (size_t)(end - base), 1, (char *)align_up((uintptr_t)old, page));
     return 1;
 }
 
@@ -156,14 +160,14 @@ static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
         char *base = mm_arena_segment_map(a, &size);
         if (base == NULL)
             return 0;
-        region_start(a, base, size, 0);
+        region_start(a, base, size, 0, base);
     } else {
         if (size < SEGMENT_MIN)
             size = SEGMENT_MIN;
         char *base = mm_os_map(size);
         if (base == NULL)
             return 0;
-        region_start(a, base, size, 0);
+        region_start(a, base, size, 0, base);
         segment_note(a->top_region);
     }
     __atomic_store_n(&a->has_segments, 1, __ATOMIC_RELAXED);
@@ -197,8 +201,11 @@ static block_t *top_carve(struct mm_arena *a, size_t need, size_t origin, size_t
     block_set_head(b, need, BLOCK_INUSE | BLOCK_PREV_INUSE | origin);
     a->top = block_at(b, need);
     block_set_head(a->top, top_size - need, BLOCK_PREV_INUSE);
-    if (dirty != NULL)
+    if (dirty != NULL) {
         *dirty = a->fresh_from <= user ? 0 : (size_t)((a->fresh_from < end ? a->fresh_from : end) - user);
+        mm_zero_claim(b, user + *dirty, (size_t)(end - user) - *dirty,
+                      "the top above the mark of bytes never handed out (fresh_from)");
+    }
     if (a->fresh_from < (char *)block_user(a->top))
         a->fresh_from = (char *)block_user(a->top);
     return b;
@@ -264,6 +271,8 @@ static size_t calloc_dirty(block_t *b, size_t zero_from, size_t zero_to)
         return block_usable(b);
     if (zero_to < size)
         memset((char *)b + zero_to, 0, size - zero_to);
+    mm_zero_claim(b, (char *)b + zero_from, (zero_to < size ? zero_to : size) - zero_from,
+                  "a free block's released pages (MM_RELEASE_ZERO)");
     return zero_from - MM_HEADER;
 }
 
@@ -371,6 +380,17 @@ void mm_heap_rebuild_bins(struct mm_arena *a)
     }
 }
 
+/* The top's pages in [start, end) (page aligned, inside the top) were just
+ * given back with madvise: they read as zero.  Dirty bytes past `end`, on
+ * the page that holds the region's fence (which cannot go), are cleared by
+ * hand, so that everything from `start` on reads as zero. */
+void mm_heap_top_released(struct mm_arena *a, char *start, char *end)
+{
+    if (a->fresh_from > end)
+        memset(end, 0, (size_t)(a->fresh_from - end));
+    a->fresh_from = start;
+}
+
 /* Give the top back to the kernel down to `keep` free bytes.  1 if any memory
  * was released. */
 int mm_heap_trim(struct mm_arena *a, size_t keep)
@@ -395,7 +415,7 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
         char *dirty_end = a->fresh_from < fence_page ? (char *)align_up((uintptr_t)a->fresh_from, page) : fence_page;
         if (dirty_end <= new_end || mm_os_release(new_end, (size_t)(dirty_end - new_end)) != 0)
             return 0;
-        a->fresh_from = new_end;
+        mm_heap_top_released(a, new_end, dirty_end);
         return 1;
     }
     if (r->from_sbrk) {

@@ -23,6 +23,11 @@
 #define mm_assert(cond) \
     do { if (MM_DEBUG && unlikely(!(cond))) mm_assert_failed(__FILE__, __LINE__, #cond); } while (0)
 MM_HIDDEN MM_COLD MM_NORETURN void mm_assert_failed(const char *file, int line, const char *cond);
+/* Every "these bytes are known to be zero" that lets calloc() skip clearing
+ * them is verified in debug builds, naming the claim (diag.c). */
+MM_HIDDEN void mm_zero_claim_verify(const void *block, const void *p, size_t n, const char *claim);
+#define mm_zero_claim(block, p, n, claim) \
+    do { if (MM_DEBUG) mm_zero_claim_verify(block, p, n, claim); } while (0)
 
 struct mm_arena;
 
@@ -434,6 +439,7 @@ MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b, int fill, const c
 MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
+MM_HIDDEN void mm_heap_top_released(struct mm_arena *a, char *start, char *end);
 MM_HIDDEN void mm_heap_trim_over(struct mm_arena *a, int wait);
 
 MM_HIDDEN int mm_segment_holds(const void *p);

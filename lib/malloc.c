@@ -19,11 +19,13 @@ int mm_ready;
  * them; they store the same values. */
 void mm_init_slow(void)
 {
+    int saved_errno = errno;     /* getrandom, the environment: never an error of the caller's */
     mm_secret_init();
     if (mm_settings_read_environment()) {
         __atomic_store_n(&mm_ready, 1, __ATOMIC_RELEASE);
         mm_settings_changed();
     }
+    errno = saved_errno;
 }
 
 static inline int wants_mapping(size_t n)
@@ -682,8 +684,10 @@ MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
     if (wants_mapping(n)) {
         int saved_errno = errno;
         void *p = mm_large_alloc(n, MM_ALIGN, ORIGIN_MALLOC);   /* fresh pages are zero */
-        if (p != NULL)
+        if (p != NULL) {
+            mm_zero_claim(block_of_user(p), p, n, "a mapping of its own, fresh from mmap");
             return p;
+        }
         errno = saved_errno;
     }
     size_t dirty;
@@ -723,9 +727,11 @@ MYMALLOC_EXPORT int posix_memalign(void **out, size_t alignment, size_t n)
         return EINVAL;
     int saved_errno = errno;
     void *p = mm_memalign(alignment, n, ORIGIN_MALLOC);
-    errno = saved_errno;
-    if (p == NULL)
+    if (p == NULL) {
+        errno = ENOMEM;         /* as glibc: the return value and errno */
         return ENOMEM;
+    }
+    errno = saved_errno;
     *out = p;
     return 0;
 }

@@ -353,7 +353,7 @@ int mm_release_all(struct mm_arena *a, size_t pad)
             end = align_up((uintptr_t)a->fresh_from, page);
         if (end > start && os_release(start, end) == 0) {
             released = 1;
-            a->fresh_from = (char *)start;
+            mm_heap_top_released(a, (char *)start, (char *)end);
         }
     }
     return released;

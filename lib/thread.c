@@ -190,6 +190,7 @@ void mm_count_slow(enum mymalloc_call call)
         __atomic_add_fetch(&retired_calls[call], 1, __ATOMIC_RELAXED);
         return;
     }
+    int saved_errno = errno;            /* a page of nodes refused: no error of the caller's */
     mm_lock(&registry_lock);
     struct registry_node *n = node_take();
     if (n == NULL || !node_hold(n)) {
@@ -198,6 +199,7 @@ void mm_count_slow(enum mymalloc_call call)
             spare = n;
         }
         mm_unlock(&registry_lock);
+        errno = saved_errno;
         __atomic_add_fetch(&retired_calls[call], 1, __ATOMIC_RELAXED);
         return;                         /* unregistered: counted, never cached */
     }
