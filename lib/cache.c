@@ -71,7 +71,7 @@ static void release_locked(struct mm_arena *a, block_t *b)
     size_t *user = block_user(b);
     user[0] = user[1] = 0;
     if (mm_check_level() != 0 && unlikely(!mm_heap_block_sound_any(a, b)) &&
-        !mm_heap_block_report(a, b, user, block_origin(b) == ORIGIN_NEW ? "operator delete" : "free", block_origin(b)))
+        !mm_heap_block_report(a, b, user, mm_origin_free_name(block_origin(b)), block_origin(b)))
         return;
     mm_heap_release(a, b, 0, NULL);
 }

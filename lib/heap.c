@@ -460,7 +460,7 @@ static MM_NOINLINE MM_COLD void neighbour_links_broken(struct mm_arena *a, block
                                                        size_t origin)
 {
     if (func == NULL)
-        func = origin == ORIGIN_NEW ? "operator delete" : origin == ORIGIN_NEW_ARRAY ? "operator delete[]" : "free";
+        func = mm_origin_free_name(origin);
     mm_report(func, "corrupted free block", block_user(bad), "written after free?", block_size(bad));
     mm_heap_quarantine_free(a, bad);
 }

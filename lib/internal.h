@@ -106,7 +106,7 @@ static inline void mm_unlock(mm_lock_t *l)
 /* ---- thread.c: per-thread counters ---- */
 enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
 /* A thread's cache of small free blocks (cache.c): per size class and per
- * origin (the malloc family, operator new), lists of user pointers linked
+ * origin (the malloc family, operator new, operator new[]), lists of user pointers linked
  * through the first user word (mangled), with a key in the second word while
  * cached.  `room` is how many more blocks a list takes before half of it is
  * drained: its limit (mm_cache_limit) less its length.  A class's refills
@@ -121,12 +121,19 @@ enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
 #define MM_CACHE_CLASSES (MM_CACHE_SMALL_CLASSES + 1 + 3 * 16)
 #define MM_CACHE_MAX_BLOCK 8192u
 #define MM_CACHE_MAX_REQUEST (MM_CACHE_MAX_BLOCK - MM_HEADER)
-#define MM_CACHE_ORIGINS 2
+#define MM_CACHE_ORIGINS 3         /* the malloc family, operator new, operator new[] */
 struct mm_cache {
     void *head[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
     int8_t room[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
     uint8_t batch[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];   /* blocks the last refill took (0: none yet) */
 };
+/* The call that frees a block of this origin, for reports made on its
+ * behalf (a cached block going back to the heap). */
+static inline const char *mm_origin_free_name(size_t origin)
+{
+    return origin == ORIGIN_NEW ? "operator delete" : origin == ORIGIN_NEW_ARRAY ? "operator delete[]" : "free";
+}
+
 /* malloc() calls served by its inline fast path, by request size in steps
  * of 8 bytes (0, 1-8, 9-16, ... 993-1000): one increment there, folded into
  * the call and size-class counts when they are read.  The same step gives

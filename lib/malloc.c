@@ -185,7 +185,7 @@ static MM_NOINLINE void *alloc_slow(size_t n, size_t origin);
 void *mm_alloc(size_t n, size_t origin)
 {
     struct mm_thread *t = &mm_self;
-    if (likely(n <= MM_CACHE_MAX_REQUEST && origin < ORIGIN_NEW_ARRAY && mm_cache_usable(t))) {
+    if (likely(n <= MM_CACHE_MAX_REQUEST && origin != ORIGIN_QUARANTINE && mm_cache_usable(t))) {
         size_t cls = mm_cache_class(n), o = origin >> ORIGIN_SHIFT;
         void *p = mm_cache_pop(t, o, cls);
         if (likely(p != NULL))
@@ -378,13 +378,13 @@ static MM_NOINLINE void free_slow(void *p, size_t size, size_t alignment, size_t
 void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func)
 {
     struct mm_thread *t = &mm_self;
-    if (likely(origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && mm_cache_usable(t)) &&
+    if (likely(origin != ORIGIN_QUARANTINE && alignment <= MM_ALIGN && mm_cache_usable(t)) &&
         in_heap(p) &&
         cache_free(t, p, size, origin, MYMALLOC_CALL_COUNT))
         return;
     if (p == NULL)
         return;
-    if (t->state != MM_THREAD_LIVE && origin < ORIGIN_NEW_ARRAY && alignment <= MM_ALIGN && pending_free(p, size, origin))
+    if (t->state != MM_THREAD_LIVE && origin != ORIGIN_QUARANTINE && alignment <= MM_ALIGN && pending_free(p, size, origin))
         return;
     free_slow(p, size, alignment, origin, func, 0);
 }

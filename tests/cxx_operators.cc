@@ -1370,6 +1370,33 @@ void test_sized_delete()
     ok_moved(moved(a, b, {W(EXPR_DELETE)}), "delete of a Derived through a Derived * is accepted");
 }
 
+// operator new[] and delete[] take the thread's cache, as new and delete do:
+// a block deleted is handed out again by the next new[] of its size with no
+// heap operation (it stays counted as cached in between), and the block
+// caches of the two families stay apart.
+void test_array_cache()
+{
+    mymalloc_stats s0, s1, s2;
+    char *warm = keep(new char[100]);      // this thread is registered, its cache on
+    delete[] keep(warm);
+    char *p = keep(new char[100]);
+    mymalloc_stats_get(&s0);
+    delete[] keep(p);
+    mymalloc_stats_get(&s1);
+    char *q = keep(new char[100]);
+    mymalloc_stats_get(&s2);
+    ok(s1.cached_bytes == s0.cached_bytes + 112 && s2.cached_bytes == s0.cached_bytes && q == p,
+       "operator delete[] caches a 112-byte block (cached bytes %zu -> %zu), operator new[] takes it back (%zu, "
+       "the same address: %s)", s0.cached_bytes, s1.cached_bytes, s2.cached_bytes, q == p ? "yes" : "no");
+    char *r = static_cast<char *>(keep(::operator new(100)));
+    ok(r != q, "operator new does not get the block operator new[] holds");
+    delete[] keep(q);
+    char *n = static_cast<char *>(keep(::operator new(100)));
+    ok(n != q, "nor one that operator delete[] cached");
+    ::operator delete(keep(r));
+    ::operator delete(keep(n));
+}
+
 } // namespace
 
 int main(int, char **argv)
@@ -1386,7 +1413,7 @@ int main(int, char **argv)
         setenv("CXX_OPERATORS_RESTARTED", "1", 1);
         execv("/proc/self/exe", argv);
     }
-    plan(1 + 1 + 48 + 36 + 4 + 4 + 3 + 12 + 11 + 9 + 38 + 1);
+    plan(1 + 1 + 48 + 36 + 4 + 4 + 3 + 12 + 11 + 9 + 38 + 3 + 1);
     ok(set, "mallopt sets the default mmap threshold, mmap max, check level 1 and abort on misuse");
 
     bool names = true;
@@ -1412,6 +1439,7 @@ int main(int, char **argv)
     test_new_handler_without_memory_pressure();
     test_new_handler_under_memory_pressure();
     test_sized_delete();
+    test_array_cache();
 
     int problems = mymalloc_check();
     ok(problems == 0, "mymalloc_check() finds no problem at the end (%d)", problems);
