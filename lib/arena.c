@@ -224,6 +224,8 @@ void mm_arena_detach(struct mm_thread *t)
     if (t->arena == NULL)
         return;
     mm_lock(&arenas_lock);
+    if (t->arena->threads == 1)
+        __atomic_store_n(&t->arena->idle_since, mm_release_now(), __ATOMIC_RELAXED);
     __atomic_store_n(&t->arena->threads, t->arena->threads - 1, __ATOMIC_RELAXED);
     mm_unlock(&arenas_lock);
 }

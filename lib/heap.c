@@ -380,6 +380,82 @@ void mm_heap_rebuild_bins(struct mm_arena *a)
     }
 }
 
+/* ---- whole segments of non-main arenas back to the kernel ----
+ * A non-main arena's segment whose blocks are all free holds one free block
+ * from its first block to its fence (or, for the newest, the top alone).
+ * Once that block's decay is over (release.c), or at malloc_trim(0), the
+ * segment is unmapped: out of the granule map, its address space given
+ * back, which madvise alone never does (a process under RLIMIT_AS needs it
+ * to map something else). */
+
+/* The region whose first block is b, when b is one of a's segments. */
+static struct mm_region **region_link_of(struct mm_arena *a, const block_t *b)
+{
+    const struct mm_region *r = (const struct mm_region *)((const char *)b - MM_REGION_FIRST_BLOCK);
+    if (a->index == 0 || (uintptr_t)r % ((uintptr_t)1 << MM_GRANULE_SHIFT) != 0)
+        return NULL;
+    struct mm_region **link = &a->regions;
+    while (*link != NULL && *link != r)
+        link = &(*link)->next;
+    return *link != NULL ? link : NULL;
+}
+
+/* Unmap the region at *link, which holds nothing in use. */
+static int region_unmap(struct mm_arena *a, struct mm_region **link)
+{
+    struct mm_region *r = *link;
+    size_t size = r->size;
+    *link = r->next;
+    if (!mm_arena_segment_unmap(a, r, size)) {
+        *link = r;                     /* munmap refused: it stays */
+        return 0;
+    }
+    note_system_bytes(a, -(ptrdiff_t)size);
+    return 1;
+}
+
+/* Is b, a free block in a bin, all that a segment of a non-main arena holds?
+ * (The cheap tests first: a segment starts on a granule and b ends at a
+ * fence.) */
+int mm_heap_segment_whole(struct mm_arena *a, block_t *b)
+{
+    block_t *next = block_next(b);
+    return a->index != 0 && ((uintptr_t)b - MM_REGION_FIRST_BLOCK) % ((uintptr_t)1 << MM_GRANULE_SHIFT) == 0 &&
+           (next->head & (BLOCK_SIZE_MASK | BLOCK_INUSE)) == BLOCK_INUSE && region_link_of(a, b) != NULL;
+}
+
+/* b (mm_heap_segment_whole) leaves its bin and its segment is unmapped; 1
+ * when done (else b stays as it was). */
+int mm_heap_segment_drop(struct mm_arena *a, block_t *b)
+{
+    struct mm_region **link = region_link_of(a, b);
+    if (link == NULL || *link == a->top_region)
+        return 0;
+    size_t released = mm_release_flags(b);
+    mm_bin_remove(&a->bins, b);
+    if (region_unmap(a, link))
+        return 1;
+    mm_bin_insert(&a->bins, b);
+    mm_release_inherit(&a->bins, b, released);
+    return 0;
+}
+
+/* The top of a non-main arena is all its segment holds: unmap the segment
+ * (the next allocation maps a new one).  1 when done. */
+int mm_heap_top_drop(struct mm_arena *a)
+{
+    if (a->index == 0 || a->top == NULL || a->top != region_first(a->top_region))
+        return 0;
+    struct mm_region **link = region_link_of(a, a->top);
+    if (link == NULL || !region_unmap(a, link))
+        return 0;
+    a->top = NULL;
+    a->top_region = NULL;
+    a->fresh_from = NULL;
+    a->bins.dirty.top_waiting = 0;
+    return 1;
+}
+
 /* The top's pages in [start, end) (page aligned, inside the top) were just
  * given back with madvise: they read as zero.  Dirty bytes past `end`, on
  * the page that holds the region's fence (which cannot go), are cleared by
@@ -542,6 +618,10 @@ void mm_heap_trim_over(struct mm_arena *a, int wait)
     struct mm_dirty *d = &a->bins.dirty;
     size_t threshold = mm_setting(&mm_settings.trim_threshold);
     size_t pad = mm_setting(&mm_settings.top_pad);
+    if (a->top == NULL) {                /* its segment was unmapped */
+        d->top_waiting = 0;
+        return;
+    }
     size_t top = block_size(a->top);
     if (a->index != 0)      /* only the top's pages in use can go (see mm_heap_trim) */
         top = a->fresh_from > (char *)a->top ? (size_t)(a->fresh_from - (char *)a->top) : 0;

@@ -271,6 +271,7 @@ struct mm_arena {
     unsigned index;                /* in mm_arenas; 0: the main arena, the brk heap */
     int no_sbrk;                   /* grows in mmap segments only (every arena but main) */
     unsigned threads;              /* live threads attached (under the arenas lock) */
+    size_t idle_since;             /* when (ms) the last of them left */
     void *pending;                 /* blocks freed by threads without a cache (cache.c):
                                       user pointers */
     struct mm_bins bins;
@@ -447,6 +448,9 @@ MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
 MM_HIDDEN void mm_heap_top_released(struct mm_arena *a, char *start, char *end);
+MM_HIDDEN int mm_heap_segment_whole(struct mm_arena *a, block_t *b);
+MM_HIDDEN int mm_heap_segment_drop(struct mm_arena *a, block_t *b);
+MM_HIDDEN int mm_heap_top_drop(struct mm_arena *a);
 MM_HIDDEN void mm_heap_trim_over(struct mm_arena *a, int wait);
 
 MM_HIDDEN int mm_segment_holds(const void *p);

@@ -826,6 +826,8 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
         mm_pending_take(a);
         released |= mm_heap_trim(a, pad);
         released |= mm_release_all(a, pad);    /* and the pages inside free blocks */
+        if (pad == 0)
+            released |= mm_heap_top_drop(a);   /* a thread arena's last segment, if free */
         mm_unlock(&a->lock);
     }
     errno = saved_errno;

@@ -245,6 +245,16 @@ static int sound(const struct mm_arena *a, const block_t *b)
     return mm_link_plausible(mm_heap_bounds(a), b) && block_head_ok(b) && !block_inuse(b) && is_tracked(b) && mm_bin_links_ok(a, b);
 }
 
+/* A non-main arena no thread uses, whose top is all its newest segment
+ * holds (mm_heap_top_drop)?  Read without its lock, as a hint. */
+static int idle_top_droppable(const struct mm_arena *a)
+{
+    const char *top = (const char *)__atomic_load_n(&a->top, __ATOMIC_RELAXED);
+    const char *region = (const char *)__atomic_load_n(&a->top_region, __ATOMIC_RELAXED);
+    return a->index != 0 && top != NULL && top == region + MM_REGION_FIRST_BLOCK &&
+           __atomic_load_n(&a->threads, __ATOMIC_RELAXED) == 0;
+}
+
 /* Called after heap operations (mm_release_after): release the blocks that
  * have been free for the decay time.  The list is oldest first, so this
  * stops at the first block not due. */
@@ -268,7 +278,7 @@ void mm_release_tick(struct mm_arena *a, const char *func)
             (__atomic_load_n(&idle->bins.dirty.head, __ATOMIC_RELAXED) == NULL &&
              __atomic_load_n(&idle->pending, __ATOMIC_RELAXED) == NULL &&
              !__atomic_load_n(&idle->bins.dirty.top_waiting, __ATOMIC_RELAXED) &&
-             !__atomic_load_n(&idle->stashed, __ATOMIC_RELAXED)) ||
+             !__atomic_load_n(&idle->stashed, __ATOMIC_RELAXED) && !idle_top_droppable(idle)) ||
             !mm_trylock(&idle->lock))
             continue;
         size_t decay = mm_setting(&mm_settings.decay_ms);
@@ -304,6 +314,10 @@ static void release_due(struct mm_arena *a, const char *func)
 {
     struct mm_dirty *d = &a->bins.dirty;
     size_t decay = mm_setting(&mm_settings.decay_ms);
+    /* The last segment of an arena idle for the decay goes too. */
+    if (decay != SIZE_MAX && idle_top_droppable(a) &&
+        (decay == 0 || !mm_release_within(now_ms(), __atomic_load_n(&a->idle_since, __ATOMIC_RELAXED), decay)))
+        mm_heap_top_drop(a);
     if (d->top_waiting && (decay == 0 || decay == SIZE_MAX || !mm_release_within(now_ms(), d->top_since, decay)))
         mm_heap_trim_over(a, 0);     /* if it is still over the threshold */
     if (decay == SIZE_MAX || d->head == NULL)
@@ -318,6 +332,8 @@ static void release_due(struct mm_arena *a, const char *func)
             list_corrupted(a, b, func);
             return;
         }
+        if (mm_heap_segment_whole(a, b) && mm_heap_segment_drop(a, b))
+            continue;     /* a whole segment: unmapped */
         if (!release_block(&a->bins, b, &released))
             return;       /* madvise refused (locked memory?): try again later */
     }
@@ -337,7 +353,10 @@ int mm_release_all(struct mm_arena *a, size_t pad)
             return released;
         }
         block_t *next = tracked(b)->newer;
-        release_block(&a->bins, b, &released);
+        if (mm_heap_segment_whole(a, b) && mm_heap_segment_drop(a, b))
+            released = 1;
+        else
+            release_block(&a->bins, b, &released);
         b = next;
     }
 

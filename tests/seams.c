@@ -493,6 +493,76 @@ static int address_space_back(void)
     return 0;
 }
 
+/* The same without malloc_trim: once the decay is over, the heap
+ * operations that follow unmap the segments a thread freed whole, and the
+ * last segment of an arena its thread left. */
+static size_t heap_bytes(void)
+{
+    struct mymalloc_stats s;
+    return mymalloc_stats_get(&s) == 0 ? s.heap_bytes : 0;
+}
+
+static void some_heap_operations(void)
+{
+    for (int i = 0; i < 64; i++) {
+        void *p = malloc(20000 + 16 * (size_t)i);     /* past the caches: heap operations */
+        escape(p);
+        free(p);
+    }
+}
+
+static void *fill_free_wait(void *arg)
+{
+    size_t *left = arg;
+    enum { N = 1024 };                 /* 64 MiB: 16 segments of 4 MiB */
+    void **held = malloc(N * sizeof *held);
+    if (held == NULL)
+        return NULL;
+    for (int i = 0; i < N; i++) {
+        held[i] = malloc(64 * KIB - 64);
+        if (held[i] != NULL)
+            memset(held[i], 1, 64);
+        escape(held[i]);
+    }
+    size_t full = heap_bytes();
+    for (int i = 0; i < N; i++)
+        free(held[i]);
+    free(held);
+    usleep(400 * 1000);                /* twice the decay */
+    some_heap_operations();
+    left[0] = full;
+    left[1] = heap_bytes();
+    return NULL;
+}
+
+static int segments_back_after_decay(void)
+{
+    mallopt(M_MYMALLOC_DECAY, 200);
+    void *first = malloc(1);
+    escape(first);
+    size_t before = heap_bytes(), left[2] = { 0, 0 };
+    pthread_t t;
+    if (pthread_create(&t, NULL, fill_free_wait, left) != 0)
+        return 2;
+    pthread_join(t, NULL);
+    char msg[160];
+    snprintf(msg, sizeof msg, "heap bytes: %zu before, %zu with 64 MiB in use, %zu after the decay in the thread",
+             before, left[0], left[1]);
+    if (left[0] < before + 64 * MIB || left[1] > before + 8 * MIB) {
+        say(msg);
+        return 1;
+    }
+    usleep(400 * 1000);                /* the thread is gone: its arena is idle */
+    some_heap_operations();
+    size_t idle = heap_bytes();
+    if (idle > before + MIB) {
+        snprintf(msg + strlen(msg), sizeof msg - strlen(msg), ", %zu once its arena was idle", idle);
+        say(msg);
+        return 1;
+    }
+    return 0;
+}
+
 /* ---- errno ----
  * GCC knows the malloc family: it drops a malloc/free pair whose block is
  * not used, and takes posix_memalign() to leave errno alone.  So the blocks
@@ -587,7 +657,7 @@ int main(int argc, char **argv)
         return first_malloc_probe();
     if (argc > 2 && strcmp(argv[1], "--only") == 0)
         only = argv[2];
-    plan(11);
+    plan(12);
     CASE(fork_while_growing, 60, "fork() 300 times while two threads grow their arenas: no deadlock");
     CASE(fit_while_growing, 60, "mallopt(M_MYMALLOC_FIT) 20000 times while two threads grow their arenas: no deadlock");
     CASE(fork_against_stdio, 60, "fork() 400 times while one thread runs fflush(NULL) and another getline(): no deadlock");
@@ -601,6 +671,9 @@ int main(int argc, char **argv)
          "mallinfo2, stats and new threads do not hang");
     CASE(address_space_back, 60,
          "under RLIMIT_AS: 160 MiB freed by an exited thread, then malloc_trim(0): malloc(160 MiB) succeeds");
+    CASE(segments_back_after_decay, 30,
+         "a thread's arena: 64 MiB freed, segments unmapped once the decay is over, and its last one once the "
+         "arena is idle, with no malloc_trim");
     CASE(first_allocation_errno, 30, "the first malloc() of a process leaves errno alone");
     CASE(thread_first_allocation_errno, 30, "a thread's first malloc() and calloc() leave errno alone");
     CASE(posix_memalign_failure_errno, 30, "posix_memalign() that fails returns ENOMEM and sets errno to ENOMEM");
