@@ -34,6 +34,8 @@ extern "C" {
 #define MYMALLOC_FIT_WORST 3     /* the largest free block */
 #define M_MYMALLOC_DECAY (-105)  /* ms a big free block stays resident before its pages are
                                     released (default 1000); 0: at once; negative: never */
+#define M_MYMALLOC_BACKGROUND (-106) /* 1: a background thread releases free pages once their
+                                        decay is over, also while the program sleeps; 0: off (default) */
 
 /* The version of the library actually loaded, "MAJOR.MINOR.PATCH". */
 MYMALLOC_EXPORT const char *mymalloc_version(void);

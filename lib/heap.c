@@ -322,6 +322,7 @@ static block_t *heap_alloc(struct mm_arena *a, size_t need, size_t most, size_t 
     if (b != NULL) {
         size_t size = block_size(b), zero_from = 0, zero_to = 0;
         size_t released = mm_release_flags(b);    /* read before the block is written */
+        size_t age = mm_release_age(b);
         if (most > 1) {
             size_t count = size / need < most ? size / need : most;
             if (count > 1 && size - count * need != 0 && size - count * need < MM_MIN_BLOCK)
@@ -335,6 +336,7 @@ static block_t *heap_alloc(struct mm_arena *a, size_t need, size_t most, size_t 
             block_mark_free_after_inuse(rest, size - need);
             mm_bin_insert(&a->bins, rest);
             mm_release_inherit(&a->bins, rest, released);   /* its inner pages are b's */
+            mm_release_keep_age(&a->bins, rest, age);       /* free since b was */
             size = need;
         } else {
             block_set_prev_inuse(block_next(b));
@@ -549,16 +551,21 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled, const ch
 {
     size_t size = block_size(b), origin = block_origin(b);
     size_t released = 0;     /* release flags of the free blocks merged in */
+    size_t age = 0, aged = size;   /* the age of the biggest part (b's: now), its size */
     block_t *broken_prev = NULL, *broken_next = NULL;
     int joined_top = 0;
 
     if (!block_prev_inuse(b)) {
         block_t *prev = block_prev(b);
         mm_assert(!block_inuse(prev) && block_size(prev) == block_prev_tag(b));
-        size_t prev_released = mm_release_flags(prev);
+        size_t prev_released = mm_release_flags(prev), prev_age = mm_release_age(prev);
         if (likely(mm_bin_remove_checked(a, prev))) {
             filled = filled && (prev->head & BLOCK_CANARY);
             released |= prev_released;
+            if (prev_age != 0 && block_size(prev) > aged) {
+                age = prev_age;
+                aged = block_size(prev);
+            }
             block_set_head(b, size, 0);     /* left inside prev: a second free() sees it free */
             if (filled)
                 fill_junction(b, 0);
@@ -575,11 +582,14 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled, const ch
         joined_top = 1;
     } else {
         size_t next_released = block_inuse(next) ? 0 : mm_release_flags(next);
+        size_t next_age = block_inuse(next) ? 0 : mm_release_age(next);
         if (!block_inuse(next) && likely(mm_bin_remove_checked(a, next))) {
             /* The block after next already has its P bit clear. */
             size_t next_size = block_size(next);
             filled = filled && (next->head & BLOCK_CANARY);
             released |= next_released;
+            if (next_age != 0 && next_size > aged)
+                age = next_age;
             size += next_size;
             if (filled)
                 fill_junction(next, next_size);
@@ -591,8 +601,11 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled, const ch
         block_set_head(b, size, BLOCK_PREV_INUSE | (filled ? BLOCK_CANARY : 0));
         *block_tag(b) = size;
         mm_bin_insert(&a->bins, b);
-        /* Partly released: released again in full once its decay is over. */
+        /* Partly released: released again in full once its decay is over.
+         * It ages as its biggest part: small frees next to a big free block
+         * do not keep its pages resident for ever. */
         mm_release_inherit(&a->bins, b, released != 0 ? MM_RELEASE_MAYBE_ZERO : 0);
+        mm_release_keep_age(&a->bins, b, age);
     }
     if (unlikely(broken_prev != NULL))
         neighbour_links_broken(a, broken_prev, func, origin);
@@ -703,7 +716,7 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
             a->fresh_from = (char *)block_user(a->top);
     } else if (!block_inuse(next) && size + block_size(next) >= need) {
         size_t total = size + block_size(next);
-        size_t released = mm_release_flags(next);
+        size_t released = mm_release_flags(next), age = mm_release_age(next);
         if (unlikely(!mm_bin_remove_checked(a, next))) {
             neighbour_links_broken(a, next, "realloc", ORIGIN_MALLOC);
             return 0;
@@ -714,6 +727,7 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
             block_mark_free_after_inuse(rest, total - need);
             mm_bin_insert(&a->bins, rest);
             mm_release_inherit(&a->bins, rest, released);   /* its inner pages are next's */
+            mm_release_keep_age(&a->bins, rest, age);
         } else {
             block_set_head(b, total, b->head & BLOCK_FLAGS);
             block_set_prev_inuse(block_next(b));

@@ -153,6 +153,7 @@ struct mm_thread {
     uint64_t sizes[MYMALLOC_SIZE_CLASSES];   /* requests by size class */
     uint64_t fast_sizes[MM_FAST_SIZES];      /* malloc fast path, see above */
     struct mm_arena *arena;             /* where its allocations come from */
+    size_t polled;                      /* when (ms) mm_release_poll last looked */
     struct mm_cache cache;
 };
 MM_HIDDEN extern __thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
@@ -170,10 +171,18 @@ MM_HIDDEN void mm_thread_cache_switch(int on);
 MM_HIDDEN void mm_thread_fork_prepare(void);
 MM_HIDDEN void mm_thread_fork_parent(void);
 MM_HIDDEN void mm_thread_fork_child(void);
+/* Every MM_POLL_CALLS counted calls (frees among them: the fast paths of a
+ * program whose blocks all come and go through its cache make no heap
+ * operation), a thread looks whether its arena has pages due for release
+ * (mm_release_poll, release.c). */
+#define MM_POLL_CALLS 256
+MM_HIDDEN MM_NOINLINE void mm_release_poll(struct mm_thread *t);
+
 /* Count one call of an entry point for a thread known to be registered. */
 static inline void mm_count_live(struct mm_thread *t, enum mymalloc_call call)
 {
-    t->calls[call]++;
+    if (unlikely((++t->calls[call] & (MM_POLL_CALLS - 1)) == 0))
+        mm_release_poll(t);
 }
 
 /* Count one call of an entry point: a thread-local increment. */
@@ -235,7 +244,7 @@ struct mm_dirty {
     size_t last_trim;                 /* last at this time (ms) (heap.c) */
 };
 
-#define MM_RELEASE_MIN ((size_t)16384)  /* free blocks this big are tracked and released */
+#define MM_RELEASE_MIN ((size_t)4096 + 64)  /* free blocks this big are tracked: they may hold a whole page */
 struct mm_bins {
     block_t *head[MM_NBINS];          /* each a LIFO list */
     uint64_t map[MM_BINMAP_WORDS];    /* bit i set <=> head[i] != NULL */
@@ -501,6 +510,7 @@ struct mm_settings {
     size_t tcache;           /* 1: per-thread caches of small blocks */
     size_t stats_at_exit;    /* 1: MYMALLOC_STATS=1, malloc_stats() at exit */
     size_t decay_ms;         /* free pages go back this long after the free; SIZE_MAX: never */
+    size_t background;       /* 1: a background thread runs the decay (background.c) */
 };
 MM_HIDDEN void mm_settings_changed(void);
 MM_HIDDEN void mm_settings_mapped_freed(size_t length);
@@ -517,6 +527,8 @@ MM_HIDDEN void mm_release_add(struct mm_bins *bins, block_t *b);
 MM_HIDDEN void mm_release_remove(struct mm_bins *bins, block_t *b);
 MM_HIDDEN size_t mm_release_flags_checked(const block_t *b);
 MM_HIDDEN void mm_release_set(struct mm_bins *bins, block_t *b, size_t flags);
+MM_HIDDEN size_t mm_release_age(const block_t *b);
+MM_HIDDEN void mm_release_keep_age(struct mm_bins *bins, block_t *b, size_t age);
 MM_HIDDEN int mm_release_zero_range(const block_t *b, size_t *from, size_t *to);
 MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN void mm_release_tick(struct mm_arena *a, const char *func);
@@ -526,6 +538,12 @@ MM_HIDDEN int mm_release_within(size_t now, size_t since, size_t ms);
 MM_HIDDEN int mm_release_all(struct mm_arena *a, size_t pad);
 MM_HIDDEN int mm_release_fill_ok(const block_t *b, size_t from, size_t to, size_t *offset);
 MM_HIDDEN int mm_release_list_check(const struct mm_arena *a, size_t listed);
+MM_HIDDEN void mm_release_background(void);
+
+/* ---- background.c: the opt-in background release thread ---- */
+MM_HIDDEN void mm_background_start(void);
+MM_HIDDEN void mm_background_fork_child(void);
+MM_HIDDEN int mm_background_missing(void);
 /* The release flags of a free block in a bin whose links were checked (its
  * state word follows its bin links): 0 for a block too small to be tracked. */
 static inline size_t mm_release_flags(const block_t *b)

@@ -159,6 +159,7 @@ static void fork_child(void)
     mm_thread_fork_child();
     mm_lockdep_forget_all();
     _IO_list_resetlock();
+    mm_background_fork_child();
 }
 
 /* Runs as a constructor, before main and before the constructors of the
@@ -168,4 +169,6 @@ __attribute__((constructor(101))) static void library_setup(void)
 {
     pthread_atfork(fork_prepare, fork_parent, fork_child);
     mm_thread_setup();
+    mm_init();                  /* the settings, for MYMALLOC_BACKGROUND */
+    mm_background_start();
 }

@@ -169,6 +169,60 @@ void mm_release_set(struct mm_bins *bins, block_t *b, size_t flags)
     }
 }
 
+/* How long a tracked free block's pages have been free: its stamp plus 1,
+ * or 0 for a block not tracked or released (nothing resident to age).  For
+ * a block in a bin, read before it is taken out and written over. */
+size_t mm_release_age(const block_t *b)
+{
+    if (!is_tracked(b) || (state_flags(b) & MM_RELEASE_ZERO))
+        return 0;
+    return state_stamp(b) + 1;
+}
+
+/* Is stamp x older than (or as old as) stamp y? */
+static inline int stamp_not_newer(size_t x, size_t y)
+{
+    return ((y - x) & STAMP_MASK) < (STAMP_MASK >> 1);
+}
+
+#define AGE_LOOK 16     /* list nodes looked at to file an old block in order */
+
+/* b was just filed (newest on the list) but its memory has been free since
+ * an older time, `age` (mm_release_age of the block it was split from, or
+ * of the biggest block it was merged from): it gets that stamp, and a place
+ * among the oldest.  So a big free block that keeps being carved from, or
+ * that small frees keep merging into, is still released once its own pages
+ * have been free for the decay.  The place is looked for among the first
+ * AGE_LOOK blocks only: past them the list may be a little out of order,
+ * which delays a release by less than one decay. */
+void mm_release_keep_age(struct mm_bins *bins, block_t *b, size_t age)
+{
+    struct tracked *t = tracked(b);
+    if (age == 0 || !is_tracked(b) || (state_flags(b) & MM_RELEASE_ZERO) || bins->dirty.tail != b)
+        return;
+    size_t stamp = age - 1;
+    if (!stamp_not_newer(stamp, state_stamp(b)))
+        return;
+    list_unlink(bins, b);
+    state_set(b, stamp, state_flags(b));
+    block_t *older = NULL, *at = bins->dirty.head;
+    for (unsigned n = 0; at != NULL && n < AGE_LOOK && stamp_not_newer(state_stamp(at), stamp); n++) {
+        older = at;
+        at = tracked(at)->newer;
+    }
+    t->older = older;
+    t->newer = at;
+    if (older != NULL)
+        tracked(older)->newer = b;
+    else
+        bins->dirty.head = b;
+    if (at != NULL)
+        tracked(at)->older = b;
+    else
+        bins->dirty.tail = b;
+    bins->dirty.count++;
+}
+
 /* Where a free block's memory is known to read as zero, as offsets from b:
  * 1 and [*from, *to) for a released block, else 0. */
 int mm_release_zero_range(const block_t *b, size_t *from, size_t *to)
@@ -262,6 +316,28 @@ static void release_due(struct mm_arena *a, const char *func);
 
 #define IDLE_LOOK 8
 
+/* Has arena a, whose lock the caller does not hold, anything the decay
+ * may give back (read racily, as a hint)? */
+static int has_decay_work(const struct mm_arena *a)
+{
+    return __atomic_load_n(&a->bins.dirty.head, __ATOMIC_RELAXED) != NULL ||
+           __atomic_load_n(&a->pending, __ATOMIC_RELAXED) != NULL ||
+           __atomic_load_n(&a->bins.dirty.top_waiting, __ATOMIC_RELAXED) ||
+           __atomic_load_n(&a->stashed, __ATOMIC_RELAXED) || idle_top_droppable(a);
+}
+
+/* Another thread's arena, whose lock is held now: what its own heap
+ * operations would do, and the cache an exited thread left there once it
+ * has waited the decay for a thread to take it. */
+static void look_after(struct mm_arena *a, const char *func)
+{
+    size_t decay = mm_setting(&mm_settings.decay_ms);
+    if (a->stashed && decay != SIZE_MAX && (decay == 0 || !mm_release_within(now_ms(), a->stash_since, decay)))
+        mm_cache_stash_release(a);     /* no thread came for it */
+    mm_pending_take(a);
+    release_due(a, func);
+}
+
 void mm_release_tick(struct mm_arena *a, const char *func)
 {
     a->bins.dirty.tick = 0;
@@ -274,20 +350,49 @@ void mm_release_tick(struct mm_arena *a, const char *func)
     unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; count > 1 && i < count; i++) {
         struct mm_arena *idle = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
-        if (idle == a || __atomic_load_n(&idle->threads, __ATOMIC_RELAXED) != 0 ||
-            (__atomic_load_n(&idle->bins.dirty.head, __ATOMIC_RELAXED) == NULL &&
-             __atomic_load_n(&idle->pending, __ATOMIC_RELAXED) == NULL &&
-             !__atomic_load_n(&idle->bins.dirty.top_waiting, __ATOMIC_RELAXED) &&
-             !__atomic_load_n(&idle->stashed, __ATOMIC_RELAXED) && !idle_top_droppable(idle)) ||
+        if (idle == a || __atomic_load_n(&idle->threads, __ATOMIC_RELAXED) != 0 || !has_decay_work(idle) ||
             !mm_trylock(&idle->lock))
             continue;
-        size_t decay = mm_setting(&mm_settings.decay_ms);
-        if (idle->stashed && decay != SIZE_MAX && (decay == 0 || !mm_release_within(now_ms(), idle->stash_since, decay)))
-            mm_cache_stash_release(idle);     /* no thread came for it */
-        mm_pending_take(idle);
-        release_due(idle, func);
+        look_after(idle, func);
         mm_unlock(&idle->lock);
     }
+}
+
+/* The background thread's round (background.c): every arena whose lock is
+ * free at once, busy or idle.  The calling thread holds no lock. */
+void mm_release_background(void)
+{
+    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < count; i++) {
+        struct mm_arena *a = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
+        if (!has_decay_work(a) || !mm_trylock(&a->lock))
+            continue;
+        look_after(a, "free");
+        mm_unlock(&a->lock);
+    }
+}
+
+/* A thread's every MM_POLL_CALLS-th counted call (internal.h): at most four
+ * times per decay, its arena, if it can have it at once, does what a heap
+ * operation's tick does.  A program whose allocations all hit its caches
+ * still gets its free pages back once their decay is over. */
+void mm_release_poll(struct mm_thread *t)
+{
+    struct mm_arena *a = t->arena;
+    size_t decay = mm_setting(&mm_settings.decay_ms);
+    if (a == NULL || decay == SIZE_MAX)
+        return;
+    size_t now = now_ms();
+    if (mm_release_within(now, t->polled, decay / 4))
+        return;
+    t->polled = now;
+    if (unlikely(mm_background_missing()))
+        mm_background_start();         /* a fork child's, or one that failed to start */
+    if (!mm_trylock(&a->lock))
+        return;                        /* busy: its own operations will tick */
+    mm_pending_take(a);
+    mm_release_tick(a, "free");
+    mm_unlock(&a->lock);
 }
 
 /* The coarse clock in ms, and whether `since` is less than `ms` before

@@ -36,7 +36,7 @@ void mm_settings_changed(void)
 extern char **environ;
 
 enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_TCACHE,
-                  SET_FIT, SET_STATS, SET_ARENA_MAX, SET_DECAY, SET_COUNT };
+                  SET_FIT, SET_STATS, SET_ARENA_MAX, SET_DECAY, SET_BACKGROUND, SET_COUNT };
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
@@ -115,6 +115,11 @@ static int value_store(enum setting_id id, size_t value, int never)
         return 1;
     case SET_ARENA_MAX:
         return !never && mm_arena_limit_set(value);
+    case SET_BACKGROUND:     /* started by the constructor or mallopt, not here */
+        if (never || value > 1)
+            return 0;
+        __atomic_store_n(&mm_settings.background, value, __ATOMIC_RELAXED);
+        return 1;
     case SET_DECAY:          /* milliseconds; -1: never */
         __atomic_store_n(&mm_settings.decay_ms, never ? SIZE_MAX : value, __ATOMIC_RELAXED);
         return 1;
@@ -211,6 +216,7 @@ static const struct {
     { "MYMALLOC_STATS=", SET_STATS, 1 },
     { "MYMALLOC_ARENA_MAX=", SET_ARENA_MAX, 1 },
     { "MYMALLOC_DECAY_MS=", SET_DECAY, 1 },
+    { "MYMALLOC_BACKGROUND=", SET_BACKGROUND, 1 },
     { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
     { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
     { "MALLOC_TOP_PAD_=", SET_TOP_PAD, 0 },
@@ -247,7 +253,7 @@ int mm_settings_read_environment(void)
             if (!env_names[i].ours && set_by_ours[env_names[i].id])
                 break;
             int is_level = env_names[i].id == SET_CHECK || env_names[i].id == SET_ABORT || env_names[i].id == SET_TCACHE ||
-                           env_names[i].id == SET_STATS;
+                           env_names[i].id == SET_STATS || env_names[i].id == SET_BACKGROUND;
             int is_fit = env_names[i].id == SET_FIT;
             if (!(is_fit ? parse_fit : parse_size)(entry + len, &value, &never) ||
                 !setting_store(env_names[i].id, value, never))
@@ -273,6 +279,8 @@ MYMALLOC_EXPORT int mallopt(int param, int value)
     mm_settings_changed();
     if (done && !mm_cache_mode && mm_self.state == MM_THREAD_LIVE)
         mm_cache_flush(&mm_self);       /* caching just went off: give back ours */
+    if (done && param == M_MYMALLOC_BACKGROUND)
+        mm_background_start();          /* (if turned on; one turned off stops by itself) */
     return done;
 }
 
@@ -297,6 +305,8 @@ static int mallopt_store(int param, int value)
         return value >= 0 && setting_store(SET_TCACHE, (size_t)value, 0);
     case M_MYMALLOC_FIT:
         return value >= 0 && setting_store(SET_FIT, (size_t)value, 0);
+    case M_MYMALLOC_BACKGROUND:
+        return value >= 0 && setting_store(SET_BACKGROUND, (size_t)value, 0);
     case M_MYMALLOC_DECAY:     /* milliseconds; negative: never */
         return setting_store(SET_DECAY, value < 0 ? SIZE_MAX : (size_t)value, value < 0);
     case M_CHECK_ACTION:       /* glibc's bit 1 (value 2): abort on an error */
