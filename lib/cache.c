@@ -229,6 +229,18 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
         mm_unlock(&held->lock);
 }
 
+/* The slow end of a push (mm_cache_push_keyed): the list over its limit,
+ * or the thread due for a poll of its arena. */
+void mm_cache_pushed(struct mm_thread *t, size_t o, size_t cls)
+{
+    if (t->cache.room[o][cls] < 0)
+        mm_cache_drain(t, o, cls);
+    if (t->poll_countdown == 0) {
+        t->poll_countdown = 255;
+        mm_release_poll(t);
+    }
+}
+
 /* ---- a cache left to the arena at thread exit ----
  * A thread that exits leaves its cache to its arena (if the arena holds no
  * other), and the next thread to take the arena adopts it: a program that

@@ -13,6 +13,7 @@ MM_HIDDEN extern int mm_cache_mode;
 
 MM_HIDDEN void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin);
 MM_HIDDEN void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls);
+MM_HIDDEN void mm_cache_pushed(struct mm_thread *t, size_t o, size_t cls);
 MM_HIDDEN void mm_cache_flush(struct mm_thread *t);
 MM_HIDDEN void mm_cache_reset(struct mm_thread *t);
 MM_HIDDEN MM_COLD void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls);
@@ -144,7 +145,10 @@ static inline void *mm_cache_pop(struct mm_thread *t, size_t o, size_t cls)
 }
 
 /* Cache the block whose user pointer is `user` and whose key (cache_key) is
- * `key`; drain half the list when it is over its limit (room below 0). */
+ * `key`; then drain half the list when it is over its limit (room below 0),
+ * and every 256th push poll the arena (mm_release_poll: a program whose
+ * blocks all come and go through its cache makes no heap operation that
+ * would release its free pages). */
 static inline void mm_cache_push_keyed(struct mm_thread *t, size_t o, size_t cls, void *user, size_t key)
 {
     /* cache_words_set_keyed, written out: with the key stored before the
@@ -155,7 +159,9 @@ static inline void mm_cache_push_keyed(struct mm_thread *t, size_t o, size_t cls
     w[0] = (uintptr_t)t->cache.head[o][cls] ^ key ^ (uintptr_t)mm_secret.link;
     t->cache.head[o][cls] = user;
     if (unlikely(--t->cache.room[o][cls] < 0))
-        mm_cache_drain(t, o, cls);
+        mm_cache_pushed(t, o, cls);             /* (two tail calls: no stack frame here) */
+    else if (unlikely(--t->poll_countdown == 0))
+        mm_cache_pushed(t, o, cls);
 }
 
 #endif

@@ -149,6 +149,7 @@ struct mm_thread {
     struct registry_node *node;         /* its place in the registry (thread.c) */
     int state;                          /* MM_THREAD_NEW, _LIVE or _EXITED */
     uint8_t cache_on;                   /* live, and caching is on (thread.c) */
+    uint8_t poll_countdown;             /* pushes onto the cache until the next poll, mod 256 */
     uint64_t calls[MYMALLOC_CALL_COUNT];
     uint64_t sizes[MYMALLOC_SIZE_CLASSES];   /* requests by size class */
     uint64_t fast_sizes[MM_FAST_SIZES];      /* malloc fast path, see above */
@@ -171,18 +172,16 @@ MM_HIDDEN void mm_thread_cache_switch(int on);
 MM_HIDDEN void mm_thread_fork_prepare(void);
 MM_HIDDEN void mm_thread_fork_parent(void);
 MM_HIDDEN void mm_thread_fork_child(void);
-/* Every MM_POLL_CALLS counted calls (frees among them: the fast paths of a
+/* Every 256th push onto a thread's cache (cache.h: the fast paths of a
  * program whose blocks all come and go through its cache make no heap
- * operation), a thread looks whether its arena has pages due for release
+ * operation), the thread looks whether its arena has pages due for release
  * (mm_release_poll, release.c). */
-#define MM_POLL_CALLS 256
 MM_HIDDEN MM_NOINLINE void mm_release_poll(struct mm_thread *t);
 
 /* Count one call of an entry point for a thread known to be registered. */
 static inline void mm_count_live(struct mm_thread *t, enum mymalloc_call call)
 {
-    if (unlikely((++t->calls[call] & (MM_POLL_CALLS - 1)) == 0))
-        mm_release_poll(t);
+    t->calls[call]++;
 }
 
 /* Count one call of an entry point: a thread-local increment. */
@@ -617,7 +616,8 @@ MM_HIDDEN extern int mm_ready;
 MM_HIDDEN void mm_init_slow(void);
 static inline void mm_init(void) { if (unlikely(!__atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE))) mm_init_slow(); }
 MM_HIDDEN void *mm_alloc(size_t n, size_t origin);
-MM_HIDDEN void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func);
+MM_HIDDEN void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func,
+                       enum mymalloc_call call);
 MM_HIDDEN void *mm_memalign(size_t alignment, size_t n, size_t origin);
 
 #endif

@@ -364,7 +364,7 @@ static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t,
     if (unlikely(cls == 0))
         return 0;
     if (call != MYMALLOC_CALL_COUNT)
-        mm_count_live(t, call);
+        t->calls[call]++;
     mm_cache_push_keyed(t, origin >> ORIGIN_SHIFT, cls, p, key);
     return 1;
 }
@@ -374,14 +374,17 @@ static MM_NOINLINE void free_slow(void *p, size_t size, size_t alignment, size_t
 
 /* free() and its sized and C++ forms: a nonzero size is checked against the
  * block, and the block's origin against the family freeing it.  Small blocks
- * go to the thread's cache; all else to free_slow. */
-void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func)
+ * go to the thread's cache; all else to free_slow.  Counted as `call`
+ * (MYMALLOC_CALL_COUNT: not counted here). */
+void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func, enum mymalloc_call call)
 {
     struct mm_thread *t = &mm_self;
     if (likely(origin != ORIGIN_QUARANTINE && alignment <= MM_ALIGN && mm_cache_usable(t)) &&
         in_heap(p) &&
-        cache_free(t, p, size, origin, MYMALLOC_CALL_COUNT))
+        cache_free(t, p, size, origin, call))
         return;
+    if (call != MYMALLOC_CALL_COUNT)
+        mm_count(call);
     if (p == NULL)
         return;
     if (t->state != MM_THREAD_LIVE && origin != ORIGIN_QUARANTINE && alignment <= MM_ALIGN && pending_free(p, size, origin))
@@ -504,7 +507,7 @@ static void *mm_realloc(void *p, size_t n)
     if (p == NULL)
         return mm_alloc(n, ORIGIN_MALLOC);
     if (n == 0) {
-        mm_free(p, 0, 0, ORIGIN_MALLOC, "realloc");
+        mm_free(p, 0, 0, ORIGIN_MALLOC, "realloc", MYMALLOC_CALL_COUNT);
         return NULL;
     }
     block_t *b = block_of_user(p);
@@ -568,7 +571,7 @@ static void *mm_realloc(void *p, size_t n)
         return NULL;
     size_t keep = usable_bytes(b);
     memcpy(q, p, keep < n ? keep : n);
-    mm_free(p, 0, 0, ORIGIN_MALLOC, "realloc");
+    mm_free(p, 0, 0, ORIGIN_MALLOC, "realloc", MYMALLOC_CALL_COUNT);
     return q;
 misuse:
     /* Reported, and the program carries on (MYMALLOC_ABORT=0): the block is
@@ -836,14 +839,12 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
 
 MYMALLOC_EXPORT void free_sized(void *p, size_t size)
 {
-    mm_count(MYMALLOC_CALL_FREE_SIZED);
-    mm_free(p, size, 0, ORIGIN_MALLOC, "free_sized");
+    mm_free(p, size, 0, ORIGIN_MALLOC, "free_sized", MYMALLOC_CALL_FREE_SIZED);
 }
 
 MYMALLOC_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size)
 {
-    mm_count(MYMALLOC_CALL_FREE_ALIGNED_SIZED);
-    mm_free(p, size, alignment, ORIGIN_MALLOC, "free_aligned_sized");
+    mm_free(p, size, alignment, ORIGIN_MALLOC, "free_aligned_sized", MYMALLOC_CALL_FREE_ALIGNED_SIZED);
 }
 
 static const char *const call_names[MYMALLOC_CALL_COUNT] = {
@@ -921,9 +922,8 @@ MYMALLOC_EXPORT void *mymalloc_alloc_counted(size_t size, size_t alignment, enum
 MYMALLOC_EXPORT void mymalloc_free_counted(void *p, size_t size, size_t alignment, enum mymalloc_call call)
 {
     const char *name = mymalloc_call_name(call);
-    if (name != NULL)
-        mm_count(call);
-    mm_free(p, size, alignment, call_origin(call), name != NULL ? name : "mymalloc_free_counted");
+    mm_free(p, size, alignment, call_origin(call), name != NULL ? name : "mymalloc_free_counted",
+            name != NULL ? call : MYMALLOC_CALL_COUNT);
 }
 
 MYMALLOC_EXPORT const char *mymalloc_version(void)
