@@ -427,6 +427,62 @@ static int late_first_allocation(void)
     return mymalloc_check() == 0 ? 0 : 1;
 }
 
+/* ---- threads that exit, in the manner of glibc's tst-malloc-thread-exit ----
+ * Outer threads keep starting inner threads that allocate and exit; the
+ * outer thread frees what they left (a block allocated by a thread that is
+ * gone).  Arenas must be reused, not leaked: their number stays within the
+ * limit, the heap stays small, and it is sound at the end. */
+static void *inner_allocates(void *arg)
+{
+    void **out = arg;
+    for (int i = 0; i < 8; i++) {
+        out[i] = malloc(64 + 300 * (size_t)i);
+        if (out[i] != NULL)
+            memset(out[i], i, 64);
+    }
+    return NULL;
+}
+
+static void *outer_starts(void *arg)
+{
+    int *bad = arg;
+    for (int round = 0; round < 250; round++) {
+        void *left[8] = { 0 };
+        pthread_t t;
+        if (pthread_create(&t, NULL, inner_allocates, left) != 0) {
+            *bad = 2;
+            return NULL;
+        }
+        pthread_join(t, NULL);
+        for (int i = 0; i < 8; i++) {
+            const unsigned char *c = left[i];
+            if (c == NULL || c[0] != i || c[63] != i)
+                *bad = 1;
+            free(left[i]);
+        }
+    }
+    return NULL;
+}
+
+static int threads_exit_in_waves(void)
+{
+    int bad[4] = { 0, 0, 0, 0 };
+    pthread_t t[4];
+    for (int i = 0; i < 4; i++)
+        if (pthread_create(&t[i], NULL, outer_starts, &bad[i]) != 0)
+            return 2;
+    for (int i = 0; i < 4; i++)
+        pthread_join(t[i], NULL);
+    struct mymalloc_stats s;
+    if (mymalloc_stats_get(&s) != 0)
+        return 2;
+    char msg[160];
+    snprintf(msg, sizeof msg, "1000 threads over 4 outer ones: %zu arenas, %zu heap bytes, check %d", s.arenas,
+             s.heap_bytes, mymalloc_check());
+    say(msg);
+    return bad[0] || bad[1] || bad[2] || bad[3] || s.arenas > 9 || s.heap_bytes > 64 * MIB || mymalloc_check() != 0;
+}
+
 /* ---- address space given back ---- */
 
 #define THREAD_BYTES (160 * MIB)
@@ -657,7 +713,7 @@ int main(int argc, char **argv)
         return first_malloc_probe();
     if (argc > 2 && strcmp(argv[1], "--only") == 0)
         only = argv[2];
-    plan(12);
+    plan(13);
     CASE(fork_while_growing, 60, "fork() 300 times while two threads grow their arenas: no deadlock");
     CASE(fit_while_growing, 60, "mallopt(M_MYMALLOC_FIT) 20000 times while two threads grow their arenas: no deadlock");
     CASE(fork_against_stdio, 60, "fork() 400 times while one thread runs fflush(NULL) and another getline(): no deadlock");
@@ -669,6 +725,9 @@ int main(int argc, char **argv)
     CASE(late_first_allocation, 30,
          "threads allocating first in their last key destructor round, then threads reusing their storage: "
          "mallinfo2, stats and new threads do not hang");
+    CASE(threads_exit_in_waves, 60,
+         "1000 threads started by 4 others allocate and exit, their blocks freed by the starters: arenas reused, "
+         "the heap small and sound");
     CASE(address_space_back, 60,
          "under RLIMIT_AS: 160 MiB freed by an exited thread, then malloc_trim(0): malloc(160 MiB) succeeds");
     CASE(segments_back_after_decay, 30,
