@@ -14,8 +14,9 @@
  * default 1 s), so memory freed and soon reused is never released and faulted
  * in again.
  *
- * A free block of MM_RELEASE_MIN bytes or more carries three more words after
- * its bin links (every such block is far bigger than that):
+ * A free block of MM_RELEASE_MIN bytes or more (a page and 64 bytes: big
+ * enough to hold a whole page, wherever it lies) carries three more words
+ * after its bin links:
  *
  *   b +  0  header
  *   b +  8  next free, prev free (its bin)
@@ -33,7 +34,10 @@
  * the block was made by merging a released block with others, so some of its
  * inner pages may read as zero; it is on the list and will be released again
  * (releasing a page twice is harmless).  A block split off a released block
- * is itself released: its inner pages lie inside the parent's.
+ * is itself released: its inner pages lie inside the parent's.  A block
+ * split off a block on the list keeps that block's time, and a block merged
+ * from blocks on the list takes the time of the biggest of them
+ * (mm_release_keep_age): the time is that of most of its pages.
  *
  * With MYMALLOC_CHECK=2 a freed block holds 0xdf; a released page reads as
  * zero instead, so the fill checks accept an inner page that is all zero in
@@ -41,12 +45,21 @@
  * still caught: it leaves the page neither all zero nor all 0xdf).  The three
  * words are checked like bin links (mm_release_words_ok), not as fill.
  *
- * When: there is no background thread.  After each heap operation (heap.c
- * calls mm_release_after at the end of allocations, frees and in-place
- * reallocations) a counter is bumped; every MM_RELEASE_TICK-th operation, or
- * every one with a decay of 0, mm_release_tick reads the coarse clock and
- * releases the blocks at the old end of the list whose decay is over.
- * malloc_trim() releases them all (mm_release_all).
+ * When: after each heap operation (heap.c calls mm_release_after at the end
+ * of allocations, frees and in-place reallocations) a counter is bumped;
+ * every MM_RELEASE_TICK-th operation, or every one with a decay of 0,
+ * mm_release_tick reads the coarse clock and releases the blocks at the old
+ * end of the list whose decay is over.  A program whose calls all hit its
+ * thread caches makes no heap operation: every 256th push onto a cache the
+ * thread polls (mm_release_poll), at most four times per decay, and does
+ * the same.  The busy arenas look after the idle ones (no thread) every
+ * IDLE_LOOK-th tick.  With MYMALLOC_BACKGROUND=1 a thread of ours does it
+ * for every arena while the program sleeps (background.c).  malloc_trim()
+ * releases everything at once (mm_release_all).
+ *
+ * A tracked block that is all a non-main arena's segment holds is not
+ * released but unmapped with its segment (heap.c, mm_heap_segment_drop);
+ * so is the last segment of an arena idle for the decay.
  *
  * The top waits for the decay too when its arena trimmed it less than the
  * decay ago (heap.c): trimming it every time it passes the trim threshold
@@ -285,6 +298,18 @@ static int release_block(struct mm_bins *bins, block_t *b, int *released)
     return 1;
 }
 
+/* Give b (on the list, due) back: with its whole segment when it is all a
+ * thread arena's segment holds, else its inner pages.  0 when madvise
+ * failed (it stays). */
+static int give_back(struct mm_arena *a, block_t *b, int *released)
+{
+    if (mm_heap_segment_whole(a, b) && mm_heap_segment_drop(a, b)) {
+        *released = 1;
+        return 1;
+    }
+    return release_block(&a->bins, b, released);
+}
+
 static MM_COLD void list_corrupted(struct mm_arena *a, block_t *b, const char *func)
 {
     mm_report(func, "corrupted free block", block_user(b), "written after free?", block_size(b));
@@ -372,8 +397,8 @@ void mm_release_background(void)
     }
 }
 
-/* A thread's every MM_POLL_CALLS-th counted call (internal.h): at most four
- * times per decay, its arena, if it can have it at once, does what a heap
+/* A thread's every 256th push onto its cache (cache.h): at most four times
+ * per decay, its arena, if it can have it at once, does what a heap
  * operation's tick does.  A program whose allocations all hit its caches
  * still gets its free pages back once their decay is over. */
 void mm_release_poll(struct mm_thread *t)
@@ -437,9 +462,7 @@ static void release_due(struct mm_arena *a, const char *func)
             list_corrupted(a, b, func);
             return;
         }
-        if (mm_heap_segment_whole(a, b) && mm_heap_segment_drop(a, b))
-            continue;     /* a whole segment: unmapped */
-        if (!release_block(&a->bins, b, &released))
+        if (!give_back(a, b, &released))
             return;       /* madvise refused (locked memory?): try again later */
     }
 }
@@ -458,10 +481,7 @@ int mm_release_all(struct mm_arena *a, size_t pad)
             return released;
         }
         block_t *next = tracked(b)->newer;
-        if (mm_heap_segment_whole(a, b) && mm_heap_segment_drop(a, b))
-            released = 1;
-        else
-            release_block(&a->bins, b, &released);
+        give_back(a, b, &released);
         b = next;
     }
 
