@@ -40,7 +40,7 @@
  *   concurrent [--seconds S] [--seed N] [--threads N] [--plain | --rlimit-as]
  *              [--margin MIB] [--grace S] [--stall S] [--no-fork]
  *              [--no-destructor-threads] [--no-short-threads] [--no-mallopt]
- *              [--no-stats] [--no-top-calloc]
+ *              [--no-fit] [--no-stats] [--no-top-calloc]
  *
  * Without --plain or --rlimit-as both variants run, one after the other.  The
  * seed (printed first) fixes every thread's own sequence of operations; how
@@ -61,6 +61,7 @@
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -80,7 +81,7 @@ static struct {
     int threads;        /* workers */
     int plain, rlimit_as;
     size_t margin_mib;  /* RLIMIT_AS: VmSize + this */
-    int no_fork, no_dtor, no_short, no_mallopt, no_stats, no_top_calloc;
+    int no_fork, no_dtor, no_short, no_mallopt, no_fit, no_stats, no_top_calloc;
 } opt = {
     .seconds = 2.5,
     .grace = 30,
@@ -97,7 +98,7 @@ static void usage(FILE *to)
     fputs("usage: concurrent [--seconds S] [--seed N] [--threads N] [--plain | --rlimit-as]\n"
           "                  [--margin MIB] [--grace S] [--stall S] [--no-fork]\n"
           "                  [--no-destructor-threads] [--no-short-threads] [--no-mallopt]\n"
-          "                  [--no-stats] [--no-top-calloc]\n"
+          "                  [--no-fit] [--no-stats] [--no-top-calloc]\n"
           "  --seconds S   how long each variant runs (default 2.5)\n"
           "  --seed N      the random seed (default 0x5eed2c0ffee5eed)\n"
           "  --threads N   worker threads, 1 to 16 (default 4)\n"
@@ -105,11 +106,12 @@ static void usage(FILE *to)
           "  --rlimit-as   only the variant under RLIMIT_AS (VmSize + --margin MiB, default 256)\n"
           "  --grace S     the watchdog kills a child still running S s after --seconds (default 30)\n"
           "  --stall S     ... or one with a thread inside one allocator call for S s (default 10)\n"
-          "  --no-fork, --no-destructor-threads, --no-short-threads, --no-mallopt, --no-stats,\n"
-          "  --no-top-calloc   leave out forks, threads allocating first in their last key\n"
-          "                destructor round, the other short-lived threads, mallopt(), the\n"
-          "                statistics calls (mallinfo2, mymalloc_stats_get, malloc_info), the\n"
-          "                calloc after a thread's top was filled and trimmed\n",
+          "  --no-fork, --no-destructor-threads, --no-short-threads, --no-mallopt, --no-fit,\n"
+          "  --no-stats, --no-top-calloc   leave out forks, threads allocating first in their\n"
+          "                last key destructor round, the other short-lived threads, mallopt(),\n"
+          "                mallopt(M_MYMALLOC_FIT) alone, the statistics calls (mallinfo2,\n"
+          "                mymalloc_stats_get, malloc_info), the calloc after a thread's top\n"
+          "                was filled and trimmed\n",
           to);
 }
 
@@ -173,6 +175,8 @@ static void parse_options(int argc, char **argv)
             opt.no_short = 1;
         } else if (strcmp(a, "--no-mallopt") == 0) {
             opt.no_mallopt = 1;
+        } else if (strcmp(a, "--no-fit") == 0) {
+            opt.no_fit = 1;
         } else if (strcmp(a, "--no-stats") == 0) {
             opt.no_stats = 1;
         } else if (strcmp(a, "--no-top-calloc") == 0) {
@@ -229,8 +233,10 @@ static const char *const kind_name[] = {
 
 struct slot {
     int kind, id, op;
+    int tid;            /* the thread's, for its state in /proc */
+    int param;          /* mallopt()'s parameter */
     uint64_t since;     /* ns (CLOCK_MONOTONIC_COARSE) when op began */
-    size_t arg;         /* its size argument */
+    size_t arg;         /* its size argument (mallopt()'s value) */
 };
 
 enum counter {
@@ -477,10 +483,18 @@ static inline void leave(struct actor *a)
         __atomic_store_n(&a->slot->op, OP_IDLE, __ATOMIC_RELEASE);
 }
 
+/* The calling thread's slot from now on: its thread id noted. */
+static void slot_here(struct slot *s)
+{
+    if (s != NULL)
+        __atomic_store_n(&s->tid, (int)syscall(SYS_gettid), __ATOMIC_RELAXED);
+}
+
 static struct slot *slot_take(int index, int kind, int id)
 {
     struct slot *s = &sh->slot[index];
     s->id = id;
+    s->tid = 0;
     s->op = OP_IDLE;
     __atomic_store_n(&s->kind, kind, __ATOMIC_RELEASE);
     return s;
@@ -493,8 +507,11 @@ static struct slot *slot_claim(int kind, int id)
         int none = K_NONE;
         if (__atomic_load_n(&sh->slot[i].kind, __ATOMIC_RELAXED) == K_NONE &&
             __atomic_compare_exchange_n(&sh->slot[i].kind, &none, K_NONE - 1, 0, __ATOMIC_ACQUIRE,
-                                        __ATOMIC_RELAXED))
-            return slot_take(i, kind, id);
+                                        __ATOMIC_RELAXED)) {
+            struct slot *s = slot_take(i, kind, id);
+            slot_here(s);
+            return s;
+        }
     }
     return NULL;
 }
@@ -739,7 +756,9 @@ static int blk_new(struct actor *a, struct blk *b, size_t size, int how, const c
         t_dec(&t, at);
         t_str(&t, " (at ");
         t_hex(&t, (uintptr_t)p + at);
-        t_str(&t, ") = ");
+        t_str(&t, ", ");
+        t_dec(&t, MIB - ((uintptr_t)p + at) % MIB);
+        t_str(&t, " bytes below a 1 MiB boundary) = ");
         t_hex(&t, ((unsigned char *)p)[at]);
         t_str(&t, ", not zero");
         fail(a, F_CALLOC, &t);
@@ -967,6 +986,8 @@ static char devnull_buffer[BUFSIZ];
 
 static void mallopt_call(struct actor *a, int param, const char *name, int value)
 {
+    if (a->slot != NULL)
+        __atomic_store_n(&a->slot->param, param, __ATOMIC_RELAXED);
     enter(a, OP_MALLOPT, (size_t)value);
     int done = mallopt(param, value);
     leave(a);
@@ -1039,7 +1060,10 @@ static void tune(struct actor *a)
                          r % 2 ? 128 * 1024 : 64 * 1024 + (int)((r >> 16) % (960 * 1024 + 1)));
             break;
         default:
-            mallopt_call(a, M_MYMALLOC_FIT, "M_MYMALLOC_FIT", fits[r % 5]);
+            if (opt.no_fit)
+                mallopt_call(a, M_MYMALLOC_TCACHE, "M_MYMALLOC_TCACHE", (int)(r % 2));
+            else
+                mallopt_call(a, M_MYMALLOC_FIT, "M_MYMALLOC_FIT", fits[r % 5]);
             break;
         }
         break;
@@ -1428,6 +1452,7 @@ static void *worker_main(void *arg)
 {
     struct worker *w = arg;
     unsigned long n = 0;
+    slot_here(w->a.slot);
     wait_for_go();
     if (limited)
         exhaust(w);
@@ -1454,6 +1479,7 @@ static void *tuner_main(void *arg)
 {
     struct actor *a = arg;
     unsigned long round = 0;
+    slot_here(a->slot);
     wait_for_go();
     while (!stopping()) {
         enter(a, OP_SLEEP, 0);
@@ -1562,6 +1588,7 @@ static unsigned next_uid = 100;
 static void *spawner_main(void *arg)
 {
     struct actor *a = arg;
+    slot_here(a->slot);
     wait_for_go();
     while (!stopping()) {
         pthread_t t[BATCH];
@@ -1659,6 +1686,7 @@ static void __attribute__((noreturn)) workload(void)
         _exit(3);
     alarm((unsigned)(opt.seconds + opt.grace) + 60);
     actor_init(&m, slot_take(SLOT_MAIN, K_MAIN, 0), K_MAIN, 0, 99);
+    slot_here(m.slot);
 
     devnull = fopen("/dev/null", "w");
     if (devnull == NULL || setvbuf(devnull, devnull_buffer, _IOFBF, sizeof devnull_buffer) != 0)
@@ -1761,39 +1789,93 @@ static unsigned long long fails(int i)
     return (unsigned long long)sh->fails[i];
 }
 
-/* A thread inside one watched call for --stall seconds: its description. */
+static const char *mallopt_name(int param)
+{
+    switch (param) {
+    case M_MYMALLOC_TCACHE: return "M_MYMALLOC_TCACHE";
+    case M_MYMALLOC_DECAY: return "M_MYMALLOC_DECAY";
+    case M_MYMALLOC_FIT: return "M_MYMALLOC_FIT";
+    case M_TRIM_THRESHOLD: return "M_TRIM_THRESHOLD";
+    case M_MMAP_THRESHOLD: return "M_MMAP_THRESHOLD";
+    default: return "?";
+    }
+}
+
+/* "mallopt(M_MYMALLOC_FIT, 2)", "malloc() of 100 bytes" */
+static void describe_call(const struct slot *s, int op, char *out, size_t size)
+{
+    if (op == OP_MALLOPT)
+        snprintf(out, size, "mallopt(%s, %zu)", mallopt_name(s->param), s->arg);
+    else if (op >= OP_MALLOC && op <= OP_USABLE_SIZE)
+        snprintf(out, size, "%s of %zu bytes", op_name[op], s->arg);
+    else
+        snprintf(out, size, "%s", op_name[op]);
+}
+
+/* Is a thread inside one watched call for --stall seconds?  Then `why`
+ * names every thread stuck in one for that long. */
 static int stalled(uint64_t now, char *why, size_t size)
 {
+    int stuck = 0;
+    size_t used = 0;
     for (int i = 0; i < SLOTS; i++) {
         const struct slot *s = &sh->slot[i];
         int kind = __atomic_load_n(&s->kind, __ATOMIC_ACQUIRE), op = __atomic_load_n(&s->op, __ATOMIC_ACQUIRE);
         uint64_t since = __atomic_load_n(&s->since, __ATOMIC_RELAXED);
-        if (kind > K_NONE && op_watched(op) && seconds_since(since, now) >= opt.stall) {
-            snprintf(why, size, "%s %d inside %s for %.1f s", kind_name[kind], s->id, op_name[op],
-                     seconds_since(since, now));
-            return 1;
+        if (kind > K_NONE && kind <= K_FORK_CHILD && op_watched(op) && seconds_since(since, now) >= opt.stall) {
+            char call[80];
+            describe_call(s, op, call, sizeof call);
+            if (stuck == 0)
+                used = (size_t)snprintf(why, size, "inside one call for %.0f s:", opt.stall);
+            if (used < size)
+                used += (size_t)snprintf(why + used, size - used, "%s %s %d in %s", stuck ? "," : "",
+                                         kind_name[kind], s->id, call);
+            stuck++;
         }
     }
-    return 0;
+    return stuck != 0;
 }
 
-static void describe_threads(const char *name, uint64_t now)
+/* A thread's state letter from /proc (R running, S sleeping, ...); '?' when
+ * it cannot be read. */
+static char thread_state(pid_t pid, int tid)
+{
+    char path[64], text[512];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, tid);
+    int fd = open(path, O_RDONLY);
+    if (fd < 0)
+        return '?';
+    ssize_t n = read(fd, text, sizeof text - 1);
+    close(fd);
+    if (n <= 0)
+        return '?';
+    text[n] = '\0';
+    const char *paren = strrchr(text, ')');
+    return paren != NULL && paren[1] == ' ' && paren[2] != '\0' ? paren[2] : '?';
+}
+
+/* What every thread of the workload is doing, with its state: a thread
+ * spinning shows R, one asleep on a lock S. */
+static void describe_threads(const char *name, pid_t pid, uint64_t now)
 {
     for (int i = 0; i < SLOTS; i++) {
         const struct slot *s = &sh->slot[i];
         if (s->kind <= K_NONE || s->kind > K_FORK_CHILD)
             continue;
+        char call[80];
+        char state = s->tid != 0 ? thread_state(pid, s->tid) : '?';
+        describe_call(s, s->op, call, sizeof call);
         if (s->op == OP_IDLE)
-            diag("%s:   %s %d: between calls", name, kind_name[s->kind], s->id);
+            diag("%s:   %s %d [%c]: between calls", name, kind_name[s->kind], s->id, state);
         else
-            diag("%s:   %s %d: in %s (size %zu) for %.1f s", name, kind_name[s->kind], s->id, op_name[s->op],
-                 s->arg, seconds_since(s->since, now));
+            diag("%s:   %s %d [%c]: in %s for %.1f s", name, kind_name[s->kind], s->id, state, call,
+                 seconds_since(s->since, now));
     }
 }
 
 static void run_variant(const char *name, int limit)
 {
-    char why[200] = "";
+    char why[600] = "";
     int status = 0, hung = 0, waited = 0;
 
     memset(sh, 0, sizeof *sh);
@@ -1827,8 +1909,8 @@ static void run_variant(const char *name, int limit)
             if (why[0] == '\0')
                 snprintf(why, sizeof why, "still running %.1f s after the start", seconds_since(start, now));
             hung = 1;
-            diag("%s: hang: %s; what the threads were doing:", name, why);
-            describe_threads(name, now);
+            diag("%s: hang: %s; what the threads were doing ([state] from /proc: R running, S asleep):", name, why);
+            describe_threads(name, pid, now);
             kill(-pid, SIGKILL);
             kill(pid, SIGKILL);
             while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
@@ -1908,12 +1990,13 @@ int main(int argc, char **argv)
     }
     watchdog_pid = getpid();
     plan(LINES * (opt.plain + opt.rlimit_as));
-    diag("seed %#llx; replay: tests/concurrent --seed %#llx --seconds %g --threads %d%s%s%s%s%s%s%s%s", (unsigned long long)opt.seed,
-         (unsigned long long)opt.seed, opt.seconds, opt.threads,
+    diag("seed %#llx; replay: tests/concurrent --seed %#llx --seconds %g --threads %d --margin %zu%s%s%s%s%s%s%s%s%s",
+         (unsigned long long)opt.seed, (unsigned long long)opt.seed, opt.seconds, opt.threads, opt.margin_mib,
          opt.plain && !opt.rlimit_as ? " --plain" : "", opt.rlimit_as && !opt.plain ? " --rlimit-as" : "",
          opt.no_fork ? " --no-fork" : "", opt.no_dtor ? " --no-destructor-threads" : "",
          opt.no_short ? " --no-short-threads" : "", opt.no_mallopt ? " --no-mallopt" : "",
-         opt.no_stats ? " --no-stats" : "", opt.no_top_calloc ? " --no-top-calloc" : "");
+         opt.no_fit ? " --no-fit" : "", opt.no_stats ? " --no-stats" : "",
+         opt.no_top_calloc ? " --no-top-calloc" : "");
     if (opt.plain)
         run_variant("plain", 0);
     if (opt.rlimit_as)
