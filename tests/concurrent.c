@@ -159,7 +159,7 @@ static void parse_options(int argc, char **argv)
                 opt.threads = (int)d;
             i++;
         } else if (strcmp(a, "--margin") == 0) {
-            bad = v == NULL || !parse_number(v, 1, 1 << 20, &d) || d != (size_t)d;
+            bad = v == NULL || !parse_number(v, 1, 1 << 20, &d) || d != (double)(size_t)d;
             if (!bad)
                 opt.margin_mib = (size_t)d;
             i++;
@@ -989,10 +989,10 @@ static void mallopt_call(struct actor *a, int param, const char *name, int value
     if (a->slot != NULL)
         __atomic_store_n(&a->slot->param, param, __ATOMIC_RELAXED);
     enter(a, OP_MALLOPT, (size_t)value);
-    int done = mallopt(param, value);
+    int accepted = mallopt(param, value);
     leave(a);
     a->count[C_MALLOPTS]++;
-    if (done != 1) {
+    if (accepted != 1) {
         struct text t;
         t_actor(&t, a);
         t_str(&t, "mallopt(");
@@ -1229,6 +1229,7 @@ struct worker {
 
 static struct worker workers[MAX_WORKERS];
 static int go, stop;
+static int growing;     /* workers in a burst or a top fill, which grow arenas */
 
 static int stopping(void)
 {
@@ -1254,11 +1255,13 @@ static void burst(struct worker *w)
     }
     a->count[C_BURSTS]++;
     size_t n = 8 + (size_t)(rnd(a) % (BURST_MAX - 7));
+    __atomic_add_fetch(&growing, 1, __ATOMIC_RELAXED);
     for (size_t i = 0; i < n; i++) {
         int how = rnd(a) % 3 == 0 ? draw_how(a) : OP_MALLOC;
         if (blk_new(a, &w->burst[w->nburst], 64 * KIB + (size_t)(rnd(a) % (56 * KIB)), how, "(a burst)"))
             w->nburst++;
     }
+    __atomic_sub_fetch(&growing, 1, __ATOMIC_RELAXED);
 }
 
 /* The size that makes a block starting at `cursor` (its header there) end
@@ -1297,6 +1300,7 @@ static void top_fill_calloc(struct worker *w)
     void *last = NULL;          /* the block that reached the segment's end */
     size_t n = 0;
     a->count[C_SQUEEZES]++;
+    __atomic_add_fetch(&growing, 1, __ATOMIC_RELAXED);
     while (n < TOP_MAX) {
         size_t size = 64 * KIB + (size_t)(rnd(a) % (56 * KIB));
         int final = 0;
@@ -1320,6 +1324,7 @@ static void top_fill_calloc(struct worker *w)
             break;
         }
     }
+    __atomic_sub_fetch(&growing, 1, __ATOMIC_RELAXED);
     size_t filled = n;
     while (n > 0)
         blk_free(a, &w->top[--n], "before free (the top filled)");
@@ -1431,6 +1436,15 @@ static void worker_step(struct worker *w)
         }
     } else {
         overflow_calls(a, b);
+    }
+
+    /* Another thread's arena is probably growing: fork, or switch the
+     * placement policy (both take every arena's lock), now and then. */
+    if (__atomic_load_n(&growing, __ATOMIC_RELAXED) > 0 && (r >> 48) % 512 == 0) {
+        if ((r >> 57) % 2 == 0 && !opt.no_fork)
+            fork_now(a, w->local, LOCAL, w->burst, w->nburst);
+        else if (!opt.no_fit && !opt.no_mallopt)
+            mallopt_call(a, M_MYMALLOC_FIT, "M_MYMALLOC_FIT", (int)((r >> 58) % 4));
     }
 
     if (rare < 60)
@@ -1607,7 +1621,8 @@ static void *spawner_main(void *arg)
                 if (sa[i].dtor)
                     a->count[C_DTOR_THREADS]++;
             } else if (rc == EAGAIN && limited) {
-                a->count[C_THREAD_EAGAIN]++;
+                a->count[C_THREAD_EAGAIN]++;        /* no room for a stack now */
+                sleep_us(200);
             } else {
                 struct text msg;
                 t_actor(&msg, a);
@@ -1913,8 +1928,9 @@ static void run_variant(const char *name, int limit)
             describe_threads(name, pid, now);
             kill(-pid, SIGKILL);
             kill(pid, SIGKILL);
-            while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
-                continue;
+            do
+                got = waitpid(pid, &status, 0);
+            while (got < 0 && errno == EINTR);
             waited = 1;
             break;
         }
