@@ -243,7 +243,7 @@ struct mm_dirty {
     size_t last_trim;                 /* last at this time (ms) (heap.c) */
 };
 
-#define MM_RELEASE_MIN ((size_t)4096 + 64)  /* free blocks this big are tracked: they may hold a whole page */
+#define MM_RELEASE_MIN ((size_t)8192 + 64)  /* free blocks this big are tracked: each holds a whole 4 KiB page */
 struct mm_bins {
     block_t *head[MM_NBINS];          /* each a LIFO list */
     uint64_t map[MM_BINMAP_WORDS];    /* bit i set <=> head[i] != NULL */

@@ -14,9 +14,9 @@
  * default 1 s), so memory freed and soon reused is never released and faulted
  * in again.
  *
- * A free block of MM_RELEASE_MIN bytes or more (a page and 64 bytes: big
- * enough to hold a whole page, wherever it lies) carries three more words
- * after its bin links:
+ * A free block of MM_RELEASE_MIN bytes or more (8 KiB and 64 bytes: big
+ * enough to hold a whole 4 KiB page past these words, wherever it lies)
+ * carries three more words after its bin links:
  *
  *   b +  0  header
  *   b +  8  next free, prev free (its bin)
@@ -198,16 +198,15 @@ static inline int stamp_not_newer(size_t x, size_t y)
     return ((y - x) & STAMP_MASK) < (STAMP_MASK >> 1);
 }
 
-#define AGE_LOOK 16     /* list nodes looked at to file an old block in order */
-
 /* b was just filed (newest on the list) but its memory has been free since
  * an older time, `age` (mm_release_age of the block it was split from, or
- * of the biggest block it was merged from): it gets that stamp, and a place
- * among the oldest.  So a big free block that keeps being carved from, or
- * that small frees keep merging into, is still released once its own pages
- * have been free for the decay.  The place is looked for among the first
- * AGE_LOOK blocks only: past them the list may be a little out of order,
- * which delays a release by less than one decay. */
+ * of the biggest block it was merged from): it gets that stamp, and goes to
+ * the old end of the list: first when it is at least as old as the first,
+ * else second.  So a big free block that keeps being carved from, or that
+ * small frees keep merging into, is still released once its own pages have
+ * been free for the decay.  The list may end up a little out of order,
+ * which delays a release by less than one decay; finding the exact place
+ * would mean a walk on every split and merge. */
 void mm_release_keep_age(struct mm_bins *bins, block_t *b, size_t age)
 {
     struct tracked *t = tracked(b);
@@ -218,19 +217,17 @@ void mm_release_keep_age(struct mm_bins *bins, block_t *b, size_t age)
         return;
     list_unlink(bins, b);
     state_set(b, stamp, state_flags(b));
-    block_t *older = NULL, *at = bins->dirty.head;
-    for (unsigned n = 0; at != NULL && n < AGE_LOOK && stamp_not_newer(state_stamp(at), stamp); n++) {
-        older = at;
-        at = tracked(at)->newer;
-    }
+    block_t *first = bins->dirty.head;
+    block_t *older = first != NULL && !stamp_not_newer(stamp, state_stamp(first)) ? first : NULL;
+    block_t *newer = older != NULL ? tracked(older)->newer : first;
     t->older = older;
-    t->newer = at;
+    t->newer = newer;
     if (older != NULL)
         tracked(older)->newer = b;
     else
         bins->dirty.head = b;
-    if (at != NULL)
-        tracked(at)->older = b;
+    if (newer != NULL)
+        tracked(newer)->older = b;
     else
         bins->dirty.tail = b;
     bins->dirty.count++;
