@@ -67,6 +67,7 @@
 #include <unistd.h>
 #include "mymalloc.h"
 #include "tap.h"
+#include "util.h"
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * KIB)
@@ -1648,24 +1649,6 @@ static void *spawner_main(void *arg)
 
 static struct actor spawner_actor;
 
-/* A /proc/self/status field in KiB, read without allocating. */
-static size_t status_kib(const char *field)
-{
-    static char text[8192];
-    int fd = open("/proc/self/status", O_RDONLY);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    text[n] = '\0';
-    size_t len = strlen(field);
-    for (char *at = text; (at = strstr(at, field)) != NULL; at += len)
-        if ((at == text || at[-1] == '\n') && at[len] == ':')
-            return (size_t)strtoull(at + len + 1, NULL, 10);
-    return 0;
-}
 
 static void setup_failed(struct actor *a, const char *what, int err)
 {

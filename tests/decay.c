@@ -31,6 +31,7 @@
 #include <unistd.h>
 #include "mymalloc.h"
 #include "tap.h"
+#include "util.h"
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * KIB)
@@ -48,25 +49,6 @@ static void sleep_ms(long ms)
         ;
 }
 
-/* Resident set size in bytes, read without allocating. */
-static size_t rss(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *s = buf;
-    while (*s != ' ' && *s != '\0')
-        s++;
-    size_t pages = 0;
-    for (s++; *s >= '0' && *s <= '9'; s++)
-        pages = pages * 10 + (size_t)(*s - '0');
-    return pages * page;
-}
 
 static uint64_t seed = 0x9E3779B97F4A7C15ull;
 static uint64_t next_random(void)
@@ -117,7 +99,7 @@ static size_t allocate_and_free(int keep)
         if (blocks[i] != NULL)
             memset(blocks[i], 0x5a, n);
     }
-    size_t peak = rss();
+    size_t peak = rss_bytes();
     for (int i = 0; i < BLOCKS; i++)
         if (keep == 0 || i % keep != 0) {
             free(blocks[i]);
@@ -177,14 +159,14 @@ static int keeps_going(int keep, void (*calls)(void))
 {
     mallopt(M_MYMALLOC_DECAY, DECAY_MS);
     memset(blocks, 0, sizeof blocks);       /* resident from the start: 3 MB of pointers */
-    size_t start = rss();
+    size_t start = rss_bytes();
     size_t peak = allocate_and_free(keep);
     size_t pinned = keep ? pinned_bytes() : 0;
     for (int round = 0; round < 12; round++) {   /* 1.2 s: six times the decay */
         sleep_ms(100);
         calls();
     }
-    size_t end = rss();
+    size_t end = rss_bytes();
     char msg[200];
     snprintf(msg, sizeof msg, "RSS: %zu KiB at the start, %zu KiB at the peak, %zu KiB at the end; the kept blocks pin %zu KiB",
              start / KIB, peak / KIB, end / KIB, pinned / KIB);
@@ -222,7 +204,7 @@ static void *big_free_block(void)
 static int carved_from(void)
 {
     mallopt(M_MYMALLOC_DECAY, DECAY_MS);
-    size_t start = rss();
+    size_t start = rss_bytes();
     void *pin = big_free_block();
     void *carved[24];
     for (int round = 0; round < 24; round++) {   /* every 50 ms: four times per decay */
@@ -231,7 +213,7 @@ static int carved_from(void)
         if (carved[round] != NULL)
             memset(carved[round], 2, 20000);
     }
-    size_t end = rss();
+    size_t end = rss_bytes();
     char msg[160];
     snprintf(msg, sizeof msg, "RSS: %zu KiB at the start, %zu KiB after 24 carvings over 1.2 s", start / KIB, end / KIB);
     say(msg);
@@ -243,7 +225,7 @@ static int carved_from(void)
 static int merged_into(void)
 {
     mallopt(M_MYMALLOC_DECAY, DECAY_MS);
-    size_t start = rss();
+    size_t start = rss_bytes();
     /* Small blocks just before the big ones, freed one by one: each merges
      * into the big free block. */
     mallopt(M_MYMALLOC_TCACHE, 0);
@@ -255,7 +237,7 @@ static int merged_into(void)
         sleep_ms(50);
         free(small[23 - round]);
     }
-    size_t end = rss();
+    size_t end = rss_bytes();
     char msg[160];
     snprintf(msg, sizeof msg, "RSS: %zu KiB at the start, %zu KiB after 24 merges over 1.2 s", start / KIB, end / KIB);
     say(msg);
@@ -283,11 +265,11 @@ static int sleeps_after_free(int background)
     mallopt(M_MYMALLOC_DECAY, DECAY_MS);
     if (background && mallopt(M_MYMALLOC_BACKGROUND, 1) != 1)
         return 2;
-    size_t start = rss();
+    size_t start = rss_bytes();
     void *pin = big_free_block();
-    size_t freed = rss();
+    size_t freed = rss_bytes();
     sleep_ms(6 * DECAY_MS);
-    size_t end = rss();
+    size_t end = rss_bytes();
     char msg[160];
     snprintf(msg, sizeof msg, "RSS: %zu KiB at the start, %zu KiB just after the free, %zu KiB after sleeping",
              start / KIB, freed / KIB, end / KIB);
@@ -314,10 +296,10 @@ static int background_in_fork_child(void)
         sleep_ms(2 * DECAY_MS);
         cached_pairs();
         int again = threads_now();
-        size_t start = rss();
+        size_t start = rss_bytes();
         void *pin = big_free_block();
         sleep_ms(6 * DECAY_MS);
-        size_t end = rss();
+        size_t end = rss_bytes();
         char msg[160];
         snprintf(msg, sizeof msg, "child: %d thread(s) after fork, %d after its calls; RSS %zu KiB -> %zu KiB", alone,
                  again, start / KIB, end / KIB);

@@ -16,6 +16,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "tap.h"
+#include "util.h"
 #pragma GCC diagnostic pop
 
 #define KIB ((size_t)1024)
@@ -46,24 +47,6 @@ static void check(int passed, const char *fmt, ...)
     }
 }
 
-/* A field ("VmSize") of /proc/self/status in KiB (read without stdio: no allocation). */
-static size_t status_kib(const char *field)
-{
-    static char text[8192];
-    int fd = open("/proc/self/status", O_RDONLY);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    text[n] = '\0';
-    size_t len = strlen(field);
-    for (char *at = text; (at = strstr(at, field)) != NULL; at += len)
-        if ((at == text || at[-1] == '\n') && at[len] == ':')
-            return (size_t)strtoull(at + len + 1, NULL, 10);
-    return 0;
-}
 
 static void fill(unsigned char *p, size_t n, unsigned seed)
 {

@@ -26,6 +26,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wunused-function"
 #include "tap.h"
+#include "util.h"
 #pragma GCC diagnostic pop
 
 #define KIB ((size_t)1024)
@@ -47,25 +48,6 @@ static void fill(void *p, int byte, size_t n)
     escape(p);
 }
 
-/* Resident set size in bytes, read without allocating. */
-static size_t rss(void)
-{
-    char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *s = buf;
-    while (*s != ' ' && *s != '\0')
-        s++;
-    size_t pages = 0;
-    for (s++; *s >= '0' && *s <= '9'; s++)
-        pages = pages * 10 + (size_t)(*s - '0');
-    return pages * page;
-}
 
 /* A captured line without its newline, for a TAP description. */
 static char *chomp(char *s)
@@ -201,17 +183,17 @@ static size_t kept_allowance(size_t kept_bytes)
 static void fragment_with_trim(size_t start)
 {
     const char *how = "malloc_trim";
-    size_t before = rss(), kept_bytes;
+    size_t before = rss_bytes(), kept_bytes;
     int allocated = pattern_alloc(0x9e3779b97f4a7c15u, &kept_bytes);
-    size_t peak = rss();
+    size_t peak = rss_bytes();
     ok(allocated && peak >= before + 32 * MIB, "%s: %d blocks of 16 B-128 KiB allocated and written (RSS %+ld KiB)",
        how, COUNT, kib(peak, before));
     pattern_free_most();
-    size_t freed = rss();
+    size_t freed = rss_bytes();
     ok(freed + 4 * MIB >= peak, "%s: with a decay of -1, freeing all but every 16th block keeps the pages "
        "(RSS %+ld KiB from the peak)", how, kib(freed, peak));
     ok(malloc_trim(0) == 1, "%s: malloc_trim(0) returns 1", how);
-    size_t released = rss();
+    size_t released = rss_bytes();
     ok(released <= before + kept_allowance(kept_bytes) + MIB,
        "%s: the pages between the kept blocks (%zu KiB live) are released: RSS %+ld KiB from before "
        "(at most %zu KiB allowed), %+ld KiB from the peak", how, kept_bytes / KIB, kib(released, before),
@@ -220,7 +202,7 @@ static void fragment_with_trim(size_t start)
     ok(mymalloc_check() == 0, "%s: mymalloc_check() finds a sound heap", how);
     pattern_free_rest();
     malloc_trim(0);
-    size_t end = rss();
+    size_t end = rss_bytes();
     ok(end <= start + MIB, "%s: everything freed, malloc_trim(0): RSS within 1 MiB of the start of the test "
        "(%+ld KiB)", how, kib(end, start));
 }
@@ -235,7 +217,7 @@ static int worker_allocated;
 static void *worker_alloc_free_most(void *arg)
 {
     worker_allocated = pattern_alloc(*(uint64_t *)arg, &worker_kept_bytes);
-    worker_peak = rss();
+    worker_peak = rss_bytes();
     pattern_free_most();
     return NULL;
 }
@@ -257,15 +239,15 @@ static void fragment_with_decay(size_t start)
 {
     const char *how = "decay 20 ms";
     uint64_t seed = 0x2545f4914f6cdd1du;
-    size_t before = rss();
+    size_t before = rss_bytes();
     int ran = in_thread(worker_alloc_free_most, &seed);
-    size_t freed = rss();
+    size_t freed = rss_bytes();
     ok(ran && worker_allocated && worker_peak >= before + 32 * MIB,
        "%s: a thread allocated and wrote %d blocks of 16 B-128 KiB (RSS %+ld KiB), freed all but every 16th "
        "and exited (RSS %+ld KiB)", how, COUNT, kib(worker_peak, before), kib(freed, before));
     sleep_ms(100);
     ok(heap_ops(), "%s: 100 ms later, 64 heap operations (a block shrunk and grown back in place)", how);
-    size_t released = rss();
+    size_t released = rss_bytes();
     ok(released <= before + kept_allowance(worker_kept_bytes) + MIB,
        "%s: the pages between the kept blocks (%zu KiB live) are released: RSS %+ld KiB from before "
        "(at most %zu KiB allowed), %+ld KiB from the peak", how, worker_kept_bytes / KIB, kib(released, before),
@@ -275,7 +257,7 @@ static void fragment_with_decay(size_t start)
     ran = in_thread(worker_free_rest, NULL);
     sleep_ms(100);
     ran = heap_ops() && ran;
-    size_t end = rss();
+    size_t end = rss_bytes();
     ok(ran && end <= start + MIB, "%s: everything freed by another thread, 100 ms and 64 heap operations later: "
        "RSS within 1 MiB of the start of the test (%+ld KiB)", how, kib(end, start));
 }
@@ -303,7 +285,7 @@ static void *worker_top(void *arg)
             else
                 fill(top_blocks[i], 0x3c, 4000);
         }
-        top_peak = rss();
+        top_peak = rss_bytes();
         for (int i = TOP_BLOCKS - 1; i >= 0; i--)
             free(top_blocks[i]);
     }
@@ -313,9 +295,9 @@ static void *worker_top(void *arg)
 static void top_decay_phase(void)
 {
     ok(mallopt(M_MYMALLOC_DECAY, 300) == 1, "mallopt(M_MYMALLOC_DECAY, 300) accepted");
-    top_before = rss();
+    top_before = rss_bytes();
     int ran = in_thread(worker_top, NULL);
-    size_t after_free = rss();
+    size_t after_free = rss_bytes();
     ok(ran && top_made && top_peak >= top_before + 7 * MIB,
        "a thread's arena: 8 MiB allocated, written and freed from the end, twice (RSS %+ld KiB at the peak, %+ld KiB "
        "after the thread)", kib(top_peak, top_before), kib(after_free, top_before));
@@ -325,7 +307,7 @@ static void top_decay_phase(void)
     int ops = heap_ops();
     sleep_ms(400);
     ops = heap_ops() && ops;
-    size_t later = rss();
+    size_t later = rss_bytes();
     ok(ops && later <= top_before + MIB,
        "decay 300 ms: twice 400 ms later (the thread gone, 64 heap operations of the main thread each time), "
        "its memory is given back: RSS %+ld KiB from before", kib(later, top_before));
@@ -344,10 +326,10 @@ static void decay_phase(void)
     }
     fill(a, 0x5a, BIG);
     uintptr_t where = (uintptr_t)a;
-    size_t r1 = rss();
+    size_t r1 = rss_bytes();
     free(a);
     heap_ops();
-    size_t r2 = rss();
+    size_t r2 = rss_bytes();
     ok(r2 + 512 * KIB >= r1, "decay 60 s: a freed 4 MiB block in the middle of the heap keeps its pages "
        "through further heap operations (RSS %+ld KiB)", kib(r2, r1));
     char *b = malloc(BIG);
@@ -359,7 +341,7 @@ static void decay_phase(void)
     mymalloc_stats_get(&s1);
     free(b);
     mymalloc_stats_get(&s2);
-    size_t r3 = rss();
+    size_t r3 = rss_bytes();
     ok(r3 + 3 * MIB <= r2, "decay 0: its pages are released by the free itself (RSS %+ld KiB)", kib(r3, r2));
     ok(s2.madvise_calls == s1.madvise_calls + 1, "that free made one madvise call, counted by mymalloc_stats_get "
        "(%llu)", s2.madvise_calls - s1.madvise_calls);
@@ -367,9 +349,9 @@ static void decay_phase(void)
     ok((uintptr_t)c == where && all_bytes((unsigned char *)c, 64 * KIB, BIG - 64 * KIB, 0),
        "malloc gets the same block back, and its released pages read as zero");
     free(c);
-    size_t r4 = rss();
+    size_t r4 = rss_bytes();
     char *d = calloc(1, BIG);
-    size_t r5 = rss();
+    size_t r5 = rss_bytes();
     ok((uintptr_t)d == where && all_bytes((unsigned char *)d, 0, BIG, 0), "calloc of the released block: all zero");
     ok(r5 < r4 + 512 * KIB, "calloc did not write the released pages (RSS %+ld KiB)", kib(r5, r4));
     free(d);
@@ -377,26 +359,26 @@ static void decay_phase(void)
     ok(mallopt(M_MYMALLOC_DECAY, 200) == 1, "mallopt(M_MYMALLOC_DECAY, 200) accepted");
     char *e = malloc(BIG);
     fill(e, 0x33, BIG);
-    size_t r6 = rss();
+    size_t r6 = rss_bytes();
     free(e);
-    size_t r7 = rss();
+    size_t r7 = rss_bytes();
     ok(r7 + 512 * KIB >= r6, "decay 200 ms: still resident right after the free (RSS %+ld KiB)", kib(r7, r6));
     sleep_ms(400);
     heap_ops();
-    size_t r8 = rss();
+    size_t r8 = rss_bytes();
     ok(r8 + 3 * MIB <= r7, "400 ms later, further heap operations released it (RSS %+ld KiB)", kib(r8, r7));
 
     ok(mallopt(M_MYMALLOC_DECAY, -1) == 1, "mallopt(M_MYMALLOC_DECAY, -1) accepted");
     char *f = malloc(BIG);
     fill(f, 0x44, BIG);
-    size_t r9 = rss();
+    size_t r9 = rss_bytes();
     free(f);
     sleep_ms(50);
     heap_ops();
-    size_t r10 = rss();
+    size_t r10 = rss_bytes();
     ok(r10 + 512 * KIB >= r9, "decay -1: never released by heap operations (RSS %+ld KiB)", kib(r10, r9));
     int trimmed = malloc_trim(0);
-    size_t r11 = rss();
+    size_t r11 = rss_bytes();
     ok(trimmed == 1 && r11 + 3 * MIB <= r10, "malloc_trim(0) releases it regardless (returned %d, RSS %+ld KiB)",
        trimmed, kib(r11, r10));
     ok(malloc_trim(0) == 0, "a second malloc_trim(0) finds nothing more to release");
@@ -616,7 +598,7 @@ int main(int argc, char **argv)
     heap_ops();
     sleep_ms(1);
     malloc_trim(0);
-    size_t start = rss();
+    size_t start = rss_bytes();
     diag("RSS at the start: %zu KiB", start / KIB);
 
     fragment_with_trim(start);

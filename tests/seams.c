@@ -36,6 +36,7 @@
 #include <unistd.h>
 #include "mymalloc.h"
 #include "tap.h"
+#include "util.h"
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * KIB)
@@ -487,19 +488,6 @@ static int threads_exit_in_waves(void)
 
 #define THREAD_BYTES (160 * MIB)
 
-static size_t vm_size(void)
-{
-    char buf[4096];
-    int fd = open("/proc/self/status", O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
-        return 0;
-    buf[n] = '\0';
-    const char *s = strstr(buf, "VmSize:");
-    return s != NULL ? (size_t)strtoull(s + 7, NULL, 10) * KIB : 0;
-}
 
 static void *use_and_free(void *arg)
 {
@@ -525,7 +513,7 @@ static int address_space_back(void)
 {
     void *first = malloc(1);
     escape(first);
-    struct rlimit limit = { vm_size() + THREAD_BYTES + 48 * MIB, RLIM_INFINITY };
+    struct rlimit limit = { status_kib("VmSize") * KIB + THREAD_BYTES + 48 * MIB, RLIM_INFINITY };
     limit.rlim_max = limit.rlim_cur;
     if (setrlimit(RLIMIT_AS, &limit) != 0)
         return 2;
@@ -693,7 +681,7 @@ static int posix_memalign_failure_errno(void)
         say(msg);
         return 1;
     }
-    struct rlimit limit = { vm_size() + 64 * MIB, 0 };
+    struct rlimit limit = { status_kib("VmSize") * KIB + 64 * MIB, 0 };
     limit.rlim_max = limit.rlim_cur;
     if (setrlimit(RLIMIT_AS, &limit) != 0)
         return 2;

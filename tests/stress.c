@@ -33,6 +33,7 @@
 #include <unistd.h>
 #include "mymalloc.h"
 #include "tap.h"
+#include "util.h"
 
 #define KIB ((size_t)1024)
 #define MIB (KIB * KIB)
@@ -857,24 +858,6 @@ static void *limited_run(void *arg)
     return NULL;
 }
 
-/* A /proc/self/status field in KiB, read without allocating. */
-static size_t status_kib(const char *field)
-{
-    static char text[8192];
-    int fd = open("/proc/self/status", O_RDONLY);
-    if (fd < 0)
-        return 0;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    text[n] = '\0';
-    size_t len = strlen(field);
-    for (char *at = text; (at = strstr(at, field)) != NULL; at += len)
-        if ((at == text || at[-1] == '\n') && at[len] == ':')
-            return (size_t)strtoull(at + len + 1, NULL, 10);
-    return 0;
-}
 
 /* The child's findings, sent to the parent through a pipe. */
 struct limit_report {
