@@ -76,11 +76,13 @@ static void node_retire(struct registry_node **link)
 }
 
 /* Walk the registry (lock held), dropping the nodes of threads gone without
- * unregistering: *link is then each live node in turn.  Usage:
+ * unregistering (one of them may name this thread's storage, which it had
+ * before us: the node, not the storage, tells ours): *link is then each live
+ * node in turn.  Usage:
  *   for (struct registry_node **l = &registry; (l = live_from(l)) != NULL; l = &(*l)->next) */
 static struct registry_node **live_from(struct registry_node **link)
 {
-    while (*link != NULL && (*link)->thread != &mm_self && node_orphaned(*link))
+    while (*link != NULL && *link != mm_self.node && node_orphaned(*link))
         node_retire(link);
     return *link != NULL ? link : NULL;
 }
