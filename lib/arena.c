@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include "internal.h"
 
+struct mm_arena mm_main_arena = { .lock = MM_LOCK_INIT(MM_RANK_ARENA) };
 struct mm_arena *mm_arenas[MM_ARENA_SLOTS] = { &mm_main_arena };
 unsigned mm_arena_count = 1;
 static mm_lock_t arenas_lock = MM_LOCK_INIT(MM_RANK_ARENAS);   /* creating arenas, attaching threads */
@@ -225,7 +226,7 @@ void mm_arena_detach(struct mm_thread *t)
         return;
     mm_lock(&arenas_lock);
     if (t->arena->threads == 1)
-        __atomic_store_n(&t->arena->idle_since, mm_release_now(), __ATOMIC_RELAXED);
+        __atomic_store_n(&t->arena->idle_since, mm_now_ms(), __ATOMIC_RELAXED);
     __atomic_store_n(&t->arena->threads, t->arena->threads - 1, __ATOMIC_RELAXED);
     mm_unlock(&arenas_lock);
 }
@@ -245,15 +246,16 @@ void mm_arenas_fork_parent(void)
     mm_unlock(&arenas_lock);
 }
 
-/* In the child only the forking thread lives: it alone uses an arena. */
-void mm_arenas_fork_child(void)
+/* In the child only the forking thread lives: it alone uses an arena, `own`
+ * (NULL: none yet). */
+void mm_arenas_fork_child(struct mm_arena *own)
 {
     for (unsigned i = 0; i < mm_arena_count; i++) {
         __atomic_store_n(&mm_arenas[i]->lock.state, 0, __ATOMIC_RELAXED);
         mm_arenas[i]->threads = 0;
     }
-    if (mm_self.arena != NULL)
-        mm_self.arena->threads = 1;
+    if (own != NULL)
+        own->threads = 1;
     __atomic_store_n(&arenas_lock.state, 0, __ATOMIC_RELAXED);
 }
 

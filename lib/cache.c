@@ -257,7 +257,7 @@ int mm_cache_stash(struct mm_thread *t)
     int done = !a->stashed;
     if (done) {
         a->stash = t->cache;
-        a->stash_since = mm_release_now();
+        a->stash_since = mm_now_ms();
         __atomic_store_n(&a->stashed, 1, __ATOMIC_RELAXED);
     }
     mm_unlock(&a->lock);

@@ -1,11 +1,10 @@
-/* diag.c - reporting: the fatal heap-misuse message (one line written with
- * write(2), then abort()), failed debug assertions, the heap check behind
- * mymalloc_check(), and number formatting that never allocates. */
+/* diag.c - reporting: the one-line messages (written with write(2), never
+ * stdio), failed debug assertions and zero claims, and number formatting
+ * that never allocates.  A leaf. */
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include "internal.h"
-#include "mymalloc.h"
 
 void mm_write_str(int fd, const char *s)
 {
@@ -122,17 +121,4 @@ void mm_assert_failed(const char *file, int line, const char *cond)
     append(o, "\n");
     mm_write_str(STDERR_FILENO, text);
     abort();
-}
-
-MYMALLOC_EXPORT int mymalloc_check(void)
-{
-    int problems = 0;
-    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
-    for (unsigned i = 0; i < count; i++) {
-        struct mm_arena *a = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
-        mm_lock(&a->lock);
-        problems += mm_heap_walk_check(a);
-        mm_unlock(&a->lock);
-    }
-    return problems;
 }

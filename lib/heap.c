@@ -645,8 +645,8 @@ void mm_heap_trim_over(struct mm_arena *a, int wait)
     }
     size_t decay = mm_setting(&mm_settings.decay_ms);
     int timed = decay != 0 && decay != SIZE_MAX;
-    size_t now = timed ? mm_release_now() : 0;
-    if (wait && timed && d->trimmed && mm_release_within(now, d->last_trim, decay)) {
+    size_t now = timed ? mm_now_ms() : 0;
+    if (wait && timed && d->trimmed && mm_ms_within(now, d->last_trim, decay)) {
         if (top - MM_MIN_BLOCK >= pad + TOP_KEPT + mm_page_size())
             mm_heap_trim(a, pad + TOP_KEPT);
         mm_release_top_wait(a, now);

@@ -243,8 +243,8 @@ static size_t count_regions(void)
 }
 
 /* First pass: the regions of every arena (as many as there is room for),
- * each arena under its lock in turn; the table of mapped blocks under the
- * main arena's lock, which guards it. */
+ * each arena under its lock in turn; the table of mapped blocks under its
+ * own lock. */
 static void record_regions(struct drawing *d, size_t mapped_room)
 {
     unsigned arenas = arenas_now();
@@ -252,9 +252,9 @@ static void record_regions(struct drawing *d, size_t mapped_room)
         struct mm_arena *a = arena_at(k);
         struct arena_view *v = &d->views[k];
         v->first = d->nrecords;
-        mm_lock(&a->lock);
         if (k == 0)
             d->mapped_copied = mm_large_list(d->mapped, mapped_room, &d->fig.mapped);
+        mm_lock(&a->lock);
         for (const struct mm_region *r = a->regions; r != NULL && d->nrecords < d->record_room; r = r->next) {
             struct record *rec = &d->records[d->nrecords++];
             rec->base = (uintptr_t)r;

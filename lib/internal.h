@@ -42,13 +42,15 @@ struct mm_arena;
  *   3+i MM_RANK_ARENA+i   arena i's heap (the main arena is 0); two arenas
  *                         at once only in fork's handler, in index order,
  *                         or with a try-lock (the look at idle arenas)
+ *   MM_RANK_MAPPED        the table of blocks with a mapping of their own
+ *                         (large.c), taken for a few instructions
  *
  * fork() takes glibc's list of streams before all of them (lock.c says why).
  * Nothing else in the allocator waits for a lock.  With --enable-debug every
  * lock and unlock is checked against the ranks (mm_lockdep_*, lock.c): a
  * lock taken out of order aborts with both locks' names. */
 typedef struct { int state; unsigned rank; } mm_lock_t;   /* state: 0 free, 1 held, 2 held with waiters */
-enum { MM_RANK_REGISTRY = 1, MM_RANK_ARENAS = 2, MM_RANK_ARENA = 3 };
+enum { MM_RANK_REGISTRY = 1, MM_RANK_ARENAS = 2, MM_RANK_ARENA = 3, MM_RANK_MAPPED = 0x10000 };
 #define MM_LOCK_INIT(rank) { 0, (rank) }
 MM_HIDDEN void mm_lock_slow(mm_lock_t *l);
 MM_HIDDEN void mm_unlock_slow(mm_lock_t *l);
@@ -331,7 +333,7 @@ MM_HIDDEN struct mm_arena *mm_arena_attach(struct mm_thread *t);
 MM_HIDDEN void mm_arena_detach(struct mm_thread *t);
 MM_HIDDEN void mm_arenas_fork_prepare(void);
 MM_HIDDEN void mm_arenas_fork_parent(void);
-MM_HIDDEN void mm_arenas_fork_child(void);
+MM_HIDDEN void mm_arenas_fork_child(struct mm_arena *own);
 MM_HIDDEN void mm_arenas_unlock_all(void);
 MM_HIDDEN int mm_arenas_fit_set(int policy);
 
@@ -476,7 +478,7 @@ MM_HIDDEN void *mm_large_alloc(size_t n, size_t alignment, size_t origin);
 MM_HIDDEN void mm_large_free(block_t *b);
 MM_HIDDEN void *mm_large_realloc(block_t *b, size_t n);
 MM_HIDDEN int mm_large_valid(const block_t *b);
-/* The table of live mapped blocks (for the heap map); arena lock held.
+/* The table of live mapped blocks (for the heap map), under its own lock.
  * Copies up to `room` entries, in no order, and returns how many. */
 struct mm_mapped_extent { uintptr_t start; size_t length; };
 struct mm_mapped_totals {
@@ -484,6 +486,17 @@ struct mm_mapped_totals {
     size_t unlisted, unlisted_bytes;  /* only counted: the table could not grow */
 };
 MM_HIDDEN size_t mm_large_list(struct mm_mapped_extent *out, size_t room, struct mm_mapped_totals *totals);
+/* Counters of the mapped blocks (atomics: kept without a lock). */
+struct mm_large_stats {
+    size_t count;            /* mapped blocks alive */
+    size_t peak_count;
+    size_t bytes;            /* bytes in them */
+    size_t peak_bytes;
+};
+MM_HIDDEN extern struct mm_large_stats mm_large_stats;
+MM_HIDDEN void mm_large_fork_prepare(void);
+MM_HIDDEN void mm_large_fork_parent(void);
+MM_HIDDEN void mm_large_fork_child(void);
 
 /* ---- os.c: the only file that talks to the kernel about memory ---- */
 MM_HIDDEN size_t mm_page_size(void);
@@ -499,6 +512,9 @@ enum mm_syscall { MM_SYSCALL_SBRK_GROW, MM_SYSCALL_SBRK_SHRINK, MM_SYSCALL_MMAP,
 MM_HIDDEN void mm_syscall_count(enum mm_syscall which);
 MM_HIDDEN void mm_syscall_counts(uint64_t counts[MM_SYSCALL_COUNT]);
 MM_HIDDEN int mm_os_release(void *addr, size_t length);  /* madvise(MADV_DONTNEED): 0, or -1 */
+#define MM_CLOCK_MASK (((size_t)1 << 46) - 1)
+MM_HIDDEN size_t mm_now_ms(void);
+MM_HIDDEN int mm_ms_within(size_t now, size_t since, size_t ms);
 
 /* ---- settings.c: thresholds from mallopt() and the environment ---- */
 struct mm_settings {
@@ -532,8 +548,6 @@ MM_HIDDEN int mm_release_zero_range(const block_t *b, size_t *from, size_t *to);
 MM_HIDDEN int mm_release_words_ok(const struct mm_arena *a, const block_t *b);
 MM_HIDDEN void mm_release_tick(struct mm_arena *a, const char *func);
 MM_HIDDEN void mm_release_top_wait(struct mm_arena *a, size_t now);
-MM_HIDDEN size_t mm_release_now(void);
-MM_HIDDEN int mm_release_within(size_t now, size_t since, size_t ms);
 MM_HIDDEN int mm_release_all(struct mm_arena *a, size_t pad);
 MM_HIDDEN int mm_release_fill_ok(const block_t *b, size_t from, size_t to, size_t *offset);
 MM_HIDDEN int mm_release_list_check(const struct mm_arena *a, size_t listed);
@@ -567,16 +581,7 @@ static inline void mm_release_after(struct mm_arena *a, const char *func)
         mm_release_tick(a, func);       /* (also for the idle arenas: see there) */
 }
 
-/* ---- stats.c: counters kept outside the arena lock ---- */
-struct mm_large_stats {
-    size_t count;            /* mapped blocks alive */
-    size_t peak_count;
-    size_t bytes;            /* bytes in them */
-    size_t peak_bytes;
-};
-MM_HIDDEN extern struct mm_large_stats mm_large_stats;
-MM_HIDDEN void mm_stats_large_add(size_t bytes);
-MM_HIDDEN void mm_stats_large_sub(size_t bytes);
+/* ---- stats.c: the reports ---- */
 MM_HIDDEN void mm_stats_exit_prepare(void);     /* MYMALLOC_STATS=1 was read */
 
 /* ---- diag.c: the fatal-error writer and small formatting helpers ---- */
@@ -596,9 +601,15 @@ MM_HIDDEN int mm_check_level_set(int level);
 static inline int mm_check_level(void) { return __atomic_load_n(&mm_secret.level, __ATOMIC_RELAXED); }
 /* Report misuse: one line on stderr, then abort() unless MYMALLOC_ABORT=0. */
 MM_HIDDEN MM_COLD void mm_report(const char *func, const char *what, const void *p, const char *detail, size_t block);
+/* What a report does before it aborts (the arena layer's: let go of every
+ * arena lock, so a SIGABRT handler that allocates gets through). */
+MM_HIDDEN void mm_report_set_abort_hook(void (*hook)(void));
 MM_HIDDEN int mm_probe_mapped(const void *header);
 MM_HIDDEN void mm_note_unmapped(const void *p);
 MM_HIDDEN int mm_recently_unmapped(const void *p);
+/* ---- repair.c: reports of bad blocks, and mending after them ---- */
+#define ORIGIN_ANY SIZE_MAX     /* malloc_usable_size accepts every family */
+MM_HIDDEN int mm_origin_ok(const block_t *b, const void *p, const char *func, size_t expected);
 MM_HIDDEN MM_COLD void mm_repair_before(struct mm_arena *a, block_t *b);
 MM_HIDDEN MM_COLD void mm_quarantine_header(struct mm_arena *a, block_t *b, int prev_inuse);
 MM_HIDDEN MM_COLD void mm_diagnose_header(struct mm_arena *a, block_t *b, const void *p, const char *func);

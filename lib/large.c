@@ -15,8 +15,32 @@ static inline size_t *offset_word(const block_t *b) { return (size_t *)b - 1; }
 static inline char *mapping_of(const block_t *b) { return (char *)b - *offset_word(b); }
 static inline size_t mapping_length(const block_t *b) { return *offset_word(b) + block_size(b) + MM_WORD; }
 
+/* Counters of the mapped blocks, for the statistics: atomics. */
+struct mm_large_stats mm_large_stats;
+
+static void counted_add(size_t bytes)
+{
+    size_t count = __atomic_add_fetch(&mm_large_stats.count, 1, __ATOMIC_RELAXED);
+    size_t peak_count = __atomic_load_n(&mm_large_stats.peak_count, __ATOMIC_RELAXED);
+    while (count > peak_count &&
+           !__atomic_compare_exchange_n(&mm_large_stats.peak_count, &peak_count, count, 1, __ATOMIC_RELAXED,
+                                        __ATOMIC_RELAXED))
+        ;
+    size_t now = __atomic_add_fetch(&mm_large_stats.bytes, bytes, __ATOMIC_RELAXED);
+    size_t peak = __atomic_load_n(&mm_large_stats.peak_bytes, __ATOMIC_RELAXED);
+    while (now > peak &&
+           !__atomic_compare_exchange_n(&mm_large_stats.peak_bytes, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+        ;
+}
+
+static void counted_sub(size_t bytes)
+{
+    __atomic_sub_fetch(&mm_large_stats.count, 1, __ATOMIC_RELAXED);
+    __atomic_sub_fetch(&mm_large_stats.bytes, bytes, __ATOMIC_RELAXED);
+}
+
 /* The table of live mapped blocks: open addressing with linear probing on
- * the mapping address, under the arena lock, which is taken for a few
+ * the mapping address, under a lock of its own, which is taken for a few
  * instructions around each change and never across a system call.  It
  * starts in static memory and moves to a mapping twice its size when half
  * full; when that mapping cannot be had, further blocks are only counted.
@@ -30,6 +54,12 @@ static struct {
     size_t used, bytes;               /* entries, and their lengths summed */
     size_t untracked, untracked_bytes;  /* blocks the table had no room for */
 } table = { table_initial, TABLE_INITIAL, 0, 0, 0, 0 };
+static mm_lock_t table_lock = MM_LOCK_INIT(MM_RANK_MAPPED);
+
+/* fork(): the table's lock is taken last, after every arena's. */
+void mm_large_fork_prepare(void) { mm_lock(&table_lock); }
+void mm_large_fork_parent(void) { mm_unlock(&table_lock); }
+void mm_large_fork_child(void) { __atomic_store_n(&table_lock.state, 0, __ATOMIC_RELAXED); }
 
 static size_t slot_home(uintptr_t start, size_t capacity)
 {
@@ -77,16 +107,15 @@ static int slot_remove(uintptr_t start)
 
 static void table_note(uintptr_t start, size_t length)
 {
-    struct mm_arena *a = &mm_main_arena;
     void *drop = NULL;
     size_t drop_bytes = 0;
 
-    mm_lock(&a->lock);
+    mm_lock(&table_lock);
     if (table.used + 1 > table.capacity / 2) {
         size_t want = table.capacity * 2;
-        mm_unlock(&a->lock);
+        mm_unlock(&table_lock);
         struct mm_mapped_extent *fresh = mm_os_map(want * sizeof *fresh);   /* zero-filled */
-        mm_lock(&a->lock);
+        mm_lock(&table_lock);
         if (fresh != NULL && table.capacity < want) {
             struct mm_mapped_extent *old = table.slots;
             size_t old_capacity = table.capacity;
@@ -111,7 +140,7 @@ static void table_note(uintptr_t start, size_t length)
         table.untracked++;
         table.untracked_bytes += length;
     }
-    mm_unlock(&a->lock);
+    mm_unlock(&table_lock);
     if (drop != NULL)
         mm_os_unmap(drop, drop_bytes);
 }
@@ -119,8 +148,7 @@ static void table_note(uintptr_t start, size_t length)
 /* The mapping at `start` is gone (new_start 0) or is now new_start, new_length. */
 static void table_change(uintptr_t start, size_t length, uintptr_t new_start, size_t new_length)
 {
-    struct mm_arena *a = &mm_main_arena;
-    mm_lock(&a->lock);
+    mm_lock(&table_lock);
     if (slot_remove(start)) {
         if (new_start != 0)
             slot_put(new_start, new_length);   /* the room it left */
@@ -131,12 +159,13 @@ static void table_change(uintptr_t start, size_t length, uintptr_t new_start, si
         else
             table.untracked--;
     }
-    mm_unlock(&a->lock);
+    mm_unlock(&table_lock);
 }
 
 size_t mm_large_list(struct mm_mapped_extent *out, size_t room, struct mm_mapped_totals *totals)
 {
     size_t copied = 0;
+    mm_lock(&table_lock);
     for (size_t i = 0; i < table.capacity && copied < room; i++)
         if (table.slots[i].start != 0)
             out[copied++] = table.slots[i];
@@ -144,6 +173,7 @@ size_t mm_large_list(struct mm_mapped_extent *out, size_t room, struct mm_mapped
     totals->listed_bytes = table.bytes;
     totals->unlisted = table.untracked;
     totals->unlisted_bytes = table.untracked_bytes;
+    mm_unlock(&table_lock);
     return copied;
 }
 
@@ -175,7 +205,7 @@ void *mm_large_alloc(size_t n, size_t alignment, size_t origin)
     block_t *b = block_of_user(user);
     *offset_word(b) = (size_t)((char *)b - map);
     block_set_head(b, length - *offset_word(b) - MM_WORD, BLOCK_INUSE | BLOCK_MMAPPED | origin);
-    mm_stats_large_add(length);
+    counted_add(length);
     table_note((uintptr_t)map, length);
     return user;
 }
@@ -195,7 +225,7 @@ void mm_large_free(block_t *b)
     size_t length = mapping_length(b);
     table_change((uintptr_t)mapping_of(b), length, 0, 0);
     mm_os_unmap(mapping_of(b), length);
-    mm_stats_large_sub(length);
+    counted_sub(length);
     mm_settings_mapped_freed(length);
 }
 
@@ -215,7 +245,7 @@ void *mm_large_realloc(block_t *b, size_t n)
     table_change((uintptr_t)old_map, old_length, (uintptr_t)map, new_length);
     b = block_at(map, offset);
     block_set_head(b, new_length - offset - MM_WORD, b->head & BLOCK_FLAGS);
-    mm_stats_large_sub(old_length);
-    mm_stats_large_add(new_length);
+    counted_sub(old_length);
+    counted_add(new_length);
     return block_user(b);
 }

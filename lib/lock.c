@@ -1,10 +1,9 @@
 /* lock.c - the allocator's lock, a three-state futex word (0 free, 1 held,
- * 2 held with waiters) that needs neither libpthread nor malloc; the check
- * of the lock ranks (internal.h lists them) in debug builds; and the fork
- * handlers that keep the heap usable in a child. */
+ * 2 held with waiters) that needs neither libpthread nor malloc, and the
+ * check of the lock ranks (internal.h lists them) in debug builds.  A leaf:
+ * it calls nothing of the library's but the report writer. */
 #define _GNU_SOURCE
 #include <linux/futex.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -63,6 +62,10 @@ static __thread struct {
 static char *lock_name(char *out, const mm_lock_t *l)
 {
     static const char *const names[] = { "an unranked lock", "the thread registry", "the arenas list" };
+    if (l->rank == MM_RANK_MAPPED) {
+        memcpy(out, "the table of mapped blocks", sizeof "the table of mapped blocks");
+        return out + sizeof "the table of mapped blocks" - 1;
+    }
     if (l->rank >= MM_RANK_ARENA) {
         memcpy(out, "arena ", 6);
         return mm_format_unsigned(out + 6, l->rank - MM_RANK_ARENA);
@@ -109,66 +112,3 @@ void mm_lockdep_forget_all(void)
     held.count = 0;
 }
 #endif
-
-/* ---- fork() ----
- * The parent takes every allocator lock before the fork, so no other thread
- * is half-way through a heap update when the address space is copied; both
- * sides then release them (the child, single-threaded, simply starts with
- * free locks).  In rank order: the thread registry, the arenas list, then
- * the arenas in index order.
- *
- * Before them, glibc's list of streams (_IO_list_lock): glibc's fork takes
- * it after the fork handlers, but a stream's lock is held across malloc
- * (getline() grows its buffer with realloc) and fflush(NULL) holds the list
- * while it waits for a stream.  Taking our locks first would let the
- * forking thread wait for the list held by fflush(NULL), which waits for a
- * stream held by getline(), which waits for an arena lock the forking
- * thread holds (glibc bug 19431's pattern).  The list lock is recursive:
- * a multi-threaded glibc fork takes it again and releases it once in the
- * parent, where we release our hold after it.  In the child glibc resets it
- * only when the parent had threads; we reset it always, or a child of a
- * single-threaded parent would start with the list held (by its only
- * thread, recursively: fine until it starts a thread that uses stdio). */
-#ifdef MM_HAVE_IO_LIST_LOCK
-void _IO_list_lock(void);
-void _IO_list_unlock(void);
-void _IO_list_resetlock(void);
-#else
-static void _IO_list_lock(void) {}
-static void _IO_list_unlock(void) {}
-static void _IO_list_resetlock(void) {}
-#endif
-
-static void fork_prepare(void)
-{
-    _IO_list_lock();
-    mm_thread_fork_prepare();
-    mm_arenas_fork_prepare();
-}
-
-static void fork_parent(void)
-{
-    mm_arenas_fork_parent();
-    mm_thread_fork_parent();
-    _IO_list_unlock();
-}
-
-static void fork_child(void)
-{
-    mm_arenas_fork_child();
-    mm_thread_fork_child();
-    mm_lockdep_forget_all();
-    _IO_list_resetlock();
-    mm_background_fork_child();
-}
-
-/* Runs as a constructor, before main and before the constructors of the
- * libraries that depend on us, and never under one of our locks (both
- * pthread_atfork and pthread_key_create may allocate). */
-__attribute__((constructor(101))) static void library_setup(void)
-{
-    pthread_atfork(fork_prepare, fork_parent, fork_child);
-    mm_thread_setup();
-    mm_init();                  /* the settings, for MYMALLOC_BACKGROUND */
-    mm_background_start();
-}

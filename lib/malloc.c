@@ -12,7 +12,6 @@
 #include "internal.h"
 #include "mymalloc.h"
 
-struct mm_arena mm_main_arena = { .lock = MM_LOCK_INIT(MM_RANK_ARENA) };
 int mm_ready;
 
 /* First call: settings from the environment.  Racing threads may both read
@@ -20,6 +19,7 @@ int mm_ready;
 void mm_init_slow(void)
 {
     int saved_errno = errno;     /* getrandom, the environment: never an error of the caller's */
+    mm_report_set_abort_hook(mm_arenas_unlock_all);
     mm_secret_init();
     if (mm_settings_read_environment()) {
         __atomic_store_n(&mm_ready, 1, __ATOMIC_RELEASE);
@@ -38,18 +38,6 @@ static MM_COLD void *out_of_memory(void)
 {
     errno = ENOMEM;
     return NULL;
-}
-
-#define ORIGIN_ANY SIZE_MAX     /* malloc_usable_size accepts every family */
-
-static const char *origin_name(size_t origin)
-{
-    switch (origin) {
-    case ORIGIN_NEW: return "allocated by operator new";
-    case ORIGIN_NEW_ARRAY: return "allocated by operator new[]";
-    case ORIGIN_QUARANTINE: return "reported before and kept out of use";
-    default: return "allocated by malloc";
-    }
 }
 
 /* Is p's header inside our brk heap, and so readable for sure?  The fast
@@ -110,17 +98,6 @@ static inline int pointer_ok(const void *p, const char *func, int in_heap)
     return pointer_refused(p, func);
 }
 
-static int origin_ok(const block_t *b, const void *p, const char *func, size_t expected)
-{
-    size_t origin = block_origin(b);
-    if (likely(origin == expected || (expected == ORIGIN_ANY && origin != ORIGIN_QUARANTINE)))
-        return 1;
-    if (origin == ORIGIN_QUARANTINE)
-        mm_report(func, "invalid pointer", p, origin_name(origin), block_size(b));
-    else
-        mm_report(func, "wrong deallocator for", p, origin_name(origin), block_size(b));
-    return 0;
-}
 
 
 /* A mapped block about to be freed or resized: 0 after a report. */
@@ -130,48 +107,7 @@ static int mapped_block_ok(const block_t *b, const void *p, const char *func, si
         mm_report(func, "corrupted header of block", p, "a mapped block", 0);
         return 0;
     }
-    return origin_ok(b, p, func, origin);
-}
-
-/* What mm_heap_block_sound (check.h) found wrong with a heap block about to
- * be freed or resized, reported: 0, the block then left alone (1 when
- * nothing was wrong after all). */
-int mm_heap_block_report(struct mm_arena *a, block_t *b, const void *p, const char *func, size_t origin)
-{
-    if (unlikely(!block_head_ok(b))) {
-        mm_diagnose_header(a, b, p, func);
-        return 0;
-    }
-    size_t size = block_size(b);
-    if (unlikely(!block_inuse(b) || mm_block_cached(b))) {
-        mm_report(func, "double free of", p, NULL, size);
-        return 0;
-    }
-    if (unlikely(!origin_ok(b, p, func, origin)))
-        return 0;
-    block_t *next = block_next(b);
-    if (unlikely(!mm_heap_owns(a, next) || !block_head_ok(next))) {
-        mm_report(func, "write past the end of block", p, "the next block's header is overwritten", size);
-        mm_quarantine_header(a, next, 1);
-        return 0;
-    }
-    if (unlikely(!block_prev_inuse(next))) {
-        mm_report(func, "corrupted header of block", p, "its neighbour says it is free", size);
-        return 0;
-    }
-    if (!block_prev_inuse(b)) {
-        size_t tag = block_prev_tag(b);
-        /* The tag is checked before it is used to find the block before. */
-        int tag_sane = tag >= MM_MIN_BLOCK && tag % MM_ALIGN == 0 && tag <= (uintptr_t)b &&
-                       mm_heap_owns(a, (char *)b - tag);
-        block_t *prev = tag_sane ? block_prev(b) : NULL;
-        if (unlikely(!tag_sane || !block_head_ok(prev) || block_inuse(prev) || block_size(prev) != tag)) {
-            mm_report(func, "corrupted block before", p, "its boundary tag or header is overwritten", size);
-            mm_repair_before(a, b);
-            return 0;
-        }
-    }
-    return 1;     /* (the free neighbours' links are checked as they are unlinked: heap.c) */
+    return mm_origin_ok(b, p, func, origin);
 }
 
 /* MYMALLOC_CHECK=2 gives every new block a canary after the requested bytes. */
@@ -803,7 +739,7 @@ MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
         mm_diagnose_header(a, b, p, "malloc_usable_size");
     else if (!block_inuse(b) || mm_block_cached(b))
         mm_report("malloc_usable_size", "freed block", p, NULL, block_size(b));
-    else if (origin_ok(b, p, "malloc_usable_size", ORIGIN_ANY) && canary_intact(b, "malloc_usable_size"))
+    else if (mm_origin_ok(b, p, "malloc_usable_size", ORIGIN_ANY) && canary_intact(b, "malloc_usable_size"))
         usable = usable_bytes(b);
     mm_unlock(&a->lock);
     return usable;

@@ -1,10 +1,12 @@
 /* os.c - the only file that asks the kernel for memory or gives it back:
- * sbrk, mmap, munmap and mremap, each failing with one sentinel (NULL / -1),
- * and the counters of those system calls (mymalloc_stats). */
+ * sbrk, mmap, munmap, mremap and madvise, each failing with one sentinel
+ * (NULL / -1), the counters of those system calls (mymalloc_stats), and the
+ * coarse clock the decay runs on. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
+#include <time.h>
 #include <unistd.h>
 #include "internal.h"
 
@@ -85,4 +87,21 @@ int mm_os_release(void *addr, size_t length)
 {
     mm_syscall_count(MM_SYSCALL_MADVISE);
     return madvise(addr, length, MADV_DONTNEED);
+}
+
+/* The coarse monotonic clock in milliseconds, modulo MM_CLOCK_MASK + 1 (the
+ * stamps free blocks carry have room for 46 bits: ages beyond two thousand
+ * years wrap).  A vDSO call, no system call; 0 if the clock is missing. */
+size_t mm_now_ms(void)
+{
+    struct timespec t;
+    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &t) != 0)
+        return 0;
+    return ((size_t)t.tv_sec * 1000 + (size_t)t.tv_nsec / 1000000) & MM_CLOCK_MASK;
+}
+
+/* Is `since` less than `ms` before `now` (both from mm_now_ms)? */
+int mm_ms_within(size_t now, size_t since, size_t ms)
+{
+    return ((now - since) & MM_CLOCK_MASK) < ms;
 }

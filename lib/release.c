@@ -84,17 +84,10 @@ _Static_assert(sizeof(struct tracked) == MM_RELEASE_HEAD, "the tracked words fol
 #define STATE_FLAGS ((size_t)3)
 #define STATE_VALUE (((size_t)1 << CHECK_SHIFT) - 1)
 #define STAMP_MASK  (STATE_VALUE >> 2)
+_Static_assert(STAMP_MASK == MM_CLOCK_MASK, "a stamp holds the clock");
 
 static inline struct tracked *tracked(const block_t *b) { return (struct tracked *)(uintptr_t)b; }
 static inline int is_tracked(const block_t *b) { return block_size(b) >= MM_RELEASE_MIN; }
-
-static size_t now_ms(void)
-{
-    struct timespec t;
-    if (clock_gettime(CLOCK_MONOTONIC_COARSE, &t) != 0)
-        return 0;
-    return ((size_t)t.tv_sec * 1000 + (size_t)t.tv_nsec / 1000000) & STAMP_MASK;
-}
 
 static inline void state_set(block_t *b, size_t stamp, size_t flags)
 {
@@ -140,7 +133,7 @@ static void list_unlink(struct mm_bins *bins, block_t *b)
 void mm_release_add(struct mm_bins *bins, block_t *b)
 {
     struct tracked *t = tracked(b);
-    state_set(b, now_ms(), 0);
+    state_set(b, mm_now_ms(), 0);
     t->newer = NULL;
     t->older = bins->dirty.tail;
     if (bins->dirty.tail != NULL)
@@ -354,7 +347,7 @@ static int has_decay_work(const struct mm_arena *a)
 static void look_after(struct mm_arena *a, const char *func)
 {
     size_t decay = mm_setting(&mm_settings.decay_ms);
-    if (a->stashed && decay != SIZE_MAX && (decay == 0 || !mm_release_within(now_ms(), a->stash_since, decay)))
+    if (a->stashed && decay != SIZE_MAX && (decay == 0 || !mm_ms_within(mm_now_ms(), a->stash_since, decay)))
         mm_cache_stash_release(a);     /* no thread came for it */
     mm_pending_take(a);
     release_due(a, func);
@@ -404,8 +397,8 @@ void mm_release_poll(struct mm_thread *t)
     size_t decay = mm_setting(&mm_settings.decay_ms);
     if (a == NULL || decay == SIZE_MAX)
         return;
-    size_t now = now_ms();
-    if (mm_release_within(now, t->polled, decay / 4))
+    size_t now = mm_now_ms();
+    if (mm_ms_within(now, t->polled, decay / 4))
         return;
     t->polled = now;
     if (unlikely(mm_background_missing()))
@@ -415,15 +408,6 @@ void mm_release_poll(struct mm_thread *t)
     mm_pending_take(a);
     mm_release_tick(a, "free");
     mm_unlock(&a->lock);
-}
-
-/* The coarse clock in ms, and whether `since` is less than `ms` before
- * `now`, for heap.c. */
-size_t mm_release_now(void) { return now_ms(); }
-
-int mm_release_within(size_t now, size_t since, size_t ms)
-{
-    return ((now - since) & STAMP_MASK) < ms;
 }
 
 /* The top went over the trim threshold again soon after a trim (heap.c):
@@ -443,13 +427,13 @@ static void release_due(struct mm_arena *a, const char *func)
     size_t decay = mm_setting(&mm_settings.decay_ms);
     /* The last segment of an arena idle for the decay goes too. */
     if (decay != SIZE_MAX && idle_top_droppable(a) &&
-        (decay == 0 || !mm_release_within(now_ms(), __atomic_load_n(&a->idle_since, __ATOMIC_RELAXED), decay)))
+        (decay == 0 || !mm_ms_within(mm_now_ms(), __atomic_load_n(&a->idle_since, __ATOMIC_RELAXED), decay)))
         mm_heap_top_drop(a);
-    if (d->top_waiting && (decay == 0 || decay == SIZE_MAX || !mm_release_within(now_ms(), d->top_since, decay)))
+    if (d->top_waiting && (decay == 0 || decay == SIZE_MAX || !mm_ms_within(mm_now_ms(), d->top_since, decay)))
         mm_heap_trim_over(a, 0);     /* if it is still over the threshold */
     if (decay == SIZE_MAX || d->head == NULL)
         return;
-    size_t now = decay != 0 ? now_ms() : 0;
+    size_t now = decay != 0 ? mm_now_ms() : 0;
     int released = 0;
     block_t *b;
     while ((b = d->head) != NULL) {

@@ -13,28 +13,6 @@
 #include "internal.h"
 #include "mymalloc.h"
 
-struct mm_large_stats mm_large_stats;
-
-void mm_stats_large_add(size_t bytes)
-{
-    size_t count = __atomic_add_fetch(&mm_large_stats.count, 1, __ATOMIC_RELAXED);
-    size_t peak_count = __atomic_load_n(&mm_large_stats.peak_count, __ATOMIC_RELAXED);
-    while (count > peak_count &&
-           !__atomic_compare_exchange_n(&mm_large_stats.peak_count, &peak_count, count, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-        ;
-    size_t now = __atomic_add_fetch(&mm_large_stats.bytes, bytes, __ATOMIC_RELAXED);
-    size_t peak = __atomic_load_n(&mm_large_stats.peak_bytes, __ATOMIC_RELAXED);
-    while (now > peak &&
-           !__atomic_compare_exchange_n(&mm_large_stats.peak_bytes, &peak, now, 1, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-        ;
-}
-
-void mm_stats_large_sub(size_t bytes)
-{
-    __atomic_sub_fetch(&mm_large_stats.count, 1, __ATOMIC_RELAXED);
-    __atomic_sub_fetch(&mm_large_stats.bytes, bytes, __ATOMIC_RELAXED);
-}
-
 /* The free blocks of one bin, for malloc_info(). */
 struct bin_figures {
     size_t from, to;        /* smallest and biggest block in it */
@@ -464,3 +442,17 @@ extern __typeof(mallinfo) mm_local_mallinfo __attribute__((alias("mallinfo"), vi
 extern __typeof(mallinfo2) mm_local_mallinfo2 __attribute__((alias("mallinfo2"), visibility("hidden"), copy(mallinfo2)));
 extern __typeof(malloc_stats) mm_local_malloc_stats __attribute__((alias("malloc_stats"), visibility("hidden"), copy(malloc_stats)));
 extern __typeof(malloc_info) mm_local_malloc_info __attribute__((alias("malloc_info"), visibility("hidden"), copy(malloc_info)));
+
+/* mymalloc_check(): every arena walked under its lock in turn. */
+MYMALLOC_EXPORT int mymalloc_check(void)
+{
+    int problems = 0;
+    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < count; i++) {
+        struct mm_arena *a = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
+        mm_lock(&a->lock);
+        problems += mm_heap_walk_check(a);
+        mm_unlock(&a->lock);
+    }
+    return problems;
+}

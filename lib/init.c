@@ -1,0 +1,74 @@
+/* init.c - the library's set-up: the constructor that registers the fork
+ * handlers and the thread-exit key and starts the background release when
+ * asked, and the fork handlers themselves, which take the locks of every
+ * layer in rank order.  Entry layer: it calls into all the others. */
+#define _GNU_SOURCE
+#include <pthread.h>
+#include "internal.h"
+
+/* ---- fork() ----
+ * The parent takes every allocator lock before the fork, so no other thread
+ * is half-way through a heap update when the address space is copied; both
+ * sides then release them (the child, single-threaded, simply starts with
+ * free locks).  In rank order: the thread registry, the arenas list, the
+ * arenas in index order, then the table of mapped blocks.
+ *
+ * Before them, glibc's list of streams (_IO_list_lock): glibc's fork takes
+ * it after the fork handlers, but a stream's lock is held across malloc
+ * (getline() grows its buffer with realloc) and fflush(NULL) holds the list
+ * while it waits for a stream.  Taking our locks first would let the
+ * forking thread wait for the list held by fflush(NULL), which waits for a
+ * stream held by getline(), which waits for an arena lock the forking
+ * thread holds (glibc bug 19431's pattern).  The list lock is recursive:
+ * a multi-threaded glibc fork takes it again and releases it once in the
+ * parent, where we release our hold after it.  In the child glibc resets it
+ * only when the parent had threads; we reset it always, or a child of a
+ * single-threaded parent would start with the list held (by its only
+ * thread, recursively: fine until it starts a thread that uses stdio). */
+#ifdef MM_HAVE_IO_LIST_LOCK
+void _IO_list_lock(void);
+void _IO_list_unlock(void);
+void _IO_list_resetlock(void);
+#else
+static void _IO_list_lock(void) {}
+static void _IO_list_unlock(void) {}
+static void _IO_list_resetlock(void) {}
+#endif
+
+static void fork_prepare(void)
+{
+    _IO_list_lock();
+    mm_thread_fork_prepare();
+    mm_arenas_fork_prepare();
+    mm_large_fork_prepare();
+}
+
+static void fork_parent(void)
+{
+    mm_large_fork_parent();
+    mm_arenas_fork_parent();
+    mm_thread_fork_parent();
+    _IO_list_unlock();
+}
+
+static void fork_child(void)
+{
+    mm_large_fork_child();
+    mm_arenas_fork_child(mm_self.arena);
+    mm_thread_fork_child();
+    mm_lockdep_forget_all();
+    _IO_list_resetlock();
+    mm_background_fork_child();
+}
+
+/* Runs as a constructor, before main and before the constructors of the
+ * libraries that depend on us, and never under one of our locks (both
+ * pthread_atfork and pthread_key_create may allocate). */
+__attribute__((constructor(101))) static void library_setup(void)
+{
+    mm_report_set_abort_hook(mm_arenas_unlock_all);
+    pthread_atfork(fork_prepare, fork_parent, fork_child);
+    mm_thread_setup();
+    mm_init();                  /* the settings, for MYMALLOC_BACKGROUND */
+    mm_background_start();
+}
