@@ -124,14 +124,13 @@ static unsigned cpus_in_cgroup_quota(void)
     return (unsigned)((quota + period - 1) / period);
 }
 
-static unsigned arena_limit_setting;    /* 0: not set, use the default */
 static unsigned arena_limit_default;
 
 unsigned mm_arena_limit(void)
 {
-    unsigned set = __atomic_load_n(&arena_limit_setting, __ATOMIC_RELAXED);
+    size_t set = mm_setting(&mm_settings.arena_max);
     if (set != 0)
-        return set < MM_ARENA_SLOTS ? set : MM_ARENA_SLOTS;
+        return set < MM_ARENA_SLOTS ? (unsigned)set : MM_ARENA_SLOTS;
     unsigned limit = __atomic_load_n(&arena_limit_default, __ATOMIC_RELAXED);
     if (limit == 0) {
         unsigned cpus = cpus_in_affinity(), quota = cpus_in_cgroup_quota();
@@ -145,15 +144,6 @@ unsigned mm_arena_limit(void)
     return limit;
 }
 
-int mm_arena_limit_set(size_t limit)
-{
-    if (limit == 0 || limit > 0x7fffffff)
-        return 0;
-    __atomic_store_n(&arena_limit_setting, (unsigned)(limit < MM_ARENA_SLOTS ? limit : MM_ARENA_SLOTS),
-                     __ATOMIC_RELAXED);
-    return 1;
-}
-
 /* ---- threads and arenas ---- */
 
 static struct mm_arena *arena_create(unsigned index)
@@ -165,7 +155,7 @@ static struct mm_arena *arena_create(unsigned index)
     a->index = index;
     a->lock.rank = MM_RANK_ARENA + index;
     a->no_sbrk = 1;
-    int policy = __atomic_load_n(&mm_main_arena.fit.policy, __ATOMIC_RELAXED);
+    int policy = (int)mm_setting(&mm_settings.fit);
     if (policy != MM_FIT_BEST)
         mm_fit_set(a, policy);          /* every arena follows MYMALLOC_FIT */
     return a;

@@ -328,7 +328,6 @@ static inline unsigned mm_granule_arena(uintptr_t address)
 MM_HIDDEN void *mm_arena_segment_map(struct mm_arena *a, size_t *size);
 MM_HIDDEN int mm_arena_segment_unmap(struct mm_arena *a, void *base, size_t size);
 MM_HIDDEN unsigned mm_arena_limit(void);
-MM_HIDDEN int mm_arena_limit_set(size_t limit);
 MM_HIDDEN struct mm_arena *mm_arena_attach(struct mm_thread *t);
 MM_HIDDEN void mm_arena_detach(struct mm_thread *t);
 MM_HIDDEN void mm_arenas_fork_prepare(void);
@@ -475,7 +474,7 @@ MM_HIDDEN int mm_fit_check(struct mm_arena *a);
 
 /* ---- large.c: blocks with a mapping of their own ---- */
 MM_HIDDEN void *mm_large_alloc(size_t n, size_t alignment, size_t origin);
-MM_HIDDEN void mm_large_free(block_t *b);
+MM_HIDDEN size_t mm_large_free(block_t *b);
 MM_HIDDEN void *mm_large_realloc(block_t *b, size_t n);
 MM_HIDDEN int mm_large_valid(const block_t *b);
 /* The table of live mapped blocks (for the heap map), under its own lock.
@@ -526,11 +525,23 @@ struct mm_settings {
     size_t stats_at_exit;    /* 1: MYMALLOC_STATS=1, malloc_stats() at exit */
     size_t decay_ms;         /* free pages go back this long after the free; SIZE_MAX: never */
     size_t background;       /* 1: a background thread runs the decay (background.c) */
+    size_t fit;              /* the placement policy of every arena (MM_FIT_*) */
+    size_t arena_max;        /* most arenas (0: 8 per CPU, arena.c) */
 };
-MM_HIDDEN void mm_settings_changed(void);
-MM_HIDDEN void mm_settings_mapped_freed(size_t length);
 MM_HIDDEN extern struct mm_settings mm_settings;
+#define MM_HEAPMAP_PATH_MAX 4096
+MM_HIDDEN extern char mm_settings_heapmap[MM_HEAPMAP_PATH_MAX];   /* MYMALLOC_HEAPMAP ("": none) */
+enum mm_setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT,
+                     SET_TCACHE, SET_FIT, SET_STATS, SET_ARENA_MAX, SET_DECAY, SET_BACKGROUND, SET_COUNT };
+/* Check and store a value; 0 when it is out of range.  `never`: "no limit"
+ * (-1) was asked for. */
+MM_HIDDEN int mm_settings_store(enum mm_setting_id id, size_t value, int never);
+MM_HIDDEN void mm_settings_mapped_freed(size_t length, int heap_in_segments);
 MM_HIDDEN int mm_settings_read_environment(void);
+
+/* ---- mallopt.c: what a setting changes (entry layer) ---- */
+MM_HIDDEN void mm_settings_changed(void);
+MM_HIDDEN void mm_settings_apply(void);
 static inline size_t mm_setting(const size_t *field) { return __atomic_load_n(field, __ATOMIC_RELAXED); }
 
 /* ---- release.c: the pages inside big free blocks given back with madvise ---- */

@@ -220,13 +220,14 @@ int mm_large_valid(const block_t *b)
            block_size(b) >= MM_MIN_BLOCK;
 }
 
-void mm_large_free(block_t *b)
+/* Unmap b's mapping; its length. */
+size_t mm_large_free(block_t *b)
 {
     size_t length = mapping_length(b);
     table_change((uintptr_t)mapping_of(b), length, 0, 0);
     mm_os_unmap(mapping_of(b), length);
     counted_sub(length);
-    mm_settings_mapped_freed(length);
+    return length;
 }
 
 /* Resize a mapped block with mremap; NULL (block untouched) when it cannot. */

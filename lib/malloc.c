@@ -23,7 +23,7 @@ void mm_init_slow(void)
     mm_secret_init();
     if (mm_settings_read_environment()) {
         __atomic_store_n(&mm_ready, 1, __ATOMIC_RELEASE);
-        mm_settings_changed();
+        mm_settings_apply();
     }
     errno = saved_errno;
 }
@@ -349,7 +349,7 @@ static void free_slow(void *p, size_t size, size_t alignment, size_t origin, con
         if (!canary_intact(b, func))
             goto out;
         mm_note_unmapped(p);
-        mm_large_free(b);
+        mm_settings_mapped_freed(mm_large_free(b), __atomic_load_n(&mm_main_arena.has_segments, __ATOMIC_RELAXED));
         goto out;
     }
     a = mm_arena_of(b);

@@ -1,13 +1,14 @@
-/* settings.c - the tunable thresholds: their defaults, mallopt(), and the
- * MYMALLOC_* / glibc MALLOC_*_ environment variables, read once without
- * allocating and ignored in set-uid programs (MYMALLOC_HEAPMAP, a path, is
- * handed to heapmap.c). */
+/* settings.c - the tunable values: their defaults, checking and storing a
+ * new value (for mallopt(), mallopt.c), and the MYMALLOC_* / glibc
+ * MALLOC_*_ environment variables, read once without allocating and
+ * ignored in set-uid programs.  A leaf: it stores values (MYMALLOC_HEAPMAP,
+ * a path, included) and touches nothing else; what a value changes in the
+ * arenas, caches and reports is for the entry layer to apply (mallopt.c). */
 #define _GNU_SOURCE
 #include <malloc.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
-#include "cache.h"
 #include "internal.h"
 #include "mymalloc.h"
 
@@ -21,22 +22,12 @@ struct mm_settings mm_settings = {
     .mmap_max = 65536,
     .tcache = 1,
     .decay_ms = 1000,
+    .fit = MM_FIT_BEST,
 };
 
-/* Derived switches, recomputed whenever a setting changes. */
-void mm_settings_changed(void)
-{
-    int on = __atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE) && mm_setting(&mm_settings.tcache) &&
-             mm_check_level() != 2 &&
-             __atomic_load_n(&mm_main_arena.fit.policy, __ATOMIC_RELAXED) == MM_FIT_BEST;
-    if (__atomic_exchange_n(&mm_cache_mode, on, __ATOMIC_RELAXED) != on)
-        mm_thread_cache_switch(on);
-}
+char mm_settings_heapmap[MM_HEAPMAP_PATH_MAX];
 
 extern char **environ;
-
-enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT, SET_TCACHE,
-                  SET_FIT, SET_STATS, SET_ARENA_MAX, SET_DECAY, SET_BACKGROUND, SET_COUNT };
 
 /* Store one setting after checking it; 0 when the value is out of range.
  * `never` is a request for "no limit" (-1), allowed for the trim threshold. */
@@ -47,23 +38,22 @@ enum setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_
  * size reuses heap memory instead of mapping and faulting in fresh pages. */
 static int thresholds_fixed;
 
-void mm_settings_mapped_freed(size_t length)
+void mm_settings_mapped_freed(size_t length, int heap_in_segments)
 {
     /* A heap in mmap segments cannot merge blocks across segments: there,
      * big blocks keep their own mappings. */
-    if (__atomic_load_n(&thresholds_fixed, __ATOMIC_RELAXED) ||
-        __atomic_load_n(&mm_main_arena.has_segments, __ATOMIC_RELAXED) ||
+    if (__atomic_load_n(&thresholds_fixed, __ATOMIC_RELAXED) || heap_in_segments ||
         length <= mm_setting(&mm_settings.mmap_threshold) || length > MMAP_THRESHOLD_MAX)
         return;
     __atomic_store_n(&mm_settings.mmap_threshold, length, __ATOMIC_RELAXED);
     __atomic_store_n(&mm_settings.trim_threshold, 2 * length, __ATOMIC_RELAXED);
 }
 
-static int value_store(enum setting_id id, size_t value, int never);
+static int value_store(enum mm_setting_id id, size_t value, int never);
 
 /* Store a setting; one of the four memory settings set with success stops
  * the thresholds following the program. */
-static int setting_store(enum setting_id id, size_t value, int never)
+int mm_settings_store(enum mm_setting_id id, size_t value, int never)
 {
     int done = value_store(id, value, never);
     if (done && id <= SET_MMAP_MAX)
@@ -71,7 +61,7 @@ static int setting_store(enum setting_id id, size_t value, int never)
     return done;
 }
 
-static int value_store(enum setting_id id, size_t value, int never)
+static int value_store(enum mm_setting_id id, size_t value, int never)
 {
     switch (id) {
     case SET_MMAP_THRESHOLD:
@@ -105,16 +95,20 @@ static int value_store(enum setting_id id, size_t value, int never)
         __atomic_store_n(&mm_settings.tcache, value, __ATOMIC_RELAXED);
         return 1;
     case SET_FIT:
-        return !never && value <= MM_FIT_WORST && mm_arenas_fit_set((int)value);
+        if (never || value > MM_FIT_WORST)
+            return 0;
+        __atomic_store_n(&mm_settings.fit, value, __ATOMIC_RELAXED);
+        return 1;
     case SET_STATS:
         if (never || value > 1)
             return 0;
         __atomic_store_n(&mm_settings.stats_at_exit, value, __ATOMIC_RELAXED);
-        if (value)
-            mm_stats_exit_prepare();
         return 1;
-    case SET_ARENA_MAX:
-        return !never && mm_arena_limit_set(value);
+    case SET_ARENA_MAX:     /* arena.c caps it at its number of slots */
+        if (never || value == 0 || value > 0x7fffffff)
+            return 0;
+        __atomic_store_n(&mm_settings.arena_max, value, __ATOMIC_RELAXED);
+        return 1;
     case SET_BACKGROUND:     /* started by the constructor or mallopt, not here */
         if (never || value > 1)
             return 0;
@@ -202,7 +196,7 @@ static void report_bad(const char *entry, const char *why)
 
 static const struct {
     const char *name;       /* with the '=' */
-    enum setting_id id;
+    enum mm_setting_id id;
     int ours;               /* MYMALLOC_ names win over glibc's */
 } env_names[] = {
     { "MYMALLOC_MMAP_THRESHOLD=", SET_MMAP_THRESHOLD, 1 },
@@ -240,8 +234,11 @@ int mm_settings_read_environment(void)
         if (entry[0] != 'M')
             continue;
         if (strncmp(entry, "MYMALLOC_HEAPMAP=", 17) == 0) {    /* a path, for heapmap.c */
-            if (!mm_heapmap_at_exit(entry + 17))
+            size_t n = strlen(entry + 17);
+            if (n >= sizeof mm_settings_heapmap)
                 report_bad(entry, ": path too long\n");
+            else
+                memcpy(mm_settings_heapmap, entry + 17, n + 1);
             continue;
         }
         for (size_t i = 0; i < sizeof env_names / sizeof env_names[0]; i++) {
@@ -256,7 +253,7 @@ int mm_settings_read_environment(void)
                            env_names[i].id == SET_STATS || env_names[i].id == SET_BACKGROUND;
             int is_fit = env_names[i].id == SET_FIT;
             if (!(is_fit ? parse_fit : parse_size)(entry + len, &value, &never) ||
-                !setting_store(env_names[i].id, value, never))
+                !mm_settings_store(env_names[i].id, value, never))
                 report_bad(entry, is_fit ? ": not a valid policy (best, first, next or worst)\n"
                                   : is_level ? ": not a valid level\n"
                                   : env_names[i].id == SET_ARENA_MAX ? ": not a valid number of arenas\n"
@@ -269,59 +266,3 @@ int mm_settings_read_environment(void)
     }
     return 1;
 }
-
-static int mallopt_store(int param, int value);
-
-MYMALLOC_EXPORT int mallopt(int param, int value)
-{
-    mm_init();
-    int done = mallopt_store(param, value);
-    mm_settings_changed();
-    if (done && !mm_cache_mode && mm_self.state == MM_THREAD_LIVE)
-        mm_cache_flush(&mm_self);       /* caching just went off: give back ours */
-    if (done && param == M_MYMALLOC_BACKGROUND)
-        mm_background_start();          /* (if turned on; one turned off stops by itself) */
-    return done;
-}
-
-static int mallopt_store(int param, int value)
-{
-    switch (param) {
-    case M_MMAP_THRESHOLD:
-        return value >= 0 && setting_store(SET_MMAP_THRESHOLD, (size_t)value, 0);
-    case M_TRIM_THRESHOLD:
-        return setting_store(SET_TRIM_THRESHOLD, value < 0 ? SIZE_MAX : (size_t)value, value < 0);
-    case M_TOP_PAD:
-        return value >= 0 && setting_store(SET_TOP_PAD, (size_t)value, 0);
-    case M_MMAP_MAX:
-        return value >= 0 && setting_store(SET_MMAP_MAX, (size_t)value, 0);
-    case M_MXFAST:
-        return value >= 0 && value <= 160;   /* accepted as glibc does; no fast bins here */
-    case M_MYMALLOC_CHECK:
-        return value >= 0 && setting_store(SET_CHECK, (size_t)value, 0);
-    case M_MYMALLOC_ABORT:
-        return value >= 0 && setting_store(SET_ABORT, (size_t)value, 0);
-    case M_MYMALLOC_TCACHE:
-        return value >= 0 && setting_store(SET_TCACHE, (size_t)value, 0);
-    case M_MYMALLOC_FIT:
-        return value >= 0 && setting_store(SET_FIT, (size_t)value, 0);
-    case M_MYMALLOC_BACKGROUND:
-        return value >= 0 && setting_store(SET_BACKGROUND, (size_t)value, 0);
-    case M_MYMALLOC_DECAY:     /* milliseconds; negative: never */
-        return setting_store(SET_DECAY, value < 0 ? SIZE_MAX : (size_t)value, value < 0);
-    case M_CHECK_ACTION:       /* glibc's bit 1 (value 2): abort on an error */
-        __atomic_store_n(&mm_abort_on_error, (value & 2) != 0, __ATOMIC_RELAXED);
-        return 1;
-    case M_ARENA_MAX:           /* for threads that have no arena yet */
-        return value > 0 && setting_store(SET_ARENA_MAX, (size_t)value, 0);
-    case M_PERTURB:
-    case M_ARENA_TEST:
-        return 1;                              /* accepted, no effect */
-    default:
-        return 0;
-    }
-}
-
-/* Hidden aliases: the table of family.h must name these definitions, never
- * whatever a preloaded library interposes on the exported names. */
-extern __typeof(mallopt) mm_local_mallopt __attribute__((alias("mallopt"), visibility("hidden"), copy(mallopt)));
