@@ -5,7 +5,8 @@
  * Threads are spread over the arenas, up to a limit of 8 per CPU this process
  * may run on (its affinity mask and cgroup quota), or MYMALLOC_ARENA_MAX /
  * MALLOC_ARENA_MAX.  Arenas are never destroyed: a thread that exits leaves
- * its arena to the next thread that comes. */
+ * its arena to the next thread that comes.  (Their segments and the map of
+ * granules are the heap layer's: segment.c.) */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -19,69 +20,30 @@ struct mm_arena *mm_arenas[MM_ARENA_SLOTS] = { &mm_main_arena };
 unsigned mm_arena_count = 1;
 static mm_lock_t arenas_lock = MM_LOCK_INIT(MM_RANK_ARENAS);   /* creating arenas, attaching threads */
 
-uint8_t *mm_granule_map[MM_GRANULE_TOP];
-
-/* Mark [base, base + size) (granule aligned) as arena `index`'s (0: no
- * arena's).  No lock: a granule belongs to one segment at a time, whose
- * arena's lock its caller holds, and a missing leaf of the map is installed
- * with a compare-and-swap (the loser unmaps its copy).  0 when a leaf cannot
- * be had. */
-static int granules_mark(uintptr_t base, size_t size, unsigned index)
+/* ---- blocks freed by threads without a cache ----
+ * A thread that has never allocated (a consumer that only frees what others
+ * made) has no cache: its frees of small blocks are pushed, without a lock,
+ * on a stack of the block's arena, with the cache's link and key (so a
+ * second free is still seen), and the arena takes them in at its next heap
+ * operation under its lock. */
+void mm_pending_push(struct mm_arena *a, block_t *b)
 {
-    size_t leaf_bytes = (size_t)1 << MM_GRANULE_LEAF_BITS;
-    for (uintptr_t g = base >> MM_GRANULE_SHIFT; g < (base + size) >> MM_GRANULE_SHIFT; g++) {
-        uint8_t **slot = &mm_granule_map[g >> MM_GRANULE_LEAF_BITS];
-        uint8_t *leaf = __atomic_load_n(slot, __ATOMIC_ACQUIRE);
-        if (leaf == NULL) {
-            uint8_t *fresh = mm_os_map(leaf_bytes);
-            if (fresh == NULL)
-                return 0;
-            if (__atomic_compare_exchange_n(slot, &leaf, fresh, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-                leaf = fresh;
-            else
-                mm_os_unmap(fresh, leaf_bytes);     /* another segment's mark installed one */
-        }
-        __atomic_store_n(&leaf[g & (leaf_bytes - 1)], (uint8_t)index, __ATOMIC_RELAXED);
-    }
-    return 1;
+    void *user = block_user(b);
+    void *head = __atomic_load_n(&a->pending, __ATOMIC_RELAXED);
+    do
+        cache_words_set(user, head);
+    while (!__atomic_compare_exchange_n(&a->pending, &head, user, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
-/* A new segment of at least `size` bytes for a non-main arena: granule
- * aligned, whole granules, in the map.  NULL when the kernel says no.  The
- * arena's lock is held. */
-void *mm_arena_segment_map(struct mm_arena *a, size_t *size)
+/* The arena's lock is held: release every block waiting on its stack. */
+void mm_pending_release(struct mm_arena *a)
 {
-    size_t granule = (size_t)1 << MM_GRANULE_SHIFT;
-    size_t length = align_up(*size, granule);
-    if (length < *size || length > SIZE_MAX - granule)
-        return NULL;
-    char *raw = mm_os_map(length + granule);
-    if (raw == NULL)
-        return NULL;
-    char *base = (char *)align_up((uintptr_t)raw, granule);
-    if (base > raw)
-        mm_os_unmap(raw, (size_t)(base - raw));
-    if (base + length < raw + length + granule)
-        mm_os_unmap(base + length, (size_t)(raw + length + granule - (base + length)));
-    if (!granules_mark((uintptr_t)base, length, a->index)) {
-        granules_mark((uintptr_t)base, length, 0);
-        mm_os_unmap(base, length);
-        return NULL;
+    void *user = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
+    while (user != NULL) {
+        void *next = mm_cached_next(user);
+        mm_heap_release_cached(a, block_of_user(user));
+        user = next;
     }
-    *size = length;
-    return base;
-}
-
-/* A wholly free segment of a non-main arena goes back to the kernel: out of
- * the map first, so that no pointer check reads it once it is gone.  The
- * arena's lock is held.  0 when munmap refused (the segment stays in use). */
-int mm_arena_segment_unmap(struct mm_arena *a, void *base, size_t size)
-{
-    granules_mark((uintptr_t)base, size, 0);
-    if (mm_os_unmap(base, size) == 0)
-        return 1;
-    granules_mark((uintptr_t)base, size, a->index);    /* the leaves exist: cannot fail */
-    return 0;
 }
 
 /* ---- the limit ---- */
@@ -172,10 +134,10 @@ int mm_arenas_fit_set(int policy)
     return done;
 }
 
-/* The calling thread has no arena yet: the main thread (and every thread
- * when the limit is 1) takes the main arena; another takes an arena no live
+/* A thread that has no arena yet takes one (thread.c): the main thread (and
+ * every thread when the limit is 1) takes the main arena; another takes an arena no live
  * thread uses, a new one while under the limit, else the least shared. */
-struct mm_arena *mm_arena_attach(struct mm_thread *t)
+struct mm_arena *mm_arena_attach(void)
 {
     struct mm_arena *chosen = &mm_main_arena;
     int saved_errno = errno;            /* the cgroup probe, a failed mapping: not the caller's */
@@ -202,22 +164,18 @@ struct mm_arena *mm_arena_attach(struct mm_thread *t)
         }
     }
     __atomic_store_n(&chosen->threads, chosen->threads + 1, __ATOMIC_RELAXED);
-    t->arena = chosen;
     mm_unlock(&arenas_lock);
-    mm_cache_adopt(t, chosen);          /* the cache an exited thread left there */
     errno = saved_errno;
     return chosen;
 }
 
 /* The thread is exiting: its arena is free for the next thread. */
-void mm_arena_detach(struct mm_thread *t)
+void mm_arena_detach(struct mm_arena *a)
 {
-    if (t->arena == NULL)
-        return;
     mm_lock(&arenas_lock);
-    if (t->arena->threads == 1)
-        __atomic_store_n(&t->arena->idle_since, mm_now_ms(), __ATOMIC_RELAXED);
-    __atomic_store_n(&t->arena->threads, t->arena->threads - 1, __ATOMIC_RELAXED);
+    if (a->threads == 1)
+        __atomic_store_n(&a->idle_since, mm_now_ms(), __ATOMIC_RELAXED);
+    __atomic_store_n(&a->threads, a->threads - 1, __ATOMIC_RELAXED);
     mm_unlock(&arenas_lock);
 }
 

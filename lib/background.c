@@ -54,7 +54,7 @@ static void *background_main(void *arg)
                 !__atomic_compare_exchange_n(&running, &idle, 1, 0, __ATOMIC_SEQ_CST, __ATOMIC_SEQ_CST))
                 return NULL;
         }
-        mm_release_background();
+        mm_decay_round();
     }
 }
 

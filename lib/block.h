@@ -218,6 +218,66 @@ static inline size_t request_to_class(size_t n)
     return cls < MM_MIN_BLOCK / MM_ALIGN ? MM_MIN_BLOCK / MM_ALIGN : cls;
 }
 
+/* ---- a block held in a thread's cache or a stack of pending frees ----
+ * It stays in use for the heap; its first two user words say where it is.
+ * The caches hold blocks of at most MM_CACHE_MAX_BLOCK bytes. */
+#define MM_CACHE_MAX_BLOCK 8192u
+/* The first two user words of a cached block (or one waiting on an arena's
+ * stack of pending frees): a key made of the block's address and a secret,
+ * and the link to the next block's user pointer, mangled with the key and a
+ * second secret.  A free() that finds the key is freeing a block already
+ * cached (a double free).  Because the link is decoded with the key, a write
+ * after free into either word (or a second free that pushed the block twice
+ * after its key was overwritten) decodes to a link that is not 16-byte
+ * aligned, which malloc() reports; both secrets have nonzero low bits, so
+ * zeros, aligned pointers and most other words written over them always do:
+ *
+ *   user[0]  next ^ user[1] ^ secret.link       (link's low 4 bits: 0100)
+ *   user[1]  user ^ secret.mix                  (mix's low 4 bits:  1000)
+ */
+static inline size_t cache_key(const void *user)
+{
+    return (uintptr_t)mm_secret.mix ^ (uintptr_t)user;
+}
+
+/* Write both words; `key` is cache_key(user). */
+static inline void cache_words_set_keyed(void *user, const void *next, size_t key)
+{
+    size_t *w = user;
+    w[1] = key;
+    w[0] = (uintptr_t)next ^ key ^ (uintptr_t)mm_secret.link;
+}
+
+static inline void cache_words_set(void *user, const void *next)
+{
+    cache_words_set_keyed(user, next, cache_key(user));
+}
+
+/* Is the key of a block whose key would be `key` in place? */
+static inline int cache_word_is_key(const void *user, size_t key)
+{
+    return ((const size_t *)user)[1] == key;
+}
+
+/* The link, decoded; when it is not 16-byte aligned a word was damaged. */
+static inline void *cache_words_next(const void *user)
+{
+    const size_t *w = user;
+    return (void *)(w[0] ^ w[1] ^ (uintptr_t)mm_secret.link);
+}
+
+static inline int cache_words_keyed(const void *user)
+{
+    return cache_word_is_key(user, cache_key(user));
+}
+
+/* Is the in-use block b sitting in a thread's cache or on an arena's stack
+ * of pending frees (freed already)?  Its key tells. */
+static inline int mm_block_cached(block_t *b)
+{
+    return block_size(b) <= MM_CACHE_MAX_BLOCK && cache_words_keyed(block_user(b));
+}
+
 static inline size_t align_up(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 static inline size_t align_down(size_t n, size_t a) { return n & ~(a - 1); }
 

@@ -42,40 +42,6 @@ _Static_assert(MM_FAST_SIZES * 8 > MM_CACHE_SMALL_MAX_REQUEST, "a step for every
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 31), RL16(10), RL16(11),
                                                    RL16(12) };
 
-/* A cached block whose link or key was written after free, reported in the
- * name of `func`. */
-static MM_COLD void report_damaged_words(const char *func, void *user)
-{
-    mm_report(func, "write after free in block", user, "a cached block's link or key changed",
-              block_size(block_of_user(user)));
-}
-
-/* The next block of a list of cached or waiting blocks, walked other than
- * by malloc's pop (a drain, a flush, the stacks of pending frees, a stashed
- * cache): NULL at the end.  A link that does not decode 16-byte aligned (a
- * write after free into the block's first two words) is reported, in the
- * name of free, which put the block there, and ends the walk: the blocks
- * after it are left out of use. */
-static void *cache_walk_next(void *user)
-{
-    void *next = cache_words_next(user);
-    if (likely((uintptr_t)next % MM_ALIGN == 0))
-        return next;
-    report_damaged_words("free", user);
-    return NULL;
-}
-
-/* Release b, a cached or waiting block of arena a, whose lock is held. */
-static void release_locked(struct mm_arena *a, block_t *b)
-{
-    size_t *user = block_user(b);
-    user[0] = user[1] = 0;
-    if (mm_check_level() != 0 && unlikely(!mm_heap_block_sound_any(a, b)) &&
-        !mm_heap_block_report(a, b, user, mm_origin_free_name(block_origin(b)), block_origin(b)))
-        return;
-    mm_heap_release(a, b, 0, NULL);
-}
-
 /* Hand a cached block back to its own arena, whose lock *held (if not NULL)
  * is the one this thread holds: switched when the block is another arena's.
  * Its neighbours are checked here, not when it was freed: a write past its
@@ -86,37 +52,11 @@ static void cache_release(struct mm_arena **held, block_t *b)
     struct mm_arena *a = mm_arena_of(b);
     if (a != *held) {
         if (*held != NULL)
-            mm_unlock(&(*held)->lock);
+            mm_unlock_heap(*held);
         mm_lock(&a->lock);
         *held = a;
     }
-    release_locked(a, b);
-}
-
-/* ---- blocks freed by threads without a cache ----
- * A thread that has never allocated (a consumer that only frees what others
- * made) has no cache: its frees of small blocks are pushed, without a lock,
- * on a stack of the block's arena, with the cache's link and key (so a
- * second free is still seen), and the arena takes them in at its next heap
- * operation under its lock. */
-void mm_pending_push(struct mm_arena *a, block_t *b)
-{
-    void *user = block_user(b);
-    void *head = __atomic_load_n(&a->pending, __ATOMIC_RELAXED);
-    do
-        cache_words_set(user, head);
-    while (!__atomic_compare_exchange_n(&a->pending, &head, user, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
-}
-
-/* The arena's lock is held: release every block waiting on its stack. */
-void mm_pending_release(struct mm_arena *a)
-{
-    void *user = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
-    while (user != NULL) {
-        void *next = cache_walk_next(user);
-        release_locked(a, block_of_user(user));
-        user = next;
-    }
+    mm_heap_release_cached(a, b);
 }
 
 /* Arena a's lock is held by thread t, whose cache is empty for a class it
@@ -129,7 +69,7 @@ static void pending_to_cache(struct mm_arena *a, struct mm_thread *t)
 {
     void *user = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
     while (user != NULL) {
-        void *next = cache_walk_next(user);
+        void *next = mm_cached_next(user);
         block_t *b = block_of_user(user);
         size_t head = b->head, o = (head & ORIGIN_MASK) >> ORIGIN_SHIFT;
         size_t cls = mm_cache_class_of_block(head & BLOCK_SIZE_MASK);
@@ -139,7 +79,7 @@ static void pending_to_cache(struct mm_arena *a, struct mm_thread *t)
             t->cache.head[o][cls] = user;
             t->cache.room[o][cls]--;
         } else {
-            release_locked(a, b);
+            mm_heap_release_cached(a, b);
         }
         user = next;
     }
@@ -165,14 +105,14 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
     if (__atomic_load_n(&a->pending, __ATOMIC_RELAXED) != NULL) {
         pending_to_cache(a, t);
         if (t->cache.head[o][cls] != NULL) {
-            mm_unlock(&a->lock);
+            mm_unlock_heap(a);
             return mm_cache_pop(t, o, cls);
         }
     }
     size_t need = mm_cache_block[cls];
     first = mm_heap_alloc_span(a, need, batch, origin);
     if (first == NULL && a != &mm_main_arena) {     /* the arena cannot grow: try main */
-        mm_unlock(&a->lock);
+        mm_unlock_heap(a);
         a = &mm_main_arena;
         mm_lock(&a->lock);
         first = mm_heap_alloc_span(a, need, batch, origin);
@@ -197,7 +137,7 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
     }
     if (last != NULL)
         cache_words_set(block_user(last), NULL);
-    mm_unlock(&a->lock);
+    mm_unlock_heap(a);
     return first != NULL ? block_user(first) : NULL;
 }
 
@@ -210,23 +150,23 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
 
     unsigned kept = 1;
     for (; kept < keep; kept++) {
-        void *next = cache_walk_next(user);
+        void *next = mm_cached_next(user);
         if (next == NULL)
             break;              /* damaged (reported): the rest is left out of use */
         user = next;
     }
-    void *rest = kept == keep ? cache_walk_next(user) : NULL;
+    void *rest = kept == keep ? mm_cached_next(user) : NULL;
     cache_words_set(user, NULL);
     t->cache.room[o][cls] = (int8_t)(mm_cache_limit[cls] - kept);
 
     struct mm_arena *held = NULL;
     while (rest != NULL) {
-        void *next = cache_walk_next(rest);
+        void *next = mm_cached_next(rest);
         cache_release(&held, block_of_user(rest));
         rest = next;
     }
     if (held != NULL)
-        mm_unlock(&held->lock);
+        mm_unlock_heap(held);
 }
 
 /* The slow end of a push (mm_cache_push_keyed): the list over its limit,
@@ -237,7 +177,7 @@ void mm_cache_pushed(struct mm_thread *t, size_t o, size_t cls)
         mm_cache_drain(t, o, cls);
     if (t->poll_countdown == 0) {
         t->poll_countdown = 255;
-        mm_release_poll(t);
+        mm_decay_poll(t);
     }
 }
 
@@ -295,11 +235,11 @@ void mm_cache_stash_release(struct mm_arena *a)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             void *user = a->stash.head[o][cls];
             while (user != NULL) {
-                void *next = cache_walk_next(user);
+                void *next = mm_cached_next(user);
                 block_t *b = block_of_user(user);
                 struct mm_arena *home = mm_arena_of(b);
                 if (home == a)
-                    release_locked(a, b);
+                    mm_heap_release_cached(a, b);
                 else
                     mm_pending_push(home, b);
                 user = next;
@@ -341,7 +281,7 @@ void mm_cache_flush(struct mm_thread *t)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             void *user = t->cache.head[o][cls];
             while (user != NULL) {
-                void *next = cache_walk_next(user);
+                void *next = mm_cached_next(user);
                 cache_release(&held, block_of_user(user));
                 user = next;
             }
@@ -349,7 +289,7 @@ void mm_cache_flush(struct mm_thread *t)
     }
     mm_cache_reset(t);
     if (held != NULL)
-        mm_unlock(&held->lock);
+        mm_unlock_heap(held);
 }
 
 /* A cached block's link or key was overwritten after it was freed: report
@@ -360,6 +300,6 @@ void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls)
     void *user = t->cache.head[o][cls];
     t->cache.head[o][cls] = NULL;
     t->cache.room[o][cls] = (int8_t)mm_cache_limit[cls];
-    report_damaged_words("malloc", user);
+    mm_cached_report("malloc", user);
     return NULL;
 }

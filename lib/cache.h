@@ -12,6 +12,16 @@
 MM_HIDDEN extern int mm_cache_mode;
 
 MM_HIDDEN void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin);
+/* Let go of arena a after heap operations; the look at the idle arenas one
+ * of them asked for (release.c) is made then, holding no lock (decay.c). */
+static inline void mm_unlock_heap(struct mm_arena *a)
+{
+    int look = __atomic_load_n(&a->bins.dirty.look_idle, __ATOMIC_RELAXED);
+    mm_unlock(&a->lock);
+    if (unlikely(look))
+        mm_decay_look_idle(a);
+}
+
 MM_HIDDEN void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls);
 MM_HIDDEN void mm_cache_pushed(struct mm_thread *t, size_t o, size_t cls);
 MM_HIDDEN void mm_cache_flush(struct mm_thread *t);
@@ -61,62 +71,6 @@ static inline int mm_cache_usable(const struct mm_thread *t)
     return t->cache_on != 0;
 }
 
-/* The first two user words of a cached block (or one waiting on an arena's
- * stack of pending frees): a key made of the block's address and a secret,
- * and the link to the next block's user pointer, mangled with the key and a
- * second secret.  A free() that finds the key is freeing a block already
- * cached (a double free).  Because the link is decoded with the key, a write
- * after free into either word (or a second free that pushed the block twice
- * after its key was overwritten) decodes to a link that is not 16-byte
- * aligned, which malloc() reports; both secrets have nonzero low bits, so
- * zeros, aligned pointers and most other words written over them always do:
- *
- *   user[0]  next ^ user[1] ^ secret.link       (link's low 4 bits: 0100)
- *   user[1]  user ^ secret.mix                  (mix's low 4 bits:  1000)
- */
-static inline size_t cache_key(const void *user)
-{
-    return (uintptr_t)mm_secret.mix ^ (uintptr_t)user;
-}
-
-/* Write both words; `key` is cache_key(user). */
-static inline void cache_words_set_keyed(void *user, const void *next, size_t key)
-{
-    size_t *w = user;
-    w[1] = key;
-    w[0] = (uintptr_t)next ^ key ^ (uintptr_t)mm_secret.link;
-}
-
-static inline void cache_words_set(void *user, const void *next)
-{
-    cache_words_set_keyed(user, next, cache_key(user));
-}
-
-/* Is the key of a block whose key would be `key` in place? */
-static inline int cache_word_is_key(const void *user, size_t key)
-{
-    return ((const size_t *)user)[1] == key;
-}
-
-/* The link, decoded; when it is not 16-byte aligned a word was damaged. */
-static inline void *cache_words_next(const void *user)
-{
-    const size_t *w = user;
-    return (void *)(w[0] ^ w[1] ^ (uintptr_t)mm_secret.link);
-}
-
-static inline int cache_words_keyed(const void *user)
-{
-    return cache_word_is_key(user, cache_key(user));
-}
-
-/* Is the in-use block b sitting in a thread's cache or on an arena's stack
- * of pending frees (freed already)?  Its key tells. */
-static inline int mm_block_cached(block_t *b)
-{
-    return block_size(b) <= MM_CACHE_MAX_BLOCK && cache_words_keyed(block_user(b));
-}
-
 /* Unlink the first block of a list, whose user pointer is `user`, and hand it
  * out; NULL when its link or key was damaged. */
 static inline __attribute__((always_inline)) void *mm_cache_take(struct mm_thread *t, size_t o, size_t cls,
@@ -146,7 +100,7 @@ static inline void *mm_cache_pop(struct mm_thread *t, size_t o, size_t cls)
 
 /* Cache the block whose user pointer is `user` and whose key (cache_key) is
  * `key`; then drain half the list when it is over its limit (room below 0),
- * and every 256th push poll the arena (mm_release_poll: a program whose
+ * and every 256th push poll the arena (mm_decay_poll: a program whose
  * blocks all come and go through its cache makes no heap operation that
  * would release its free pages). */
 static inline void mm_cache_push_keyed(struct mm_thread *t, size_t o, size_t cls, void *user, size_t key)

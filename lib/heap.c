@@ -4,6 +4,7 @@
  * arena lock. */
 #include <errno.h>
 #include <string.h>
+#include "check.h"
 #include "internal.h"
 
 #define SEGMENT_MIN ((size_t)1 << 20)    /* smallest mmap segment */
@@ -109,43 +110,6 @@ static int grow_with_sbrk(struct mm_arena *a, size_t need, size_t pad)
     return 1;
 }
 
-/* Where the mmap segments are, readable without the lock, so that free() can
- * tell a pointer into a segment from one into an unmapped hole.  Segments are
- * never unmapped, only trimmed at their end (`end` moves down first). */
-#define SEGMENT_SLOTS 512
-static struct { uintptr_t base, end; } segments[SEGMENT_SLOTS];
-static unsigned segment_count;
-
-static void segment_note(struct mm_region *r)
-{
-    unsigned i = segment_count;
-    if (i < SEGMENT_SLOTS) {
-        __atomic_store_n(&segments[i].base, (uintptr_t)r, __ATOMIC_RELAXED);
-        __atomic_store_n(&segments[i].end, (uintptr_t)region_end(r), __ATOMIC_RELAXED);
-        __atomic_store_n(&segment_count, i + 1, __ATOMIC_RELEASE);
-    }
-}
-
-static void segment_shrunk(struct mm_region *r)
-{
-    unsigned n = __atomic_load_n(&segment_count, __ATOMIC_ACQUIRE);
-    for (unsigned i = 0; i < n; i++)
-        if (segments[i].base == (uintptr_t)r)
-            __atomic_store_n(&segments[i].end, (uintptr_t)region_end(r), __ATOMIC_RELAXED);
-}
-
-/* 1: p is inside a segment; 0: it is not; -1: too many segments to know.
- * The newest segments are looked at first: they hold most live blocks. */
-int mm_segment_holds(const void *p)
-{
-    unsigned n = __atomic_load_n(&segment_count, __ATOMIC_ACQUIRE);
-    for (unsigned i = n; i-- > 0;)
-        if ((uintptr_t)p >= __atomic_load_n(&segments[i].base, __ATOMIC_RELAXED) &&
-            (uintptr_t)p < __atomic_load_n(&segments[i].end, __ATOMIC_RELAXED))
-            return 1;
-    return n < SEGMENT_SLOTS ? 0 : -1;
-}
-
 static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
 {
     size_t want = need + MM_MIN_BLOCK + MM_ALIGN + sizeof(struct mm_region);
@@ -157,7 +121,7 @@ static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
          * at least ARENA_SEGMENT_MIN (pages are touched only when used). */
         if (size < ARENA_SEGMENT_MIN)
             size = ARENA_SEGMENT_MIN;
-        char *base = mm_arena_segment_map(a, &size);
+        char *base = mm_segment_map(a, &size);
         if (base == NULL)
             return 0;
         region_start(a, base, size, 0, base);
@@ -168,7 +132,7 @@ static int grow_with_segment(struct mm_arena *a, size_t need, size_t pad)
         if (base == NULL)
             return 0;
         region_start(a, base, size, 0, base);
-        segment_note(a->top_region);
+        mm_segment_note(a->top_region);
     }
     __atomic_store_n(&a->has_segments, 1, __ATOMIC_RELAXED);
     return 1;
@@ -310,7 +274,6 @@ block_t *mm_heap_alloc_span(struct mm_arena *a, size_t need, size_t most, size_t
 
 static block_t *heap_alloc(struct mm_arena *a, size_t need, size_t most, size_t origin, size_t *dirty)
 {
-    mm_pending_take(a);
     block_t *corrupt = NULL;
     block_t *b = free_block_take(a, need, &corrupt);
     while (unlikely(corrupt != NULL || (b != NULL && (b->head & BLOCK_CANARY) && !freed_fill_intact(a, b, need)))) {
@@ -408,7 +371,7 @@ static int region_unmap(struct mm_arena *a, struct mm_region **link)
     struct mm_region *r = *link;
     size_t size = r->size;
     *link = r->next;
-    if (!mm_arena_segment_unmap(a, r, size)) {
+    if (!mm_segment_unmap(a, r, size)) {
         *link = r;                     /* munmap refused: it stays */
         return 0;
     }
@@ -504,10 +467,10 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
         r->size -= release;
     } else {
         r->size -= release;            /* readers see the smaller segment first */
-        segment_shrunk(r);
+        mm_segment_shrunk(r);
         if (mm_os_unmap(end - release, release) != 0) {
             r->size += release;
-            segment_shrunk(r);
+            mm_segment_shrunk(r);
             return 0;
         }
     }
@@ -676,6 +639,21 @@ void mm_heap_release(struct mm_arena *a, block_t *b, int fill, const char *func)
     if (block_merge_free(a, b, fill, func))
         maybe_trim(a);
     mm_release_after(a, "free");
+}
+
+/* Hand back b, a block that sat in a thread's cache or on a stack of pending
+ * frees (in use for the heap all the while), to its arena, whose lock is
+ * held.  Its neighbours are checked now, not when it was freed: a write past
+ * its end into the next header is reported now, in the name of the family
+ * that freed it. */
+void mm_heap_release_cached(struct mm_arena *a, block_t *b)
+{
+    size_t *user = block_user(b);
+    user[0] = user[1] = 0;
+    if (mm_check_level() != 0 && unlikely(!mm_heap_block_sound_any(a, b)) &&
+        !mm_heap_block_report(a, b, user, mm_origin_free_name(block_origin(b)), block_origin(b)))
+        return;
+    mm_heap_release(a, b, 0, NULL);
 }
 
 /* Shrink an in-use block to `need` bytes, freeing the tail when it can stand

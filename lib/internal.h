@@ -121,7 +121,6 @@ enum { MM_THREAD_NEW, MM_THREAD_LIVE, MM_THREAD_EXITED };
 #define MM_CACHE_SMALL_MAX_BLOCK ((MM_CACHE_SMALL_CLASSES - 1) * 16)
 #define MM_CACHE_SMALL_MAX_REQUEST (MM_CACHE_SMALL_MAX_BLOCK - MM_HEADER)
 #define MM_CACHE_CLASSES (MM_CACHE_SMALL_CLASSES + 1 + 3 * 16)
-#define MM_CACHE_MAX_BLOCK 8192u
 #define MM_CACHE_MAX_REQUEST (MM_CACHE_MAX_BLOCK - MM_HEADER)
 #define MM_CACHE_ORIGINS 3         /* the malloc family, operator new, operator new[] */
 struct mm_cache {
@@ -156,7 +155,7 @@ struct mm_thread {
     uint64_t sizes[MYMALLOC_SIZE_CLASSES];   /* requests by size class */
     uint64_t fast_sizes[MM_FAST_SIZES];      /* malloc fast path, see above */
     struct mm_arena *arena;             /* where its allocations come from */
-    size_t polled;                      /* when (ms) mm_release_poll last looked */
+    size_t polled;                      /* when (ms) mm_decay_poll last looked */
     struct mm_cache cache;
 };
 MM_HIDDEN extern __thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
@@ -170,6 +169,7 @@ struct mm_thread_totals {
 };
 MM_HIDDEN void mm_thread_counts(struct mm_thread_totals *totals);
 MM_HIDDEN void mm_thread_setup(void);
+MM_HIDDEN struct mm_arena *mm_thread_attach(struct mm_thread *t);
 MM_HIDDEN void mm_thread_cache_switch(int on);
 MM_HIDDEN void mm_thread_fork_prepare(void);
 MM_HIDDEN void mm_thread_fork_parent(void);
@@ -177,8 +177,8 @@ MM_HIDDEN void mm_thread_fork_child(void);
 /* Every 256th push onto a thread's cache (cache.h: the fast paths of a
  * program whose blocks all come and go through its cache make no heap
  * operation), the thread looks whether its arena has pages due for release
- * (mm_release_poll, release.c). */
-MM_HIDDEN MM_NOINLINE void mm_release_poll(struct mm_thread *t);
+ * (mm_decay_poll, decay.c). */
+MM_HIDDEN MM_NOINLINE void mm_decay_poll(struct mm_thread *t);
 
 /* Count one call of an entry point for a thread known to be registered. */
 static inline void mm_count_live(struct mm_thread *t, enum mymalloc_call call)
@@ -239,6 +239,7 @@ struct mm_dirty {
     size_t count;
     unsigned tick;                    /* heap operations since the last look */
     unsigned looks;                   /* looks, for the rarer look at idle arenas */
+    int look_idle;                    /* a look at the idle arenas is due (decay.c) */
     int top_waiting;                  /* the top is over the trim threshold, */
     size_t top_since;                 /* since this time (ms): trimmed after the decay */
     int trimmed;                      /* the top was trimmed, */
@@ -325,11 +326,11 @@ static inline unsigned mm_granule_arena(uintptr_t address)
     const uint8_t *leaf = __atomic_load_n(&mm_granule_map[g >> MM_GRANULE_LEAF_BITS], __ATOMIC_ACQUIRE);
     return leaf != NULL ? __atomic_load_n(&leaf[g & (((uintptr_t)1 << MM_GRANULE_LEAF_BITS) - 1)], __ATOMIC_RELAXED) : 0;
 }
-MM_HIDDEN void *mm_arena_segment_map(struct mm_arena *a, size_t *size);
-MM_HIDDEN int mm_arena_segment_unmap(struct mm_arena *a, void *base, size_t size);
+MM_HIDDEN void *mm_segment_map(struct mm_arena *a, size_t *size);
+MM_HIDDEN int mm_segment_unmap(struct mm_arena *a, void *base, size_t size);
 MM_HIDDEN unsigned mm_arena_limit(void);
-MM_HIDDEN struct mm_arena *mm_arena_attach(struct mm_thread *t);
-MM_HIDDEN void mm_arena_detach(struct mm_thread *t);
+MM_HIDDEN struct mm_arena *mm_arena_attach(void);
+MM_HIDDEN void mm_arena_detach(struct mm_arena *a);
 MM_HIDDEN void mm_arenas_fork_prepare(void);
 MM_HIDDEN void mm_arenas_fork_parent(void);
 MM_HIDDEN void mm_arenas_fork_child(struct mm_arena *own);
@@ -348,7 +349,7 @@ static inline struct mm_arena *mm_arena_of(const void *p)
 static inline struct mm_arena *mm_thread_arena(void)
 {
     struct mm_thread *t = &mm_self;
-    return likely(t->arena != NULL) ? t->arena : mm_arena_attach(t);
+    return likely(t->arena != NULL) ? t->arena : mm_thread_attach(t);
 }
 
 /* Is p inside the bounds of the arena's regions (read without the lock)? */
@@ -438,6 +439,9 @@ MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);
 MM_HIDDEN block_t *mm_heap_alloc_span(struct mm_arena *a, size_t need, size_t most, size_t origin);
 MM_HIDDEN void mm_pending_push(struct mm_arena *a, block_t *b);
+MM_HIDDEN void mm_heap_release_cached(struct mm_arena *a, block_t *b);
+MM_HIDDEN void *mm_cached_next(void *user);
+MM_HIDDEN MM_COLD void mm_cached_report(const char *func, void *user);
 MM_HIDDEN int mm_cache_stash(struct mm_thread *t);
 MM_HIDDEN void mm_cache_adopt(struct mm_thread *t, struct mm_arena *a);
 MM_HIDDEN void mm_cache_stash_release(struct mm_arena *a);
@@ -463,6 +467,8 @@ MM_HIDDEN int mm_heap_top_drop(struct mm_arena *a);
 MM_HIDDEN void mm_heap_trim_over(struct mm_arena *a, int wait);
 
 MM_HIDDEN int mm_segment_holds(const void *p);
+MM_HIDDEN void mm_segment_note(const struct mm_region *r);
+MM_HIDDEN void mm_segment_shrunk(const struct mm_region *r);
 MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a);
 
 MM_HIDDEN int mm_fit_set(struct mm_arena *a, int policy);
@@ -562,7 +568,10 @@ MM_HIDDEN void mm_release_top_wait(struct mm_arena *a, size_t now);
 MM_HIDDEN int mm_release_all(struct mm_arena *a, size_t pad);
 MM_HIDDEN int mm_release_fill_ok(const block_t *b, size_t from, size_t to, size_t *offset);
 MM_HIDDEN int mm_release_list_check(const struct mm_arena *a, size_t listed);
-MM_HIDDEN void mm_release_background(void);
+
+/* ---- decay.c: the decay driven from the thread layer ---- */
+MM_HIDDEN void mm_decay_look_idle(struct mm_arena *busy);
+MM_HIDDEN void mm_decay_round(void);
 
 /* ---- background.c: the opt-in background release thread ---- */
 MM_HIDDEN void mm_background_start(void);

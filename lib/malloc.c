@@ -140,12 +140,13 @@ static block_t *arena_alloc_locked(size_t need, size_t origin, size_t *dirty, st
     struct mm_arena *a = mm_thread_arena();
     for (;;) {
         mm_lock(&a->lock);
+        mm_pending_take(a);
         block_t *b = mm_heap_alloc(a, need, origin, dirty);
         if (b != NULL) {
             *arena = a;
             return b;
         }
-        mm_unlock(&a->lock);
+        mm_unlock_heap(a);
         if (a == &mm_main_arena)
             return NULL;
         a = &mm_main_arena;
@@ -157,7 +158,7 @@ static block_t *arena_alloc(size_t need, size_t origin, size_t *dirty)
     struct mm_arena *a;
     block_t *b = arena_alloc_locked(need, origin, dirty, &a);
     if (b != NULL)
-        mm_unlock(&a->lock);
+        mm_unlock_heap(a);
     return b;
 }
 
@@ -365,7 +366,7 @@ static void free_slow(void *p, size_t size, size_t alignment, size_t origin, con
         else if (canary_intact(b, func))
             mm_heap_release(a, b, canaries_on(), func);
     }
-    mm_unlock(&a->lock);
+    mm_unlock_heap(a);
 out:
     errno = saved_errno;
 }
@@ -398,7 +399,7 @@ static void *memalign_flags(size_t alignment, size_t n, size_t origin)
         if (b == NULL)
             return out_of_memory();
         mm_canary_set(b, n);
-        mm_unlock(&a->lock);
+        mm_unlock_heap(a);
         return block_user(b);
     }
     block_t *b = arena_alloc_locked(need + alignment + MM_MIN_BLOCK, origin, NULL, &a);
@@ -421,7 +422,7 @@ static void *memalign_flags(size_t alignment, size_t n, size_t origin)
     mm_block_shrink(a, b, need);
     if (origin & BLOCK_CANARY)
         mm_canary_set(b, n);
-    mm_unlock(&a->lock);
+    mm_unlock_heap(a);
     return aligned;
 }
 
@@ -484,7 +485,7 @@ static void *mm_realloc(void *p, size_t n)
         mm_lock(&a->lock);
         if (checks && (!mm_heap_block_ok_to_resize(a, b, p, "realloc", ORIGIN_MALLOC) ||
                        !canary_intact(b, "realloc"))) {
-            mm_unlock(&a->lock);
+            mm_unlock_heap(a);
             goto misuse;
         }
         int in_place = 1;
@@ -498,7 +499,7 @@ static void *mm_realloc(void *p, size_t n)
         } else if (in_place && (b->head & BLOCK_CANARY)) {
             block_set_head(b, block_size(b), (b->head & BLOCK_FLAGS) & ~BLOCK_CANARY);
         }
-        mm_unlock(&a->lock);
+        mm_unlock_heap(a);
         if (in_place)
             return p;
     }
@@ -756,7 +757,7 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
         if (__atomic_load_n(&a->stashed, __ATOMIC_RELAXED)) {   /* on those arenas' stacks */
             mm_lock(&a->lock);
             mm_cache_stash_release(a);
-            mm_unlock(&a->lock);
+            mm_unlock_heap(a);
         }
     }
     for (unsigned i = 0; i < count; i++) {
@@ -767,7 +768,7 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
         released |= mm_release_all(a, pad);    /* and the pages inside free blocks */
         if (pad == 0)
             released |= mm_heap_top_drop(a);   /* a thread arena's last segment, if free */
-        mm_unlock(&a->lock);
+        mm_unlock_heap(a);
     }
     errno = saved_errno;
     return released;

@@ -50,16 +50,15 @@
  * every MM_RELEASE_TICK-th operation, or every one with a decay of 0,
  * mm_release_tick reads the coarse clock and releases the blocks at the old
  * end of the list whose decay is over.  A program whose calls all hit its
- * thread caches makes no heap operation: every 256th push onto a cache the
- * thread polls (mm_release_poll), at most four times per decay, and does
- * the same.  The busy arenas look after the idle ones (no thread) every
- * IDLE_LOOK-th tick.  With MYMALLOC_BACKGROUND=1 a thread of ours does it
- * for every arena while the program sleeps (background.c).  malloc_trim()
- * releases everything at once (mm_release_all).
+ * thread caches makes no heap operation, and the arenas no thread uses
+ * make none either: decay.c (the thread layer) ticks those for them, and
+ * with MYMALLOC_BACKGROUND=1 a thread of ours does it for every arena while
+ * the program sleeps.  malloc_trim() releases everything at once
+ * (mm_release_all).
  *
  * A tracked block that is all a non-main arena's segment holds is not
  * released but unmapped with its segment (heap.c, mm_heap_segment_drop);
- * so is the last segment of an arena idle for the decay.
+ * decay.c unmaps the last segment of an arena idle for the decay.
  *
  * The top waits for the decay too when its arena trimmed it less than the
  * decay ago (heap.c): trimming it every time it passes the trim threshold
@@ -314,16 +313,6 @@ static int sound(const struct mm_arena *a, const block_t *b)
     return mm_link_plausible(mm_heap_bounds(a), b) && block_head_ok(b) && !block_inuse(b) && is_tracked(b) && mm_bin_links_ok(a, b);
 }
 
-/* A non-main arena no thread uses, whose top is all its newest segment
- * holds (mm_heap_top_drop)?  Read without its lock, as a hint. */
-static int idle_top_droppable(const struct mm_arena *a)
-{
-    const char *top = (const char *)__atomic_load_n(&a->top, __ATOMIC_RELAXED);
-    const char *region = (const char *)__atomic_load_n(&a->top_region, __ATOMIC_RELAXED);
-    return a->index != 0 && top != NULL && top == region + MM_REGION_FIRST_BLOCK &&
-           __atomic_load_n(&a->threads, __ATOMIC_RELAXED) == 0;
-}
-
 /* Called after heap operations (mm_release_after): release the blocks that
  * have been free for the decay time.  The list is oldest first, so this
  * stops at the first block not due. */
@@ -331,83 +320,17 @@ static void release_due(struct mm_arena *a, const char *func);
 
 #define IDLE_LOOK 8
 
-/* Has arena a, whose lock the caller does not hold, anything the decay
- * may give back (read racily, as a hint)? */
-static int has_decay_work(const struct mm_arena *a)
-{
-    return __atomic_load_n(&a->bins.dirty.head, __ATOMIC_RELAXED) != NULL ||
-           __atomic_load_n(&a->pending, __ATOMIC_RELAXED) != NULL ||
-           __atomic_load_n(&a->bins.dirty.top_waiting, __ATOMIC_RELAXED) ||
-           __atomic_load_n(&a->stashed, __ATOMIC_RELAXED) || idle_top_droppable(a);
-}
-
-/* Another thread's arena, whose lock is held now: what its own heap
- * operations would do, and the cache an exited thread left there once it
- * has waited the decay for a thread to take it. */
-static void look_after(struct mm_arena *a, const char *func)
-{
-    size_t decay = mm_setting(&mm_settings.decay_ms);
-    if (a->stashed && decay != SIZE_MAX && (decay == 0 || !mm_ms_within(mm_now_ms(), a->stash_since, decay)))
-        mm_cache_stash_release(a);     /* no thread came for it */
-    mm_pending_take(a);
-    release_due(a, func);
-}
-
+/* Every MM_RELEASE_TICK-th heap operation of an arena (mm_release_after),
+ * and every poll or look at it (decay.c), with its lock held.  Every
+ * IDLE_LOOK-th time it also asks for a look at the arenas no thread uses,
+ * which see no heap operations of their own: the thread that unlocks the
+ * arena does it (decay.c), holding no lock. */
 void mm_release_tick(struct mm_arena *a, const char *func)
 {
     a->bins.dirty.tick = 0;
     release_due(a, func);
-    /* An arena that no live thread uses sees no heap operations of its own:
-     * the busy ones look after it, every IDLE_LOOK-th look, with a try-lock
-     * (a thread never waits for a second arena lock). */
-    if (++a->bins.dirty.looks % IDLE_LOOK != 0)
-        return;
-    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
-    for (unsigned i = 0; count > 1 && i < count; i++) {
-        struct mm_arena *idle = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
-        if (idle == a || __atomic_load_n(&idle->threads, __ATOMIC_RELAXED) != 0 || !has_decay_work(idle) ||
-            !mm_trylock(&idle->lock))
-            continue;
-        look_after(idle, func);
-        mm_unlock(&idle->lock);
-    }
-}
-
-/* The background thread's round (background.c): every arena whose lock is
- * free at once, busy or idle.  The calling thread holds no lock. */
-void mm_release_background(void)
-{
-    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
-    for (unsigned i = 0; i < count; i++) {
-        struct mm_arena *a = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
-        if (!has_decay_work(a) || !mm_trylock(&a->lock))
-            continue;
-        look_after(a, "free");
-        mm_unlock(&a->lock);
-    }
-}
-
-/* A thread's every 256th push onto its cache (cache.h): at most four times
- * per decay, its arena, if it can have it at once, does what a heap
- * operation's tick does.  A program whose allocations all hit its caches
- * still gets its free pages back once their decay is over. */
-void mm_release_poll(struct mm_thread *t)
-{
-    struct mm_arena *a = t->arena;
-    size_t decay = mm_setting(&mm_settings.decay_ms);
-    if (a == NULL || decay == SIZE_MAX)
-        return;
-    size_t now = mm_now_ms();
-    if (mm_ms_within(now, t->polled, decay / 4))
-        return;
-    t->polled = now;
-    if (unlikely(mm_background_missing()))
-        mm_background_start();         /* a fork child's, or one that failed to start */
-    if (!mm_trylock(&a->lock))
-        return;                        /* busy: its own operations will tick */
-    mm_pending_take(a);
-    mm_release_tick(a, "free");
-    mm_unlock(&a->lock);
+    if (++a->bins.dirty.looks % IDLE_LOOK == 0)
+        __atomic_store_n(&a->bins.dirty.look_idle, 1, __ATOMIC_RELAXED);
 }
 
 /* The top went over the trim threshold again soon after a trim (heap.c):
@@ -425,10 +348,6 @@ static void release_due(struct mm_arena *a, const char *func)
 {
     struct mm_dirty *d = &a->bins.dirty;
     size_t decay = mm_setting(&mm_settings.decay_ms);
-    /* The last segment of an arena idle for the decay goes too. */
-    if (decay != SIZE_MAX && idle_top_droppable(a) &&
-        (decay == 0 || !mm_ms_within(mm_now_ms(), __atomic_load_n(&a->idle_since, __ATOMIC_RELAXED), decay)))
-        mm_heap_top_drop(a);
     if (d->top_waiting && (decay == 0 || decay == SIZE_MAX || !mm_ms_within(mm_now_ms(), d->top_since, decay)))
         mm_heap_trim_over(a, 0);     /* if it is still over the threshold */
     if (decay == SIZE_MAX || d->head == NULL)

@@ -201,3 +201,28 @@ void mm_diagnose_header(struct mm_arena *a, block_t *b, const void *p, const cha
     mm_format_hex(detail + len, (uintptr_t)block_user(before));
     mm_report(func, "invalid pointer", p, detail, block_size(before));
 }
+
+/* ---- blocks held in a cache or a stack of pending frees ---- */
+
+/* A cached block whose link or key was written after free, reported in the
+ * name of `func`. */
+void mm_cached_report(const char *func, void *user)
+{
+    mm_report(func, "write after free in block", user, "a cached block's link or key changed",
+              block_size(block_of_user(user)));
+}
+
+/* The next block of a list of cached or waiting blocks, walked other than
+ * by malloc's pop (a drain, a flush, the stacks of pending frees, a stashed
+ * cache): NULL at the end.  A link that does not decode 16-byte aligned (a
+ * write after free into the block's first two words) is reported, in the
+ * name of free, which put the block there, and ends the walk: the blocks
+ * after it are left out of use. */
+void *mm_cached_next(void *user)
+{
+    void *next = cache_words_next(user);
+    if (likely((uintptr_t)next % MM_ALIGN == 0))
+        return next;
+    mm_cached_report("free", user);
+    return NULL;
+}

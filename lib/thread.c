@@ -157,6 +157,16 @@ static void registry_leave(struct mm_thread *t)
     t->node = NULL;
 }
 
+/* The calling thread has no arena yet: it takes one, and the cache an
+ * exited thread left there. */
+struct mm_arena *mm_thread_attach(struct mm_thread *t)
+{
+    struct mm_arena *a = mm_arena_attach();
+    t->arena = a;
+    mm_cache_adopt(t, a);
+    return a;
+}
+
 /* pthread key destructor: the thread is exiting. */
 static void thread_exit(void *arg)
 {
@@ -167,7 +177,8 @@ static void thread_exit(void *arg)
     mm_unlock(&registry_lock);
     if (!mm_cache_stash(t))             /* left to its arena for the next thread */
         mm_cache_flush(t);
-    mm_arena_detach(t);                 /* its arena is free for the next thread */
+    if (t->arena != NULL)
+        mm_arena_detach(t->arena);      /* its arena is free for the next thread */
     mm_lock(&registry_lock);
     counters_retire(t);
     registry_leave(t);
