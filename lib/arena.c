@@ -35,13 +35,13 @@ void mm_pending_push(struct mm_arena *a, block_t *b)
     while (!__atomic_compare_exchange_n(&a->pending, &head, user, 1, __ATOMIC_RELEASE, __ATOMIC_RELAXED));
 }
 
-/* The arena's lock is held: release every block waiting on its stack. */
-void mm_pending_release(struct mm_arena *a)
+/* The arena's lock is held: every block waiting on its stack goes back to the heap. */
+void mm_pending_free_all(struct mm_arena *a)
 {
     void *user = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
     while (user != NULL) {
         void *next = mm_cached_next(user);
-        mm_heap_release_cached(a, block_of_user(user));
+        mm_heap_free_cached(a, block_of_user(user));
         user = next;
     }
 }

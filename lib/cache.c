@@ -47,7 +47,7 @@ const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16
  * Its neighbours are checked here, not when it was freed: a write past its
  * end into the next header is reported now, in the name of the family that
  * freed it. */
-static void cache_release(struct mm_arena **held, block_t *b)
+static void cache_block_free(struct mm_arena **held, block_t *b)
 {
     struct mm_arena *a = mm_arena_of(b);
     if (a != *held) {
@@ -56,7 +56,7 @@ static void cache_release(struct mm_arena **held, block_t *b)
         mm_lock(&a->lock);
         *held = a;
     }
-    mm_heap_release_cached(a, b);
+    mm_heap_free_cached(a, b);
 }
 
 /* Arena a's lock is held by thread t, whose cache is empty for a class it
@@ -79,7 +79,7 @@ static void pending_to_cache(struct mm_arena *a, struct mm_thread *t)
             t->cache.head[o][cls] = user;
             t->cache.room[o][cls]--;
         } else {
-            mm_heap_release_cached(a, b);
+            mm_heap_free_cached(a, b);
         }
         user = next;
     }
@@ -162,7 +162,7 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     struct mm_arena *held = NULL;
     while (rest != NULL) {
         void *next = mm_cached_next(rest);
-        cache_release(&held, block_of_user(rest));
+        cache_block_free(&held, block_of_user(rest));
         rest = next;
     }
     if (held != NULL)
@@ -226,7 +226,7 @@ void mm_cache_adopt(struct mm_thread *t, struct mm_arena *a)
 /* Arena a's lock is held: give back the blocks of the cache left there, a's
  * own to its heap and other arenas' onto their stacks of pending frees (no
  * second lock is taken). */
-void mm_cache_stash_release(struct mm_arena *a)
+void mm_cache_stash_free(struct mm_arena *a)
 {
     if (!a->stashed)
         return;
@@ -239,7 +239,7 @@ void mm_cache_stash_release(struct mm_arena *a)
                 block_t *b = block_of_user(user);
                 struct mm_arena *home = mm_arena_of(b);
                 if (home == a)
-                    mm_heap_release_cached(a, b);
+                    mm_heap_free_cached(a, b);
                 else
                     mm_pending_push(home, b);
                 user = next;
@@ -282,7 +282,7 @@ void mm_cache_flush(struct mm_thread *t)
             void *user = t->cache.head[o][cls];
             while (user != NULL) {
                 void *next = mm_cached_next(user);
-                cache_release(&held, block_of_user(user));
+                cache_block_free(&held, block_of_user(user));
                 user = next;
             }
         }

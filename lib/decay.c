@@ -37,7 +37,7 @@ static void look_after(struct mm_arena *a)
 {
     size_t decay = mm_setting(&mm_settings.decay_ms);
     if (a->stashed && decay != SIZE_MAX && (decay == 0 || !mm_ms_within(mm_now_ms(), a->stash_since, decay)))
-        mm_cache_stash_release(a);     /* no thread came for it */
+        mm_cache_stash_free(a);     /* no thread came for it */
     mm_pending_take(a);
     mm_release_tick(a, "free");
     if (decay != SIZE_MAX && idle_top_droppable(a) &&

@@ -447,7 +447,7 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
     char *new_end = (char *)align_up((uintptr_t)block_user(t) + keep + MM_MIN_BLOCK, page);
     if (new_end >= end)
         return 0;
-    size_t release = (size_t)(end - new_end);
+    size_t cut = (size_t)(end - new_end);
     if (a->index != 0) {
         /* A non-main arena's segments stay mapped (the granule map stays
          * true): the top's used pages go back with madvise, and read as zero
@@ -461,24 +461,24 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
     }
     if (r->from_sbrk) {
         /* Only if the break is still ours: never cut a foreign sbrk user. */
-        if (end != a->brk_end || mm_os_brk_now() != end || mm_os_sbrk(-(intptr_t)release) == NULL)
+        if (end != a->brk_end || mm_os_brk_now() != end || mm_os_sbrk(-(intptr_t)cut) == NULL)
             return 0;
-        __atomic_store_n(&a->brk_end, end - release, __ATOMIC_RELEASE);
-        r->size -= release;
+        __atomic_store_n(&a->brk_end, end - cut, __ATOMIC_RELEASE);
+        r->size -= cut;
     } else {
-        r->size -= release;            /* readers see the smaller segment first */
+        r->size -= cut;            /* readers see the smaller segment first */
         mm_segment_shrunk(r);
-        if (mm_os_unmap(end - release, release) != 0) {
-            r->size += release;
+        if (mm_os_unmap(end - cut, cut) != 0) {
+            r->size += cut;
             mm_segment_shrunk(r);
             return 0;
         }
     }
-    block_set_head(t, block_size(t) - release, BLOCK_PREV_INUSE);
+    block_set_head(t, block_size(t) - cut, BLOCK_PREV_INUSE);
     block_set_head(region_fence(r), 0, BLOCK_INUSE);
     if (a->fresh_from > (char *)region_fence(r))
         a->fresh_from = (char *)region_fence(r);
-    note_system_bytes(a, -(ptrdiff_t)release);
+    note_system_bytes(a, -(ptrdiff_t)cut);
     return 1;
 }
 
@@ -631,7 +631,7 @@ static void maybe_trim(struct mm_arena *a)
  * `fill` (MYMALLOC_CHECK=2) its inside gets the freed pattern.  `func` names
  * the call in a report of a neighbour written after free (NULL: the
  * family's free, for a cached block going back). */
-void mm_heap_release(struct mm_arena *a, block_t *b, int fill, const char *func)
+void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func)
 {
     a->inuse_bytes -= block_size(b);
     if (fill)
@@ -646,14 +646,14 @@ void mm_heap_release(struct mm_arena *a, block_t *b, int fill, const char *func)
  * held.  Its neighbours are checked now, not when it was freed: a write past
  * its end into the next header is reported now, in the name of the family
  * that freed it. */
-void mm_heap_release_cached(struct mm_arena *a, block_t *b)
+void mm_heap_free_cached(struct mm_arena *a, block_t *b)
 {
     size_t *user = block_user(b);
     user[0] = user[1] = 0;
     if (mm_check_level() != 0 && unlikely(!mm_heap_block_sound_any(a, b)) &&
         !mm_heap_block_report(a, b, user, mm_origin_free_name(block_origin(b)), block_origin(b)))
         return;
-    mm_heap_release(a, b, 0, NULL);
+    mm_heap_free(a, b, 0, NULL);
 }
 
 /* Shrink an in-use block to `need` bytes, freeing the tail when it can stand

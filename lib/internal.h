@@ -55,12 +55,12 @@ enum { MM_RANK_REGISTRY = 1, MM_RANK_ARENAS = 2, MM_RANK_ARENA = 3, MM_RANK_MAPP
 MM_HIDDEN void mm_lock_slow(mm_lock_t *l);
 MM_HIDDEN void mm_unlock_slow(mm_lock_t *l);
 #if MM_DEBUG
-MM_HIDDEN void mm_lockdep_acquire(const mm_lock_t *l, int trying);
-MM_HIDDEN void mm_lockdep_release(const mm_lock_t *l);
+MM_HIDDEN void mm_lockdep_locked(const mm_lock_t *l, int trying);
+MM_HIDDEN void mm_lockdep_unlocked(const mm_lock_t *l);
 MM_HIDDEN void mm_lockdep_forget_all(void);
 #else
-static inline void mm_lockdep_acquire(const mm_lock_t *l, int trying) { (void)l; (void)trying; }
-static inline void mm_lockdep_release(const mm_lock_t *l) { (void)l; }
+static inline void mm_lockdep_locked(const mm_lock_t *l, int trying) { (void)l; (void)trying; }
+static inline void mm_lockdep_unlocked(const mm_lock_t *l) { (void)l; }
 static inline void mm_lockdep_forget_all(void) {}
 #endif
 
@@ -77,7 +77,7 @@ static inline int mm_single_threaded(void) { return 0; }
 static inline void mm_lock(mm_lock_t *l)
 {
     int expected = 0;
-    mm_lockdep_acquire(l, 0);
+    mm_lockdep_locked(l, 0);
     if (mm_single_threaded()) {
         mm_assert(l->state == 0);
         __atomic_store_n(&l->state, 1, __ATOMIC_RELAXED);
@@ -91,12 +91,12 @@ static inline int mm_trylock(mm_lock_t *l)
     int expected = 0;
     if (!__atomic_compare_exchange_n(&l->state, &expected, 1, 0, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
         return 0;
-    mm_lockdep_acquire(l, 1);
+    mm_lockdep_locked(l, 1);
     return 1;
 }
 static inline void mm_unlock(mm_lock_t *l)
 {
-    mm_lockdep_release(l);
+    mm_lockdep_unlocked(l);
     if (mm_single_threaded()) {
         __atomic_store_n(&l->state, 0, __ATOMIC_RELAXED);
         return;
@@ -439,24 +439,24 @@ MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);
 MM_HIDDEN block_t *mm_heap_alloc_span(struct mm_arena *a, size_t need, size_t most, size_t origin);
 MM_HIDDEN void mm_pending_push(struct mm_arena *a, block_t *b);
-MM_HIDDEN void mm_heap_release_cached(struct mm_arena *a, block_t *b);
+MM_HIDDEN void mm_heap_free_cached(struct mm_arena *a, block_t *b);
 MM_HIDDEN void *mm_cached_next(void *user);
 MM_HIDDEN MM_COLD void mm_cached_report(const char *func, void *user);
 MM_HIDDEN int mm_cache_stash(struct mm_thread *t);
 MM_HIDDEN void mm_cache_adopt(struct mm_thread *t, struct mm_arena *a);
-MM_HIDDEN void mm_cache_stash_release(struct mm_arena *a);
+MM_HIDDEN void mm_cache_stash_free(struct mm_arena *a);
 MM_HIDDEN size_t mm_cache_count(const struct mm_cache *c, size_t *blocks);
-MM_HIDDEN void mm_pending_release(struct mm_arena *a);
+MM_HIDDEN void mm_pending_free_all(struct mm_arena *a);
 /* With the arena's lock held: take in the blocks other threads left on its
  * stack of pending frees. */
 static inline void mm_pending_take(struct mm_arena *a)
 {
     if (unlikely(__atomic_load_n(&a->pending, __ATOMIC_RELAXED) != NULL))
-        mm_pending_release(a);
+        mm_pending_free_all(a);
 }
 MM_HIDDEN void mm_heap_rebuild_bins(struct mm_arena *a);
 MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
-MM_HIDDEN void mm_heap_release(struct mm_arena *a, block_t *b, int fill, const char *func);
+MM_HIDDEN void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func);
 MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);
@@ -647,7 +647,7 @@ MM_HIDDEN extern int mm_ready;
 MM_HIDDEN void mm_init_slow(void);
 static inline void mm_init(void) { if (unlikely(!__atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE))) mm_init_slow(); }
 MM_HIDDEN void *mm_alloc(size_t n, size_t origin);
-MM_HIDDEN void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func,
+MM_HIDDEN void mm_free_as(void *p, size_t size, size_t alignment, size_t origin, const char *func,
                        enum mymalloc_call call);
 MM_HIDDEN void *mm_memalign(size_t alignment, size_t n, size_t origin);
 

@@ -87,7 +87,7 @@ static MM_COLD MM_NORETURN void rank_violated(const mm_lock_t *taking, const mm_
     abort();
 }
 
-void mm_lockdep_acquire(const mm_lock_t *l, int trying)
+void mm_lockdep_locked(const mm_lock_t *l, int trying)
 {
     if (!trying)
         for (unsigned i = 0; i < held.count; i++)
@@ -97,7 +97,7 @@ void mm_lockdep_acquire(const mm_lock_t *l, int trying)
     held.locks[held.count++] = l;
 }
 
-void mm_lockdep_release(const mm_lock_t *l)
+void mm_lockdep_unlocked(const mm_lock_t *l)
 {
     for (unsigned i = held.count; i-- > 0;)
         if (held.locks[i] == l) {

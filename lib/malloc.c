@@ -274,7 +274,7 @@ static inline __attribute__((always_inline)) size_t small_block_class(block_t *b
  * frees, no lock taken, until that thread's next heap operation.  0 when
  * the slow path must do it (no thread uses the arena, caching is off, or
  * the block is not such). */
-static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
+static MM_NOINLINE int free_to_pending(void *p, size_t size, size_t origin)
 {
     if (!__atomic_load_n(&mm_cache_mode, __ATOMIC_RELAXED) || (uintptr_t)p % MM_ALIGN != 0 || !in_heap(p))
         return 0;
@@ -293,7 +293,7 @@ static MM_NOINLINE int pending_free(void *p, size_t size, size_t origin)
  * that is MYMALLOC_CALL_COUNT.  The caller made sure p's header is in our
  * heap.  0 when the slow path must look at it: a foreign, mapped, big or
  * damaged block, a double free. */
-static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t, void *p, size_t size, size_t origin,
+static inline __attribute__((always_inline)) int free_to_cache(struct mm_thread *t, void *p, size_t size, size_t origin,
                                                             enum mymalloc_call call)
 {
     size_t key = cache_key(p);      /* tested (a double free) and stored */
@@ -306,31 +306,31 @@ static inline __attribute__((always_inline)) int cache_free(struct mm_thread *t,
     return 1;
 }
 
-static MM_NOINLINE void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func,
+static MM_NOINLINE void free_to_heap(void *p, size_t size, size_t alignment, size_t origin, const char *func,
                                    int in_heap);
 
 /* free() and its sized and C++ forms: a nonzero size is checked against the
  * block, and the block's origin against the family freeing it.  Small blocks
- * go to the thread's cache; all else to free_slow.  Counted as `call`
+ * go to the thread's cache; all else to free_to_heap.  Counted as `call`
  * (MYMALLOC_CALL_COUNT: not counted here). */
-void mm_free(void *p, size_t size, size_t alignment, size_t origin, const char *func, enum mymalloc_call call)
+void mm_free_as(void *p, size_t size, size_t alignment, size_t origin, const char *func, enum mymalloc_call call)
 {
     struct mm_thread *t = &mm_self;
     if (likely(origin != ORIGIN_QUARANTINE && alignment <= MM_ALIGN && mm_cache_usable(t)) &&
         in_heap(p) &&
-        cache_free(t, p, size, origin, call))
+        free_to_cache(t, p, size, origin, call))
         return;
     if (call != MYMALLOC_CALL_COUNT)
         mm_count(call);
     if (p == NULL)
         return;
-    if (t->state != MM_THREAD_LIVE && origin != ORIGIN_QUARANTINE && alignment <= MM_ALIGN && pending_free(p, size, origin))
+    if (t->state != MM_THREAD_LIVE && origin != ORIGIN_QUARANTINE && alignment <= MM_ALIGN && free_to_pending(p, size, origin))
         return;
-    free_slow(p, size, alignment, origin, func, 0);
+    free_to_heap(p, size, alignment, origin, func, 0);
 }
 
 /* `in_heap`: the caller found p inside one of our heaps. */
-static void free_slow(void *p, size_t size, size_t alignment, size_t origin, const char *func, int in_heap)
+static void free_to_heap(void *p, size_t size, size_t alignment, size_t origin, const char *func, int in_heap)
 {
     struct mm_arena *a;
     int saved_errno = errno;
@@ -364,7 +364,7 @@ static void free_slow(void *p, size_t size, size_t alignment, size_t origin, con
         if (checks && size != 0 && !block_fits_size(b, size, alignment))
             wrong_size(func, p, size, block_size(b));
         else if (canary_intact(b, func))
-            mm_heap_release(a, b, canaries_on(), func);
+            mm_heap_free(a, b, canaries_on(), func);
     }
     mm_unlock_heap(a);
 out:
@@ -444,7 +444,7 @@ static void *mm_realloc(void *p, size_t n)
     if (p == NULL)
         return mm_alloc(n, ORIGIN_MALLOC);
     if (n == 0) {
-        mm_free(p, 0, 0, ORIGIN_MALLOC, "realloc", MYMALLOC_CALL_COUNT);
+        mm_free_as(p, 0, 0, ORIGIN_MALLOC, "realloc", MYMALLOC_CALL_COUNT);
         return NULL;
     }
     block_t *b = block_of_user(p);
@@ -508,7 +508,7 @@ static void *mm_realloc(void *p, size_t n)
         return NULL;
     size_t keep = usable_bytes(b);
     memcpy(q, p, keep < n ? keep : n);
-    mm_free(p, 0, 0, ORIGIN_MALLOC, "realloc", MYMALLOC_CALL_COUNT);
+    mm_free_as(p, 0, 0, ORIGIN_MALLOC, "realloc", MYMALLOC_CALL_COUNT);
     return q;
 misuse:
     /* Reported, and the program carries on (MYMALLOC_ABORT=0): the block is
@@ -529,12 +529,12 @@ static MM_NOINLINE void *malloc_uncached(size_t n)
 
 /* free() of what its fast path did not take; `in_heap`: p is inside one of
  * our heaps (so it need not be looked up again). */
-static MM_NOINLINE void free_uncached(void *p, int in_heap)
+static MM_NOINLINE void free_without_cache(void *p, int in_heap)
 {
     mm_count(MYMALLOC_CALL_FREE);
-    if (p == NULL || (mm_self.state != MM_THREAD_LIVE && pending_free(p, 0, ORIGIN_MALLOC)))
+    if (p == NULL || (mm_self.state != MM_THREAD_LIVE && free_to_pending(p, 0, ORIGIN_MALLOC)))
         return;
-    free_slow(p, 0, 0, ORIGIN_MALLOC, "free", in_heap);
+    free_to_heap(p, 0, 0, ORIGIN_MALLOC, "free", in_heap);
 }
 
 /* malloc() and free() open with the cache fast paths themselves, so a cached
@@ -581,13 +581,13 @@ MYMALLOC_EXPORT void *malloc(size_t n)
 
 /* free() of a pointer outside the brk heap: NULL, a mapped block, a block of
  * a heap in mmap segments, or a foreign pointer. */
-static MM_NOINLINE void free_outside_brk(void *p)
+static MM_NOINLINE void free_elsewhere(void *p)
 {
     struct mm_thread *t = &mm_self;
     int in_heap = p != NULL && in_segment_heap(p);
-    if (in_heap && mm_cache_usable(t) && cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE))
+    if (in_heap && mm_cache_usable(t) && free_to_cache(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE))
         return;
-    free_uncached(p, in_heap);
+    free_without_cache(p, in_heap);
 }
 
 /* Is p inside a non-main arena's segment, with its header in the same
@@ -601,10 +601,10 @@ MYMALLOC_EXPORT void free(void *p)
 {
     struct mm_thread *t = &mm_self;
     if (unlikely(!in_brk_heap(&mm_main_arena, p)) && !in_arena_granule(p))
-        return free_outside_brk(p);
-    if (likely(mm_cache_usable(t)) && likely(cache_free(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE)))
+        return free_elsewhere(p);
+    if (likely(mm_cache_usable(t)) && likely(free_to_cache(t, p, 0, ORIGIN_MALLOC, MYMALLOC_CALL_FREE)))
         return;
-    free_uncached(p, 1);
+    free_without_cache(p, 1);
 }
 
 MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
@@ -756,7 +756,7 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
         struct mm_arena *a = mm_arenas[i];      /* their blocks of other arenas wait */
         if (__atomic_load_n(&a->stashed, __ATOMIC_RELAXED)) {   /* on those arenas' stacks */
             mm_lock(&a->lock);
-            mm_cache_stash_release(a);
+            mm_cache_stash_free(a);
             mm_unlock_heap(a);
         }
     }
@@ -776,12 +776,12 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
 
 MYMALLOC_EXPORT void free_sized(void *p, size_t size)
 {
-    mm_free(p, size, 0, ORIGIN_MALLOC, "free_sized", MYMALLOC_CALL_FREE_SIZED);
+    mm_free_as(p, size, 0, ORIGIN_MALLOC, "free_sized", MYMALLOC_CALL_FREE_SIZED);
 }
 
 MYMALLOC_EXPORT void free_aligned_sized(void *p, size_t alignment, size_t size)
 {
-    mm_free(p, size, alignment, ORIGIN_MALLOC, "free_aligned_sized", MYMALLOC_CALL_FREE_ALIGNED_SIZED);
+    mm_free_as(p, size, alignment, ORIGIN_MALLOC, "free_aligned_sized", MYMALLOC_CALL_FREE_ALIGNED_SIZED);
 }
 
 static const char *const call_names[MYMALLOC_CALL_COUNT] = {
@@ -859,7 +859,7 @@ MYMALLOC_EXPORT void *mymalloc_alloc_counted(size_t size, size_t alignment, enum
 MYMALLOC_EXPORT void mymalloc_free_counted(void *p, size_t size, size_t alignment, enum mymalloc_call call)
 {
     const char *name = mymalloc_call_name(call);
-    mm_free(p, size, alignment, call_origin(call), name != NULL ? name : "mymalloc_free_counted",
+    mm_free_as(p, size, alignment, call_origin(call), name != NULL ? name : "mymalloc_free_counted",
             name != NULL ? call : MYMALLOC_CALL_COUNT);
 }
 
