@@ -13,7 +13,7 @@
 #include <sched.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include "internal.h"
+#include "arena.h"
 
 struct mm_arena mm_main_arena = { .lock = MM_LOCK_INIT(MM_RANK_ARENA) };
 struct mm_arena *mm_arenas[MM_ARENA_SLOTS] = { &mm_main_arena };

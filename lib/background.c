@@ -18,7 +18,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <time.h>
-#include "internal.h"
+#include "thread.h"
 
 static int running;     /* a background thread exists (or is being started) */
 

@@ -5,7 +5,7 @@
  * fit among them (a fit within 64 bytes ends the look), else at the first
  * non-empty bin above, where every block fits.  A bitmap of non-empty bins makes finding that bin O(1). */
 #include <stddef.h>
-#include "internal.h"
+#include "heap.h"
 
 /* The arena whose bins these are. */
 static inline struct mm_arena *arena_of(struct mm_bins *bins)

@@ -5,7 +5,6 @@
  * without a cache.  Cached blocks stay "in use" for the heap, so nothing
  * else touches them; the fast paths are in cache.h. */
 #include "cache.h"
-#include "check.h"
 
 int mm_cache_mode;
 

@@ -5,7 +5,7 @@
 #ifndef MYMALLOC_CACHE_H
 #define MYMALLOC_CACHE_H
 
-#include "internal.h"
+#include "thread.h"
 
 /* Set by the settings: the caches are in use (MYMALLOC_TCACHE, not at check
  * level 2, settings read). */

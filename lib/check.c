@@ -9,7 +9,9 @@
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <time.h>
-#include "internal.h"
+#include "check.h"
+#include "diag.h"
+#include "os.h"
 
 struct mm_secret mm_secret = { .level = 1 };
 int mm_abort_on_error = 1;

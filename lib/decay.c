@@ -7,7 +7,6 @@
  * decay, and unmaps the last segment of an arena idle for the decay.
  * Thread layer: it calls the arenas, the caches and the heaps below. */
 #include "cache.h"
-#include "internal.h"
 
 /* A non-main arena no thread uses, whose top is all its newest segment
  * holds (mm_heap_top_drop)?  Read without its lock, as a hint. */

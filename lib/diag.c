@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
-#include "internal.h"
+#include "diag.h"
 
 void mm_write_str(int fd, const char *s)
 {

@@ -27,7 +27,7 @@
  * free block; when it was merged with a free block before it, the search
  * starts at the merged block (the one that contains the rover). */
 #include <string.h>
-#include "internal.h"
+#include "heap.h"
 
 struct mm_fit_node {
     uintptr_t addr;                    /* the free block's header: the key */

@@ -4,8 +4,7 @@
  * arena lock. */
 #include <errno.h>
 #include <string.h>
-#include "check.h"
-#include "internal.h"
+#include "heap.h"
 
 #define SEGMENT_MIN ((size_t)1 << 20)    /* smallest mmap segment */
 #define ARENA_SEGMENT_MIN ((size_t)4 << 20)   /* ... of a non-main arena */

@@ -12,8 +12,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <unistd.h>
-#include "cache.h"
-#include "internal.h"
+#include "entry.h"
 #include "mymalloc.h"
 
 /* The map: rows of COLUMNS pixels, each pixel `scale` bytes (a power of two,

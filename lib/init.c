@@ -4,7 +4,7 @@
  * layer in rank order.  Entry layer: it calls into all the others. */
 #define _GNU_SOURCE
 #include <pthread.h>
-#include "internal.h"
+#include "entry.h"
 
 /* ---- fork() ----
  * The parent takes every allocator lock before the fork, so no other thread

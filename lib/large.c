@@ -9,7 +9,7 @@
  *   header size = length - offset - 8 (a multiple of 16: the header sits at 8
  *   modulo 16, so the mapping's last word is spare), flags INUSE | MMAPPED
  */
-#include "internal.h"
+#include "heap.h"
 
 static inline size_t *offset_word(const block_t *b) { return (size_t *)b - 1; }
 static inline char *mapping_of(const block_t *b) { return (char *)b - *offset_word(b); }

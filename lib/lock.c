@@ -1,6 +1,6 @@
 /* lock.c - the allocator's lock, a three-state futex word (0 free, 1 held,
  * 2 held with waiters) that needs neither libpthread nor malloc, and the
- * check of the lock ranks (internal.h lists them) in debug builds.  A leaf:
+ * check of the lock ranks (base.h lists them) in debug builds.  A leaf:
  * it calls nothing of the library's but the report writer. */
 #define _GNU_SOURCE
 #include <linux/futex.h>
@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-#include "internal.h"
+#include "diag.h"
 
 static void futex_wait(int *word, int value)
 {

@@ -6,10 +6,8 @@
 #include <malloc.h>
 #include <stdlib.h>
 #include <string.h>
-#include "cache.h"
-#include "check.h"
+#include "entry.h"
 #include "family.h"
-#include "internal.h"
 #include "mymalloc.h"
 
 int mm_ready;

@@ -4,8 +4,7 @@
  * the heap map at exit, the background release.  Entry layer. */
 #define _GNU_SOURCE
 #include <malloc.h>
-#include "cache.h"
-#include "internal.h"
+#include "entry.h"
 #include "mymalloc.h"
 
 /* Derived switches, recomputed whenever a setting changes: the threads'

@@ -8,7 +8,7 @@
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
-#include "internal.h"
+#include "os.h"
 
 static uint64_t syscall_counts[MM_SYSCALL_COUNT];
 

@@ -70,7 +70,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <time.h>
-#include "internal.h"
+#include "heap.h"
 
 struct tracked {
     size_t head;

@@ -5,8 +5,7 @@
  * after a report (MYMALLOC_ABORT=0): a damaged block kept out of use in
  * quarantine, a boundary tag rewritten.  Heap layer; the arena lock is held. */
 #include <string.h>
-#include "check.h"
-#include "internal.h"
+#include "heap.h"
 
 static const char *origin_name(size_t origin)
 {

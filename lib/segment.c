@@ -4,7 +4,7 @@
  * those segments, and the table of the main arena's segments (when sbrk
  * cannot be used), so that free() can tell a pointer into a segment from one
  * into a hole.  Heap layer. */
-#include "internal.h"
+#include "heap.h"
 
 uint8_t *mm_granule_map[MM_GRANULE_TOP];
 

@@ -9,7 +9,9 @@
 #include <string.h>
 #include <sys/auxv.h>
 #include <unistd.h>
-#include "internal.h"
+#include "check.h"
+#include "diag.h"
+#include "settings.h"
 #include "mymalloc.h"
 
 #define KIB ((size_t)1024)

@@ -10,7 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include "internal.h"
+#include "entry.h"
 #include "mymalloc.h"
 
 /* The free blocks of one bin, for malloc_info(). */

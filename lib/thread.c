@@ -19,7 +19,6 @@
 #include <errno.h>
 #include <pthread.h>
 #include "cache.h"
-#include "internal.h"
 
 __thread struct mm_thread mm_self __attribute__((tls_model("initial-exec")));
 
