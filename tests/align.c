@@ -3,20 +3,7 @@
  * usable room, many of them alive at once hold their contents, frees in a
  * mixed order leave a sound heap, and realloc of an aligned block keeps its
  * contents. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
-
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
+#include "util.h"
 
 static void *launder(void *p)
 {

@@ -3,21 +3,7 @@
  * overflow and zeroing, realloc corner cases, reallocarray, the aligned
  * allocators' argument checks, malloc_usable_size, mallopt, mallinfo2,
  * mallinfo, malloc_stats, free_sized, free_aligned_sized and the version. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
-
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
+#include "util.h"
 
 /* The compiler knows what malloc and friends do and may fold comparisons of
  * their results or drop stores before free(): hide pointers and sizes. */

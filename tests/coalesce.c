@@ -7,18 +7,7 @@
  * Each scenario first takes every free block out of the bins (they are kept
  * allocated until the scenario ends), so its own blocks are carved from the
  * top one after another and the bins hold only what the scenario frees. */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
-
-#define KIB ((size_t)1024)
+#include "util.h"
 
 static void *launder(void *p)
 {

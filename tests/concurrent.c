@@ -47,30 +47,9 @@
  * the threads interleave is the scheduler's, so a replay is likely, not sure,
  * to go the same way.  Only the amount of work depends on time, never a
  * verdict. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 #include "util.h"
-
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 
 /* ================= options ================= */
 

@@ -16,25 +16,9 @@
  *
  * Nothing asserts on time: each case sleeps several times the decay before
  * it looks. */
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 #include "util.h"
+#include <dirent.h>
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define DECAY_MS 200
 #define BLOCKS 400000
 

@@ -2,25 +2,8 @@
  * RLIMIT_DATA (in a forked child): every function fails cleanly with ENOMEM,
  * realloc leaves the old block intact, nothing crashes, and once memory is
  * freed allocations succeed again. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <stdarg.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "tap.h"
 #include "util.h"
-#pragma GCC diagnostic pop
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define HEADROOM (64 * MIB)
 #define BIG_LOOP_MAX 256            /* 1 MiB blocks: the headroom allows at most 64 */
 #define SMALL_LOOP_MAX 2000000      /* 100-byte blocks: far more than 64 MiB worth */

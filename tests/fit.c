@@ -8,18 +8,9 @@
  * bins.  Then a seeded random stress per policy, and one switching policies
  * as it goes, verify every block's contents and mymalloc_check(); and the
  * test runs itself again (--probe) to check the environment variable. */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
+#include "util.h"
 #include "run_self.h"
-#include "tap.h"
 
-#define KIB ((size_t)1024)
 #define GUARD 16                       /* a 32-byte block */
 #define GUARD_BLOCK 32
 #define PROBE_ARG "--probe"

@@ -4,18 +4,7 @@
  * allocates and frees a few thousand blocks (from two threads) with verified
  * contents, checks the heap again and _exit()s 0.  A child that deadlocks on
  * an allocator lock left held by the fork dies of its alarm(20): SIGALRM. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
+#include "util.h"
 
 #define NHAMMER        4
 #define HAMMER_SLOTS   64

@@ -10,25 +10,11 @@
  * (skipped when rsvg-convert is missing).  Then several arenas: threads with
  * known blocks in arenas of their own, a section each, the figures summed
  * over them; 80 arenas; two thread arenas with many regions. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/mman.h>
+#include "util.h"
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 
 extern char **environ;
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 /* Geometry heapmap.c promises: 1024 pixels a row, at most 128 rows. */
 #define COLUMNS 1024
 #define ROWS 128

@@ -21,28 +21,11 @@
  * The per-thread cache of small blocks (when the library has one) is turned
  * off for the cases about the heap's own checks, and on for the "cache:"
  * cases (double free and use after free of a cached block). */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
+#include "util.h"
 
 /* glibc's own allocator, still exported: a pointer from another allocator. */
 extern void *__libc_malloc(size_t size);
 
-#define KIB ((size_t)1024)
 #define SIZE_FIELD ((((size_t)1 << 46) - 1) & ~(size_t)15)   /* header bits 4-45 */
 
 /* Exit codes of a child that did not die the expected way. */

@@ -11,15 +11,7 @@
  *   random_ops                 the test (TAP)
  *   random_ops --corpus DIR    write the fuzzer's seed corpus into DIR
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-#include "mymalloc.h"
-#include "tap.h"
+#include "util.h"
 #include "fuzz/shadow.h"
 
 #define CHUNK_OPS 4096

@@ -3,21 +3,8 @@
  * neighbour is in use, crossing the mmap threshold both ways, growing a
  * mapped block with mremap, many buffers grown in turn, and failing without
  * touching the block. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
+#include "util.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define DEFAULT_THRESHOLD (128 * 1024)
 
 static void *launder(void *p)

@@ -10,27 +10,9 @@
  *
  * Nothing here asserts on time: a test that needs the decay to be over sleeps
  * well past it first, then makes the heap operations that release. */
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <string.h>
-#include <errno.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "run_self.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "tap.h"
 #include "util.h"
-#pragma GCC diagnostic pop
+#include "run_self.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define BIG (4 * MIB)                 /* a heap block (the mmap threshold is raised) */
 #define PROBE_ARG "--probe-env"
 #define PIN (2 * MIB)                 /* keeps the block before it off the top; never written */

@@ -5,24 +5,8 @@
  * MYMALLOC_STATS=1 printing it at exit (the test runs itself again), and
  * malloc_info's XML (parsed by hand, and with python3's xml.etree when
  * PYTHON3 is set). */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
+#include "util.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define CHILD_ARG "--stats-exit-child"
 
 /* The compiler knows what malloc and friends do: hide pointers and sizes. */

@@ -17,26 +17,9 @@
  *     NULL (or the return value) with ENOMEM, a failed realloc keeps its block, the threads recover once
  *     they have freed, and the heap is sound (mymalloc_check() == 0).
  * Fixed seeds and fixed amounts of work: no assertion depends on timing. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 #include "util.h"
+#include <sys/time.h>
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define GOLDEN 0x9E3779B97F4A7C15ull
 
 /* ---- blocks that carry their own description ----

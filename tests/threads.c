@@ -6,14 +6,7 @@
  * Sizes: mostly small, some medium, a few above the mmap threshold; some come
  * from calloc (checked zero), some from posix_memalign/aligned_alloc (checked
  * aligned), some are resized with realloc (prefix checked preserved). */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <string.h>
-#include <time.h>
-#include "mymalloc.h"
-#include "tap.h"
+#include "util.h"
 
 #define NTHREADS   8
 #define NSLOTS     4096

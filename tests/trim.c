@@ -3,21 +3,8 @@
  * rest after the decay; all at once with a decay of 0), on demand with
  * malloc_trim(), and not at all when mallopt(M_TRIM_THRESHOLD, -1) turned
  * trimming off. */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <stdint.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-/* tap.h defines helpers this test does not use. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "tap.h"
-#pragma GCC diagnostic pop
+#include "util.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define BLOCK 4000                       /* well below the mmap threshold */
 #define COUNT 2200                       /* 2200 * 4016 bytes: about 8.4 MiB */
 #define TOP_PAD (128 * KIB)

@@ -1,27 +1,65 @@
-/* util.h - what several test programs need from /proc, read without stdio
- * (the allocator under test must see no allocation of its own): a field of
- * /proc/self/status and the resident set size. */
+/* util.h - what the test programs share: the headers nearly all of them
+ * need, mymalloc.h and tap.h, KIB and MIB, and the helpers more than one of
+ * them uses.  Include it first, before any system header: it defines
+ * _GNU_SOURCE.  It compiles as C and as C++.  Every helper is static and
+ * marked unused, so a test that needs only a few still builds without a
+ * warning. */
 #ifndef MYMALLOC_TEST_UTIL_H
 #define MYMALLOC_TEST_UTIL_H
 
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
+#include "mymalloc.h"
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers a test does not use */
+#include "tap.h"
+#pragma GCC diagnostic pop
+
+#define KIB ((size_t)1024)
+#define MIB (KIB * KIB)
+
+/* ---- /proc, read without stdio (the allocator under test must see no
+ * allocation of its own) ---- */
+
+/* A file of /proc into text[size], NUL-terminated; its length, or 0 when it
+ * cannot be read. */
+__attribute__((unused)) static size_t proc_text(const char *path, char *text, size_t size)
+{
+    int fd = open(path, O_RDONLY);
+    ssize_t n = fd >= 0 ? read(fd, text, size - 1) : -1;
+    if (fd >= 0)
+        close(fd);
+    if (n <= 0)
+        return 0;
+    text[n] = '\0';
+    return (size_t)n;
+}
 
 /* A field of /proc/self/status ("VmSize", "VmData") in KiB; 0 when it
  * cannot be read. */
 __attribute__((unused)) static size_t status_kib(const char *field)
 {
     static char text[8192];
-    int fd = open("/proc/self/status", O_RDONLY);
-    if (fd < 0)
+    if (proc_text("/proc/self/status", text, sizeof text) == 0)
         return 0;
-    ssize_t n = read(fd, text, sizeof text - 1);
-    close(fd);
-    if (n <= 0)
-        return 0;
-    text[n] = '\0';
     size_t len = strlen(field);
     for (char *at = text; (at = strstr(at, field)) != NULL; at += len)
         if ((at == text || at[-1] == '\n') && at[len] == ':')
@@ -34,13 +72,8 @@ __attribute__((unused)) static size_t status_kib(const char *field)
 __attribute__((unused)) static size_t rss_bytes(void)
 {
     char buf[128];
-    int fd = open("/proc/self/statm", O_RDONLY);
-    ssize_t n = fd >= 0 ? read(fd, buf, sizeof buf - 1) : -1;
-    if (fd >= 0)
-        close(fd);
-    if (n <= 0)
+    if (proc_text("/proc/self/statm", buf, sizeof buf) == 0)
         return 0;
-    buf[n] = '\0';
     const char *s = buf;
     while (*s != ' ' && *s != '\0')
         s++;
