@@ -31,20 +31,6 @@ static void check(int passed, const char *fmt, ...)
 }
 
 
-static void fill(unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(seed + i * 13);
-}
-
-static int intact(const unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i * 13))
-            return 0;
-    return 1;
-}
-
 /* Blocks kept in a list threaded through their first word: no array needed. */
 static void *chain_push(void *list, void *block)
 {
@@ -80,8 +66,8 @@ static void exhaust(int resource, const char *name, const char *field)
             check(0, "%s: not run", name);
         return;
     }
-    fill(small, small_n, 1);
-    fill(big, big_n, 2);
+    fill_pattern(small, small_n, 1);
+    fill_pattern(big, big_n, 2);
 
     getrlimit(resource, &old);
     lowered = old;
@@ -140,14 +126,14 @@ static void exhaust(int resource, const char *name, const char *field)
     check(p == NULL && errno == ENOMEM, "%s: realloc of a heap block to 8 MiB returns NULL with ENOMEM", name);
     if (p != NULL)
         small = p;
-    check(intact(small, small_n, 1) && malloc_usable_size(small) >= small_n,
+    check(has_pattern(small, small_n, 1) && malloc_usable_size(small) >= small_n,
           "%s: the heap block is intact after the failed realloc", name);
     errno = 0;
     p = realloc(big, 96 * MIB);
     check(p == NULL && errno == ENOMEM, "%s: realloc of a mapped block to 96 MiB returns NULL with ENOMEM", name);
     if (p != NULL)
         big = p;
-    check(intact(big, big_n, 2) && malloc_usable_size(big) >= big_n,
+    check(has_pattern(big, big_n, 2) && malloc_usable_size(big) >= big_n,
           "%s: the mapped block is intact after the failed realloc", name);
 
     void *aligned = (void *)&old;   /* must not be overwritten */
@@ -179,7 +165,7 @@ static void exhaust(int resource, const char *name, const char *field)
     free(a);
     free(b);
     free(c);
-    check(intact(small, small_n, 1) && intact(big, big_n, 2), "%s: the original blocks are still intact", name);
+    check(has_pattern(small, small_n, 1) && has_pattern(big, big_n, 2), "%s: the original blocks are still intact", name);
     free(small);
     free(big);
     check(mymalloc_check() == 0, "%s: heap sound after freeing everything", name);

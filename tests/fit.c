@@ -18,13 +18,6 @@
 
 static const char *const policy_names[] = { "best", "first", "next", "worst" };
 
-/* The compiler must assume p is used: a malloc whose result is never read
- * could otherwise be left out. */
-static inline void escape(void *p)
-{
-    __asm__ volatile("" : : "r"(p) : "memory");
-}
-
 /* malloc whose result the compiler knows nothing about: a comparison with
  * an older pointer cannot be folded on the grounds that a new block is
  * distinct from everything else. */

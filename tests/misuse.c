@@ -83,7 +83,7 @@ static void scribble(void *p, char c, size_t n)
         b[k] = c;
 }
 static size_t head_of(void *p) { return words(p)[-1]; }
-static size_t block_bytes(void *p) { return head_of(p) & SIZE_FIELD; }
+static size_t size_in_header(void *p) { return head_of(p) & SIZE_FIELD; }
 
 __attribute__((noreturn)) static void setup_failed(const char *what)
 {
@@ -103,7 +103,7 @@ static int try_row(size_t n, int k, char **out)
                 return 0;
         }
         for (int i = 0; i + 1 < k; i++)
-            if (out[i + 1] != out[i] + block_bytes(out[i]))
+            if (out[i + 1] != out[i] + size_in_header(out[i]))
                 good = 0;
         if (good) {
             for (int i = 0; i < k; i++)
@@ -129,7 +129,7 @@ static char *at_top(size_t n, char **guard)
     for (int attempt = 0; attempt < 50; attempt++) {
         char *b[3];
         row(n, 3, b);
-        size_t last = block_bytes(b[2]), before = mallinfo2().keepcost;
+        size_t last = size_in_header(b[2]), before = mallinfo2().keepcost;
         free(opaque(b[2]));
         if (mallinfo2().keepcost == before + last) {
             *guard = b[0];
@@ -216,7 +216,7 @@ static void double_free_trimmed(void)
         if (attempt == 50)
             setup_failed("no blocks next to the top");
         row(100000, 4, b);
-        size_t last = block_bytes(b[3]), before = mallinfo2().keepcost;
+        size_t last = size_in_header(b[3]), before = mallinfo2().keepcost;
         free(opaque(b[3]));
         if (mallinfo2().keepcost == before + last)
             break;
@@ -321,7 +321,7 @@ static void double_free_aligned(void)
     char *p = opaque(aligned_alloc(256, 1000));
     if (p == NULL)
         setup_failed("aligned_alloc");
-    size_t size = block_bytes(p);
+    size_t size = size_in_header(p);
     free(opaque(p));
     expect("mymalloc: free(): double free of 0x%lx (block of %zu bytes)", addr(p), size);
     free(opaque(p));
@@ -809,7 +809,7 @@ static void free_aligned_sized_wrong(void)
     if (p == NULL)
         setup_failed("aligned_alloc");
     expect("mymalloc: free_aligned_sized(): wrong size for 0x%lx (24 bytes given, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free_aligned_sized(opaque(p), 64, 24);
 }
 
@@ -819,7 +819,7 @@ static void free_sized_mapped_wrong(void)
     if (p == NULL)
         setup_failed("malloc");
     expect("mymalloc: free_sized(): wrong size for 0x%lx (100000 bytes given, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free_sized(opaque(p), 100000);
 }
 
@@ -861,7 +861,7 @@ static void l2_mapped_one_byte_past(void)
         setup_failed("malloc");
     bytes(p)[200 * KIB] = 1;
     expect("mymalloc: free(): write past the end of block 0x%lx (204800 bytes requested, byte 204800 overwritten, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free(opaque(p));
 }
 
@@ -872,7 +872,7 @@ static void l2_memalign_one_byte_past(void)
         setup_failed("memalign");
     bytes(p)[40] = 1;
     expect("mymalloc: free(): write past the end of block 0x%lx (40 bytes requested, byte 40 overwritten, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free(opaque(p));
 }
 
@@ -893,7 +893,7 @@ static void l2_calloc_overflow(void)
         setup_failed("calloc");
     bytes(p)[40] = 1;
     expect("mymalloc: free(): write past the end of block 0x%lx (40 bytes requested, byte 40 overwritten, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free(opaque(p));
 }
 
@@ -1272,51 +1272,35 @@ static const char *residual_note(const struct mcase *c)
 
 /* ------------------------------------------------------------------ the workout */
 
-static unsigned char pattern(size_t seed, size_t k) { return (unsigned char)(seed * 131 + k * 7 + (k >> 8)); }
-
-static void fill(char *p, size_t n, size_t seed)
-{
-    for (size_t k = 0; k < n; k++)
-        p[k] = (char)pattern(seed, k);
-}
-
-static int intact(const char *p, size_t n, size_t seed)
-{
-    for (size_t k = 0; k < n; k++)
-        if ((unsigned char)p[k] != pattern(seed, k))
-            return 0;
-    return 1;
-}
-
 /* A few thousand allocations, reallocations and frees with every byte
  * verified (overlapping blocks would show), then the heap check. */
 static int workout(int residual)
 {
     enum { SLOTS = 256, STEPS = 4000 };
     static char *slot[SLOTS];
-    static size_t len[SLOTS], seed[SLOTS];
+    static size_t len[SLOTS];
+    static unsigned seed[SLOTS];
     uint64_t x = 0x2545f4914f6cdd1du;
     for (int step = 0; step < STEPS; step++) {
-        x = x * 6364136223846793005u + 1442695040888963407u;
-        unsigned r = (unsigned)(x >> 33);
+        unsigned r = lcg_next(&x);
         int i = (int)(r % SLOTS);
         unsigned kind = (r >> 8) % 64;
         size_t n = kind < 40 ? 1 + (r >> 14) % 256 : kind < 60 ? 257 + (r >> 14) % 4000
                  : kind < 63 ? 4097 + (r >> 14) % 60000 : 140000 + (r >> 14) % 60000;
         if (slot[i] != NULL) {
-            if (!intact(slot[i], len[i], seed[i]))
+            if (!has_pattern(slot[i], len[i], seed[i]))
                 return EXIT_WORK_DATA;
             if ((r >> 20) % 4 == 0) {
                 char *q = realloc(slot[i], n);
                 if (q == NULL)
                     return EXIT_WORK_ALLOC;
                 size_t keep = n < len[i] ? n : len[i];
-                if (!intact(q, keep, seed[i]))
+                if (!has_pattern(q, keep, seed[i]))
                     return EXIT_WORK_DATA;
                 slot[i] = q;
                 len[i] = n;
-                seed[i] = (size_t)step;
-                fill(q, n, seed[i]);
+                seed[i] = (unsigned)step;
+                fill_pattern(q, n, seed[i]);
             } else {
                 free(slot[i]);
                 slot[i] = NULL;
@@ -1331,12 +1315,12 @@ static int workout(int residual)
                         return EXIT_WORK_DATA;
             slot[i] = p;
             len[i] = n;
-            seed[i] = (size_t)step;
-            fill(p, n, seed[i]);
+            seed[i] = (unsigned)step;
+            fill_pattern(p, n, seed[i]);
         }
     }
     for (int i = 0; i < SLOTS; i++) {
-        if (slot[i] != NULL && !intact(slot[i], len[i], seed[i]))
+        if (slot[i] != NULL && !has_pattern(slot[i], len[i], seed[i]))
             return EXIT_WORK_DATA;
         free(slot[i]);
     }

@@ -16,15 +16,6 @@
 
 #define CHUNK_OPS 4096
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 /* How a phase draws its operations. */
 struct profile {
     const char *name;

@@ -20,10 +20,6 @@
 
 static size_t page;
 
-/* The compiler must not drop a malloc/free pair it can see through, nor the
- * writes to a block it then frees. */
-static inline void escape(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
-
 static void fill(void *p, int byte, size_t n)
 {
     memset(p, byte, n);
@@ -41,13 +37,6 @@ static char *chomp(char *s)
 }
 
 static long kib(size_t after, size_t before) { return ((long)after - (long)before) / (long)KIB; }
-
-static void sleep_ms(long ms)
-{
-    struct timespec t = { ms / 1000, (ms % 1000) * 1000000 };
-    while (nanosleep(&t, &t) != 0)
-        ;
-}
 
 /* Heap operations, the occasions the allocator takes to look at its clock and
  * release: a block in use all along is shrunk (its tail freed) and grown back
@@ -68,14 +57,6 @@ static int heap_ops(void)
     return 1;
 }
 
-static int all_bytes(const unsigned char *p, size_t from, size_t to, unsigned char value)
-{
-    for (size_t i = from; i < to; i++)
-        if (p[i] != value)
-            return 0;
-    return 1;
-}
-
 /* ---- the fragmenting pattern ---- */
 
 #define COUNT 6000
@@ -83,13 +64,7 @@ static char *blk[COUNT];
 static size_t len[COUNT];
 static uint64_t rng_state;
 
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return xorshift(&rng_state); }
 
 /* Log-uniform in [16 B, 64 KiB]: many small blocks, few big ones. */
 static size_t mixed_size(void)
@@ -140,7 +115,7 @@ static void pattern_free_most(void)
 static int kept_intact(void)
 {
     for (size_t i = 0; i < COUNT; i += 16)
-        if (blk[i] == NULL || !all_bytes((unsigned char *)blk[i], 0, len[i], tag(i)))
+        if (blk[i] == NULL || !all_bytes(blk[i], 0, len[i], tag(i)))
             return 0;
     return 1;
 }
@@ -315,7 +290,7 @@ static void decay_phase(void)
     ok(r2 + 512 * KIB >= r1, "decay 60 s: a freed 4 MiB block in the middle of the heap keeps its pages "
        "through further heap operations (RSS %+ld KiB)", kib(r2, r1));
     char *b = malloc(BIG);
-    ok((uintptr_t)b == where && all_bytes((unsigned char *)b, 64, BIG - 64, 0x5a),
+    ok((uintptr_t)b == where && all_bytes(b, 64, BIG - 64, 0x5a),
        "reused within the decay: the same block, its old bytes still there (never released)");
 
     ok(mallopt(M_MYMALLOC_DECAY, 0) == 1, "mallopt(M_MYMALLOC_DECAY, 0) accepted");
@@ -328,13 +303,13 @@ static void decay_phase(void)
     ok(s2.madvise_calls == s1.madvise_calls + 1, "that free made one madvise call, counted by mymalloc_stats_get "
        "(%llu)", s2.madvise_calls - s1.madvise_calls);
     char *c = malloc(BIG);
-    ok((uintptr_t)c == where && all_bytes((unsigned char *)c, 64 * KIB, BIG - 64 * KIB, 0),
+    ok((uintptr_t)c == where && all_bytes(c, 64 * KIB, BIG - 64 * KIB, 0),
        "malloc gets the same block back, and its released pages read as zero");
     free(c);
     size_t r4 = rss_bytes();
     char *d = calloc(1, BIG);
     size_t r5 = rss_bytes();
-    ok((uintptr_t)d == where && all_bytes((unsigned char *)d, 0, BIG, 0), "calloc of the released block: all zero");
+    ok((uintptr_t)d == where && all_bytes(d, 0, BIG, 0), "calloc of the released block: all zero");
     ok(r5 < r4 + 512 * KIB, "calloc did not write the released pages (RSS %+ld KiB)", kib(r5, r4));
     free(d);
 
@@ -365,7 +340,7 @@ static void decay_phase(void)
        trimmed, kib(r11, r10));
     ok(malloc_trim(0) == 0, "a second malloc_trim(0) finds nothing more to release");
     char *g = malloc(BIG);
-    ok((uintptr_t)g == where && all_bytes((unsigned char *)g, 64 * KIB, BIG - 64 * KIB, 0), "the trimmed block reads as zero when reused");
+    ok((uintptr_t)g == where && all_bytes(g, 64 * KIB, BIG - 64 * KIB, 0), "the trimmed block reads as zero when reused");
     free(g);
     free(pin);
     ok(mymalloc_check() == 0, "mymalloc_check() finds a sound heap after the decay tests");
@@ -475,7 +450,7 @@ static int locked_memory(void)
     if (errno != 1234)
         return 13;
     char *b = malloc(BIG);
-    if (b != a || !all_bytes((unsigned char *)b, 64, BIG - 64, 0x5a))
+    if (b != a || !all_bytes(b, 64, BIG - 64, 0x5a))
         return 14;
     free(b);
     if (mymalloc_check() != 0 || munlockall() != 0)
@@ -483,7 +458,7 @@ static int locked_memory(void)
     if (!heap_ops())
         return 16;
     char *c = malloc(BIG);
-    if (c != a || !all_bytes((unsigned char *)c, 64 * KIB, BIG - 64 * KIB, 0))
+    if (c != a || !all_bytes(c, 64 * KIB, BIG - 64 * KIB, 0))
         return 17;
     free(c);
     return mymalloc_check() == 0 ? 0 : 18;
@@ -526,8 +501,8 @@ static int probe(void)
     fill(a, 0x5a, BIG);
     free(a);
     char *b = malloc(BIG);
-    printf("same=%d kept=%d zero=%d\n", b == a, all_bytes((unsigned char *)b, 64 * KIB, BIG - 64 * KIB, 0x5a),
-           all_bytes((unsigned char *)b, 64 * KIB, BIG - 64 * KIB, 0));
+    printf("same=%d kept=%d zero=%d\n", b == a, all_bytes(b, 64 * KIB, BIG - 64 * KIB, 0x5a),
+           all_bytes(b, 64 * KIB, BIG - 64 * KIB, 0));
     return 0;
 }
 

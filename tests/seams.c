@@ -22,9 +22,6 @@
  *    ENOMEM when posix_memalign fails. */
 #include "util.h"
 
-/* The compiler must not drop a malloc/free pair it can see through. */
-static inline void escape(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
-
 /* ---- running a case in a child with a watchdog ---- */
 
 /* Run fn() in a child process that an alarm kills after `seconds`; the
@@ -593,7 +590,6 @@ static int segments_back_after_decay(void)
  * not used, and takes posix_memalign() to leave errno alone.  So the blocks
  * escape, errno is read through a volatile lvalue, and posix_memalign is
  * called through a pointer the compiler cannot see through. */
-static int errno_now(void) { return *(volatile int *)&errno; }
 static int (*volatile posix_memalign_call)(void **, size_t, size_t) = posix_memalign;
 
 static int first_allocation_errno(void)

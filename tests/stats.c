@@ -9,19 +9,6 @@
 
 #define CHILD_ARG "--stats-exit-child"
 
-/* The compiler knows what malloc and friends do: hide pointers and sizes. */
-static void *launder(void *p)
-{
-    __asm__ volatile("" : "+r"(p) : : "memory");
-    return p;
-}
-
-static size_t hide(size_t n)
-{
-    __asm__ volatile("" : "+r"(n));
-    return n;
-}
-
 static struct mymalloc_stats stats_now(void)
 {
     struct mymalloc_stats s;

@@ -27,33 +27,15 @@
  * bytes from 16 on follow the stamp's pattern.  Every block has >= 16 bytes. */
 #define HEAD 16u
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 static inline uint64_t word_at(uint64_t stamp, size_t i)
 {
-    return mix(stamp) + i * GOLDEN;
+    return mix64(stamp) + i * GOLDEN;
 }
 
 /* Fill bytes [from, size) of a block with its pattern (from >= HEAD). */
 static void fill_from(unsigned char *p, size_t size, uint64_t stamp, size_t from)
 {
-    uint64_t base = mix(stamp);
+    uint64_t base = mix64(stamp);
     size_t i = from;
     for (; i % 8 != 0 && i < size; i++) {
         uint64_t w = base + i / 8 * GOLDEN;

@@ -27,32 +27,14 @@ struct stats {
     unsigned long corrupt, misaligned, align_bad, calloc_dirty, realloc_lost, failures, usable_short;
 };
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 31;
-    x *= 0x9E3779B97F4A7C15ull;
-    x ^= x >> 29;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return x ^ (x >> 32);
-}
-
 static uint64_t pattern_word(uint64_t stamp, size_t size, size_t j)
 {
-    return mix(stamp * 0x100000001B3ull + size * 0x2545F4914F6CDD1Dull + j);
+    return mix64(stamp * 0x100000001B3ull + size * 0x2545F4914F6CDD1Dull + j);
 }
 
 static unsigned char small_byte(uintptr_t addr, size_t size, size_t i)
 {
-    return (unsigned char)(mix(addr + size * 131 + i) >> 24);
+    return (unsigned char)(mix64(addr + size * 131 + i) >> 24);
 }
 
 static void fill(unsigned char *p, size_t size, uint64_t stamp, unsigned align_log2)

@@ -59,13 +59,6 @@ static int heap_ops(void)
     return 1;
 }
 
-static void sleep_ms(long ms)
-{
-    struct timespec t = { ms / 1000, (ms % 1000) * 1000000 };
-    while (nanosleep(&t, &t) != 0)
-        continue;
-}
-
 /* Reverse order: every free() lands on the block right below the top. */
 static void release_all(void)
 {

@@ -83,4 +83,204 @@ __attribute__((unused)) static size_t rss_bytes(void)
     return pages * (size_t)sysconf(_SC_PAGESIZE);
 }
 
+/* ---- keeping the compiler out ----
+ * It knows what malloc and friends do: it may fold comparisons of their
+ * results, drop stores before free(), or a malloc/free pair altogether. */
+
+/* A pointer it can no longer reason about. */
+__attribute__((unused)) static void *launder(void *p)
+{
+    __asm__ volatile("" : "+r"(p) : : "memory");
+    return p;
+}
+
+/* A size it can no longer reason about. */
+__attribute__((unused)) static size_t hide(size_t n)
+{
+    __asm__ volatile("" : "+r"(n));
+    return n;
+}
+
+/* p must be assumed used: a malloc whose result is never read, or the
+ * writes to a block then freed, cannot be left out. */
+__attribute__((unused)) static inline void escape(void *p)
+{
+    __asm__ volatile("" : : "r"(p) : "memory");
+}
+
+/* errno read through a volatile lvalue: GCC takes the malloc family (and
+ * posix_memalign) to leave errno alone and would fold the test away. */
+__attribute__((unused)) static int errno_now(void) { return *(volatile int *)&errno; }
+
+__attribute__((unused)) static int aligned_to(const void *p, size_t alignment)
+{
+    return ((uintptr_t)p & (alignment - 1)) == 0;
+}
+
+/* ---- contents to fill blocks with and check ---- */
+
+/* Byte i of a block filled with `seed`.  It depends on the offset, so a
+ * buffer that grows can be filled a range at a time and checked as a whole,
+ * and on the seed (times an odd number), so blocks filled with different
+ * seeds differ at every byte. */
+__attribute__((unused)) static unsigned char pattern_at(size_t i, unsigned seed)
+{
+    return (unsigned char)(seed * 151u + i * 13u + (i >> 11) + 1);
+}
+
+__attribute__((unused)) static void fill_pattern_range(void *p, size_t from, size_t to, unsigned seed)
+{
+    unsigned char *c = (unsigned char *)p;
+    for (size_t i = from; i < to; i++)
+        c[i] = pattern_at(i, seed);
+}
+
+__attribute__((unused)) static void fill_pattern(void *p, size_t n, unsigned seed)
+{
+    fill_pattern_range(p, 0, n, seed);
+}
+
+/* Do the first n bytes hold what fill_pattern(p, n, seed) wrote? */
+__attribute__((unused)) static int has_pattern(const void *p, size_t n, unsigned seed)
+{
+    const unsigned char *c = (const unsigned char *)p;
+    for (size_t i = 0; i < n; i++)
+        if (c[i] != pattern_at(i, seed))
+            return 0;
+    return 1;
+}
+
+/* Is every byte of [from, to) `value`? */
+__attribute__((unused)) static int all_bytes(const void *p, size_t from, size_t to, unsigned char value)
+{
+    const unsigned char *c = (const unsigned char *)p;
+    for (size_t i = from; i < to; i++)
+        if (c[i] != value)
+            return 0;
+    return 1;
+}
+
+/* ---- random numbers: fixed seeds, the same sequence on every run ---- */
+
+/* A 64-bit linear congruential generator; its high 31 bits. */
+__attribute__((unused)) static uint32_t lcg_next(uint64_t *state)
+{
+    *state = *state * 6364136223846793005u + 1442695040888963407u;
+    return (uint32_t)(*state >> 33);
+}
+
+/* Marsaglia's xorshift64: the new state, which is also the number drawn. */
+__attribute__((unused)) static uint64_t xorshift(uint64_t *s)
+{
+    uint64_t x = *s;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *s = x;
+}
+
+/* SplitMix64's finalizer: every bit of x stirred into every bit of the
+ * result, one to one. */
+__attribute__((unused)) static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xBF58476D1CE4E5B9ull;
+    x ^= x >> 27;
+    x *= 0x94D049BB133111EBull;
+    return x ^ (x >> 31);
+}
+
+/* ---- the heap's layout, as lib/block.h lays it out ---- */
+
+/* The heap block a user pointer sits in: header word included. */
+__attribute__((unused)) static size_t block_bytes(const void *p) { return malloc_usable_size((void *)p) + 8; }
+__attribute__((unused)) static size_t mapped_blocks(void) { return mallinfo2().hblks; }
+/* The bytes in free blocks other than the top. */
+__attribute__((unused)) static size_t bin_bytes(void)
+{
+    struct mallinfo2 m = mallinfo2();
+    return m.fordblks - m.keepcost;
+}
+
+/* Blocks taken to empty the bins (or while hunting for neighbours); they stay
+ * allocated until the scenario ends and free_junk(). */
+__attribute__((unused)) static void *junk[1024];
+__attribute__((unused)) static size_t njunk;
+
+__attribute__((unused)) static void keep_junk(void *p)
+{
+    if (njunk < sizeof junk / sizeof junk[0])
+        junk[njunk++] = p;
+    else
+        diag("junk list full");
+}
+
+__attribute__((unused)) static void free_junk(void)
+{
+    while (njunk > 0)
+        free(junk[--njunk]);
+}
+
+/* Take every free block out of the bins, so that what follows is carved from
+ * the top, block after block.  A request is served from the bins exactly when
+ * the bytes in them drop; otherwise it is given back and a smaller one tried.
+ * 0 when the bins could not be emptied. */
+__attribute__((unused)) static int drain_bins(void)
+{
+    for (int rounds = 0; rounds < 4096; rounds++) {
+        size_t in_bins = bin_bytes();
+        if (in_bins == 0)
+            return 1;
+        for (size_t want = in_bins - 8;; want /= 2) {
+            void *p = launder(malloc(want));
+            if (p == NULL)
+                return 0;
+            if (bin_bytes() < in_bins) {
+                keep_junk(p);
+                break;
+            }
+            free(p);
+            if (want == 0)
+                return 0;
+        }
+    }
+    return 0;
+}
+
+/* What alloc_adjacent asks of the bins: drained once, before the first try,
+ * or drained before every try and empty after it. */
+enum bins { BINS_DRAINED_ONCE, BINS_EMPTY };
+
+/* Allocate `count` blocks of the given request sizes lying next to each other
+ * in the heap, in that order.  0 when that could not be arranged.  The
+ * blocks of a failed try are kept as junk. */
+__attribute__((unused)) static int alloc_adjacent(void **out, const size_t *req, int count, enum bins bins)
+{
+    if (bins == BINS_DRAINED_ONCE)
+        drain_bins();
+    for (int attempt = 0; attempt < 32; attempt++) {
+        int adjacent = bins == BINS_EMPTY ? drain_bins() : 1;
+        for (int i = 0; i < count; i++)
+            out[i] = launder(malloc(req[i]));
+        for (int i = 0; i + 1 < count; i++)
+            if (out[i] == NULL || (char *)out[i] + block_bytes(out[i]) != (char *)out[i + 1])
+                adjacent = 0;
+        if (adjacent && out[count - 1] != NULL && (bins == BINS_DRAINED_ONCE || bin_bytes() == 0))
+            return 1;
+        for (int i = 0; i < count; i++)
+            keep_junk(out[i]);
+    }
+    return 0;
+}
+
+/* ---- time ---- */
+
+/* Sleep the whole of ms milliseconds, signals or not. */
+__attribute__((unused)) static void sleep_ms(long ms)
+{
+    struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
+    while (nanosleep(&t, &t) != 0 && errno == EINTR)
+        ;
+}
+
 #endif
