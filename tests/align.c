@@ -202,16 +202,11 @@ static void test_realloc_aligned(void)
 int main(void)
 {
     unsigned round = 0;
-    /* The documented defaults, whatever MYMALLOC_* / MALLOC_*_ the environment holds. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    mallopt(M_TOP_PAD, 128 * 1024);
-    mallopt(M_MMAP_MAX, 65536);
+    default_thresholds();
     diag("mymalloc %s: alignments 16 B .. 1 MiB", mymalloc_version());
     for (size_t alignment = 16; alignment <= MIB; alignment *= 2)
         test_alignment(alignment, round++);
     test_mixed();
     test_realloc_aligned();
-    ok(mymalloc_check() == 0, "mymalloc_check() == 0 at the end");
-    return done();
+    return done_with_check("mymalloc_check() == 0 at the end");
 }

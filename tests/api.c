@@ -526,9 +526,7 @@ static void test_mallopt(void)
     ok(mallopt(12345, 1) == 0, "mallopt(12345, 1) -> 0 (unknown parameter)");
     ok(mallopt(M_MXFAST, 64) == 1 && mallopt(M_MXFAST, 1000) == 0, "M_MXFAST accepted within 0..160 only");
 
-    int restored = mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 && mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1 &&
-                   mallopt(M_TOP_PAD, 128 * 1024) == 1 && mallopt(M_MMAP_MAX, 65536) == 1;
-    ok(restored, "defaults restored");
+    ok(default_thresholds(), "defaults restored");
     hblks = mapped_blocks();
     p = launder(malloc(MIB));
     size_t during = mapped_blocks();
@@ -684,11 +682,7 @@ static void test_version(void)
 
 int main(void)
 {
-    /* The documented defaults, whatever MYMALLOC_* / MALLOC_*_ the environment holds. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    mallopt(M_TOP_PAD, 128 * 1024);
-    mallopt(M_MMAP_MAX, 65536);
+    default_thresholds();
     diag("mymalloc %s: API contract", mymalloc_version());  /* stdout's buffer gets allocated here */
     test_malloc_zero();
     test_free_errno();
@@ -705,6 +699,5 @@ int main(void)
     test_malloc_stats();
     test_sized_free();
     test_version();
-    ok(mymalloc_check() == 0, "mymalloc_check() == 0 at the end");
-    return done();
+    return done_with_check("mymalloc_check() == 0 at the end");
 }

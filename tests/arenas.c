@@ -389,6 +389,5 @@ int main(int argc, char **argv)
     ok(crowd == 6, "10 live threads, limit 6: 6 arenas (%zu)", crowd);
     test_cache_switch();
     test_cache_left();
-    ok(mymalloc_check() == 0, "heap sound at the end");
-    return done();
+    return done_with_check("heap sound at the end");
 }

@@ -369,14 +369,10 @@ static void test_small_classes(void)
 
 int main(void)
 {
-    /* The documented defaults, whatever MYMALLOC_* / MALLOC_*_ the environment holds. */
     /* These tests watch where blocks land: no per-thread cache between
      * free() and the heap. */
     mallopt(M_MYMALLOC_TCACHE, 0);
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    mallopt(M_TOP_PAD, 128 * 1024);
-    mallopt(M_MMAP_MAX, 65536);
+    default_thresholds();
     diag("mymalloc %s: split and coalesce", mymalloc_version());
     test_free_orders();
     test_no_false_merge();
@@ -385,6 +381,5 @@ int main(void)
     test_split();
     test_best_fit();
     test_small_classes();
-    ok(mymalloc_check() == 0, "mymalloc_check() == 0 at the end");
-    return done();
+    return done_with_check("mymalloc_check() == 0 at the end");
 }

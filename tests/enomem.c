@@ -201,11 +201,7 @@ int main(void)
     }
     close(fds[1]);
     static char text[CHECKS_PER_RUN * 320 + 1];
-    size_t length = 0;
-    ssize_t n;
-    while (length < sizeof text - 1 && (n = read(fds[0], text + length, sizeof text - 1 - length)) > 0)
-        length += (size_t)n;
-    text[length] = '\0';
+    read_all(fds[0], text, sizeof text);
     close(fds[0]);
     int status = 0;
     pid_t waited = pid > 0 ? waitpid(pid, &status, 0) : -1;

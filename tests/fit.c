@@ -280,11 +280,7 @@ static void corrupted_hole(void)
     }
     close(err[1]);
     char text[512];
-    size_t length = 0;
-    ssize_t n;
-    while (length < sizeof text - 1 && (n = read(err[0], text + length, sizeof text - 1 - length)) > 0)
-        length += (size_t)n;
-    text[length] = '\0';
+    read_all(err[0], text, sizeof text);
     close(err[0]);
     int status = 0;
     waitpid(pid, &status, 0);

@@ -43,24 +43,7 @@ enum {
 
 /* ------------------------------------------------------------------ child side */
 
-static int expect_fd = -1;
 static int carry_on;          /* this child reports and carries on */
-
-/* The exact line the child expects on stderr (one call per line). */
-__attribute__((format(printf, 1, 2)))
-static void expect(const char *fmt, ...)
-{
-    char line[600];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof line - 1)
-        _exit(2);
-    line[n++] = '\n';
-    if (write(expect_fd, line, (size_t)n) != n)
-        _exit(2);
-}
 
 static unsigned long addr(const void *p) { return (unsigned long)(uintptr_t)p; }
 
@@ -1338,8 +1321,7 @@ enum mode { MODE_ABORT, MODE_CARRY, MODE_CARRY_ENV, MODE_CARRY_GLIBC };
  * off (when the library has one). */
 static int base_settings(void)
 {
-    int set = mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 && mallopt(M_MMAP_MAX, 65536) == 1 &&
-              mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1 && mallopt(M_TOP_PAD, 128 * 1024) == 1;
+    int set = default_thresholds();
 #ifdef M_MYMALLOC_TCACHE
     set = set && mallopt(M_MYMALLOC_TCACHE, 0) == 1;
 #endif
@@ -1412,68 +1394,28 @@ struct outcome {
     char want[1024], got[2048];
 };
 
-/* Read both pipes to their end, whatever order the child writes in. */
-static void collect(int want_fd, int got_fd, struct outcome *o)
+struct case_run {
+    int index;
+    enum mode m;
+};
+
+/* In the child: the case, re-executed when it needs an environment of its
+ * own; fd is where its expected lines go. */
+static void case_child(void *arg, int fd)
 {
-    size_t have[2] = { 0, 0 }, room[2] = { sizeof o->want - 1, sizeof o->got - 1 };
-    char *buf[2] = { o->want, o->got };
-    struct pollfd pf[2] = { { want_fd, POLLIN, 0 }, { got_fd, POLLIN, 0 } };
-    int open_fds = 2;
-    while (open_fds > 0) {
-        if (poll(pf, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (pf[i].fd < 0 || pf[i].revents == 0)
-                continue;
-            char sink[512];
-            char *to = have[i] < room[i] ? buf[i] + have[i] : sink;
-            size_t space = have[i] < room[i] ? room[i] - have[i] : sizeof sink;
-            ssize_t got = read(pf[i].fd, to, space);
-            if (got <= 0) {
-                pf[i].fd = -1;
-                open_fds--;
-            } else if (to != sink) {
-                have[i] += (size_t)got;
-            }
-        }
-    }
-    o->want[have[0]] = '\0';
-    o->got[have[1]] = '\0';
+    const struct case_run *r = arg;
+    if (r->m == MODE_CARRY_ENV || (cases[r->index].flags & LEVEL_ENV))
+        reexec(r->index, r->m, fd);
+    child_main(&cases[r->index], r->m, fd);
 }
 
+/* Run a case in a child (core dumps off) with its stderr on one pipe and
+ * its expected lines on another. */
 static struct outcome run(int index, enum mode m)
 {
-    const struct mcase *c = &cases[index];
+    struct case_run r = { index, m };
     struct outcome o;
-    int want[2], got[2];
-    memset(&o, 0, sizeof o);
-    o.status = -1;
-    if (pipe(want) != 0 || pipe(got) != 0)
-        return o;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        struct rlimit no_core = { 0, 0 };
-        setrlimit(RLIMIT_CORE, &no_core);
-        close(want[0]);
-        close(got[0]);
-        dup2(got[1], STDERR_FILENO);
-        close(got[1]);
-        if (m == MODE_CARRY_ENV || (c->flags & LEVEL_ENV))
-            reexec(index, m, want[1]);
-        child_main(c, m, want[1]);
-    }
-    close(want[1]);
-    close(got[1]);
-    if (pid > 0)
-        collect(want[0], got[0], &o);
-    close(want[0]);
-    close(got[0]);
-    if (pid > 0)
-        waitpid(pid, &o.status, 0);
+    o.status = fork_piped(ERR_TO_SECOND | NO_CORE_DUMP, case_child, &r, o.want, sizeof o.want, o.got, sizeof o.got);
     return o;
 }
 
@@ -1494,27 +1436,6 @@ static const char *exit_meaning(int code)
     }
 }
 
-static void describe_status(char *out, size_t size, int status)
-{
-    if (status == -1)
-        snprintf(out, size, "no child");
-    else if (WIFSIGNALED(status))
-        snprintf(out, size, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status))
-        snprintf(out, size, "exit %d%s", WEXITSTATUS(status), exit_meaning(WEXITSTATUS(status)));
-    else
-        snprintf(out, size, "status 0x%x", status);
-}
-
-/* Is the child's stderr exactly what it announced? */
-static void check_lines(const char *label, const struct outcome *o)
-{
-    int same = o->want[0] != '\0' && strcmp(o->want, o->got) == 0;
-    ok(same, "%s: stderr is exactly: %.*s", label, (int)strcspn(o->want, "\n"), o->want);
-    if (!same)
-        diag("expected \"%s\", got \"%s\"", o->want, o->got);
-}
-
 static const char *mode_label(enum mode m)
 {
     switch (m) {
@@ -1532,7 +1453,7 @@ static void run_case(int index)
 
     if (c->flags & BENIGN) {
         struct outcome o = run(index, MODE_ABORT);
-        describe_status(how, sizeof how, o.status);
+        status_text(how, sizeof how, o.status, exit_meaning);
         ok(o.status != -1 && WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0,
            "%s: the child exits 0 after a sound workout (%s)", c->name, how);
         ok(o.got[0] == '\0', "%s: nothing on stderr%s%s", c->name, o.got[0] ? " - got: " : "", o.got);
@@ -1540,22 +1461,22 @@ static void run_case(int index)
     }
     struct outcome o = run(index, MODE_ABORT);
     snprintf(label, sizeof label, "%s [abort]", c->name);
-    describe_status(how, sizeof how, o.status);
+    status_text(how, sizeof how, o.status, exit_meaning);
     ok(o.status != -1 && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT,
        "%s: the child died by SIGABRT (%s)", label, how);
-    check_lines(label, &o);
+    check_lines(label, o.want, o.got);
     if (c->flags & SELF)
         return;
 
     enum mode m = (c->flags & CARRY_ENV) ? MODE_CARRY_ENV : (c->flags & CARRY_GLIBC) ? MODE_CARRY_GLIBC : MODE_CARRY;
     snprintf(label, sizeof label, "%s [%s]", c->name, mode_label(m));
     o = run(index, m);
-    describe_status(how, sizeof how, o.status);
+    status_text(how, sizeof how, o.status, exit_meaning);
     const char *note = residual_note(c);
     ok(o.status != -1 && WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0,
        "%s: returns, mymalloc_check() == %d%s%s%s, and again after a workout of 4000 verified blocks (%s)", label,
        c->residual, note ? " (" : "", note ? note : "", note ? ")" : "", how);
-    check_lines(label, &o);
+    check_lines(label, o.want, o.got);
 }
 
 /* ------------------------------------------------------------------ level 2 in this process */

@@ -342,14 +342,10 @@ static void test_failure(void)
 
 int main(void)
 {
-    /* The documented defaults, whatever MYMALLOC_* / MALLOC_*_ the environment holds. */
     /* These tests watch where blocks land: no per-thread cache between
      * free() and the heap. */
     mallopt(M_MYMALLOC_TCACHE, 0);
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    mallopt(M_TOP_PAD, 128 * 1024);
-    mallopt(M_MMAP_MAX, 65536);
+    default_thresholds();
     diag("mymalloc %s: realloc", mymalloc_version());
     test_shrink();
     test_grow_into_neighbour();
@@ -359,6 +355,5 @@ int main(void)
     test_mremap();
     test_interleaved();
     test_failure();
-    ok(mymalloc_check() == 0, "mymalloc_check() == 0 at the end");
-    return done();
+    return done_with_check("mymalloc_check() == 0 at the end");
 }

@@ -339,19 +339,6 @@ static void test_mallinfo(void)
 
 static char report_text[32768];
 
-static size_t read_all(int fd, char *buf, size_t size)
-{
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + got, size - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    return got;
-}
-
 /* The number ending the first line at or after `from` that is `label`
  * followed by spaces (and "= " for glibc's lines); -1 when there is none. */
 static long long value_after(const char *from, const char *label)
@@ -837,6 +824,5 @@ int main(int argc, char **argv)
     test_malloc_stats();
     test_stats_at_exit();
     test_malloc_info();
-    ok(mymalloc_check() == 0, "the heap is sound at the end");
-    return done();
+    return done_with_check("the heap is sound at the end");
 }

@@ -273,6 +273,217 @@ __attribute__((unused)) static int alloc_adjacent(void **out, const size_t *req,
     return 0;
 }
 
+/* ---- settings and the end of a test ---- */
+
+/* The documented defaults of the thresholds (mmap threshold, trim threshold
+ * and top pad 128 KiB, mmap max 65536), whatever MYMALLOC_* or MALLOC_*_ the
+ * environment holds.  1 when mallopt took every one. */
+__attribute__((unused)) static int default_thresholds(void)
+{
+    int set = mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1;
+    set &= mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1;
+    set &= mallopt(M_TOP_PAD, 128 * 1024) == 1;
+    set &= mallopt(M_MMAP_MAX, 65536) == 1;
+    return set;
+}
+
+/* The last point of a test: mymalloc_check() finds a sound heap.  Returns
+ * done(), the exit status. */
+__attribute__((unused)) static int done_with_check(const char *what)
+{
+    ok(mymalloc_check() == 0, "%s", what);
+    return done();
+}
+
+/* ---- child processes ---- */
+
+/* Read fd to its end: the first size - 1 bytes into buf, NUL-terminated,
+ * the rest read and dropped, so that the writer never blocks.  Returns the
+ * length kept. */
+__attribute__((unused)) static size_t read_all(int fd, char *buf, size_t size)
+{
+    size_t length = 0;
+    char sink[4096];
+    for (;;) {
+        int full = length == size - 1;
+        ssize_t n = read(fd, full ? sink : buf + length, full ? sizeof sink : size - 1 - length);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0)
+            break;
+        if (!full)
+            length += (size_t)n;
+    }
+    buf[length] = '\0';
+    return length;
+}
+
+/* Read two pipes to their end at once, whatever order the writer uses them
+ * in: each as read_all() does. */
+__attribute__((unused)) static void read_both(int fd0, char *buf0, size_t size0, int fd1, char *buf1, size_t size1)
+{
+    char *buf[2] = { buf0, buf1 };
+    size_t have[2] = { 0, 0 }, room[2] = { size0 - 1, size1 - 1 };
+    struct pollfd pf[2] = { { fd0, POLLIN, 0 }, { fd1, POLLIN, 0 } };
+    int open_fds = 2;
+    while (open_fds > 0) {
+        if (poll(pf, 2, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        for (int i = 0; i < 2; i++) {
+            if (pf[i].fd < 0 || pf[i].revents == 0)
+                continue;
+            char sink[512];
+            char *to = have[i] < room[i] ? buf[i] + have[i] : sink;
+            size_t space = have[i] < room[i] ? room[i] - have[i] : sizeof sink;
+            ssize_t got = read(pf[i].fd, to, space);
+            if (got < 0 && errno == EINTR)
+                continue;
+            if (got <= 0) {
+                pf[i].fd = -1;
+                open_fds--;
+            } else if (to != sink) {
+                have[i] += (size_t)got;
+            }
+        }
+    }
+    buf0[have[0]] = '\0';
+    buf1[have[1]] = '\0';
+}
+
+/* fork_piped(): where the child's standard output and error go, and whether
+ * it may leave a core file. */
+enum { OUT_TO_FIRST = 1, OUT_TO_SECOND = 2, ERR_TO_SECOND = 4, NO_CORE_DUMP = 8 };
+
+/* Fork a child with two pipes to the parent; its standard output and error
+ * go to them as `how` says, and it runs child(arg, fd), fd the write end of
+ * the first pipe (its stdout when that goes there), then _exit(127)s if
+ * child returned.  The parent reads both pipes to their end into first[]
+ * and second[], as read_both() does, and waits for the child.  Returns its
+ * wait status, or -1 when it could not be started. */
+__attribute__((unused)) static int fork_piped(int how, void (*child)(void *arg, int fd), void *arg, char *first,
+                                              size_t first_size, char *second, size_t second_size)
+{
+    int a[2], b[2];
+    first[0] = second[0] = '\0';
+    if (pipe(a) != 0)
+        return -1;
+    if (pipe(b) != 0) {
+        close(a[0]);
+        close(a[1]);
+        return -1;
+    }
+    fflush(stdout);
+    pid_t pid = fork();
+    if (pid == 0) {
+        if (how & NO_CORE_DUMP) {
+            struct rlimit no_core = { 0, 0 };
+            setrlimit(RLIMIT_CORE, &no_core);
+        }
+        close(a[0]);
+        close(b[0]);
+        if (how & OUT_TO_FIRST)
+            dup2(a[1], STDOUT_FILENO);
+        if (how & OUT_TO_SECOND)
+            dup2(b[1], STDOUT_FILENO);
+        if (how & ERR_TO_SECOND)
+            dup2(b[1], STDERR_FILENO);
+        close(b[1]);
+        if (how & OUT_TO_FIRST) {
+            close(a[1]);
+            a[1] = STDOUT_FILENO;
+        }
+        child(arg, a[1]);
+        _exit(127);
+    }
+    close(a[1]);
+    close(b[1]);
+    if (pid > 0)
+        read_both(a[0], first, first_size, b[0], second, second_size);
+    close(a[0]);
+    close(b[0]);
+    int status = -1;
+    if (pid > 0)
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+            ;
+    return status;
+}
+
+struct command {
+    const char *file;
+    char *const *argv, *const *env;
+};
+
+__attribute__((unused)) static void exec_command(void *arg, int fd)
+{
+    const struct command *c = (const struct command *)arg;
+    (void)fd;
+    if (c->env != NULL)
+        execve(c->file, c->argv, c->env);
+    else
+        execvp(c->file, c->argv);
+}
+
+/* Run argv: execve of `file` with env, or a PATH search with this
+ * environment when env is NULL.  Its standard output lands in out[], its
+ * standard error in err[] (NUL-terminated, cut to size).  Returns the wait
+ * status, or -1 when it could not be started. */
+__attribute__((unused)) static int run_command(const char *file, char *const argv[], char *const env[], char *out,
+                                               size_t out_size, char *err, size_t err_size)
+{
+    struct command c = { file, argv, env };
+    return fork_piped(OUT_TO_FIRST | ERR_TO_SECOND, exec_command, &c, out, out_size, err, err_size);
+}
+
+/* A wait status in words, for a TAP line: "exit 3" followed by what
+ * meaning(3) says, "killed by signal 6 (Aborted)", "no child" for -1. */
+__attribute__((unused)) static void status_text(char *out, size_t size, int status, const char *(*meaning)(int code))
+{
+    if (status == -1)
+        snprintf(out, size, "no child");
+    else if (WIFSIGNALED(status))
+        snprintf(out, size, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else if (WIFEXITED(status))
+        snprintf(out, size, "exit %d%s", WEXITSTATUS(status), meaning(WEXITSTATUS(status)));
+    else
+        snprintf(out, size, "status 0x%x", status);
+}
+
+/* ---- a child that misuses the heap on purpose ----
+ * Before it misbehaves, it announces on the pipe expect_fd the exact line
+ * it expects mymalloc to print on its stderr; the parent compares the two
+ * with check_lines(). */
+
+__attribute__((unused)) static int expect_fd = -1;
+
+/* The exact line the child expects on stderr (one call per line).  A child
+ * that cannot announce it exits with status 2. */
+__attribute__((format(printf, 1, 2), unused)) static void expect(const char *fmt, ...)
+{
+    char line[600];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0 || (size_t)n >= sizeof line - 1)
+        _exit(2);
+    line[n++] = '\n';
+    if (write(expect_fd, line, (size_t)n) != n)
+        _exit(2);
+}
+
+/* Is the child's stderr (got) exactly what it announced (want)?  One TAP
+ * point. */
+__attribute__((unused)) static void check_lines(const char *label, const char *want, const char *got)
+{
+    int same = want[0] != '\0' && strcmp(want, got) == 0;
+    ok(same, "%s: stderr is exactly: %.*s", label, (int)strcspn(want, "\n"), want);
+    if (!same)
+        diag("expected \"%s\", got \"%s\"", want, got);
+}
+
 /* ---- time ---- */
 
 /* Sleep the whole of ms milliseconds, signals or not. */
