@@ -164,18 +164,8 @@ static void test_realloc_aligned(void)
         fill_pattern(p, 1000, 7);
         static const size_t steps[] = { 5000, 60000, 300000, 2 * MIB, 150000, 20000, 600 };
         size_t kept = 1000;
-        for (size_t s = 0; s < sizeof steps / sizeof steps[0] && good; s++) {
-            unsigned char *q = launder(realloc(p, steps[s]));
-            if (q == NULL) {
-                good = 0;
-                break;
-            }
-            p = q;
-            if (steps[s] < kept)
-                kept = steps[s];
-            if (!has_pattern(p, kept, 7) || malloc_usable_size(p) < steps[s])
-                good = 0;
-        }
+        for (size_t s = 0; s < sizeof steps / sizeof steps[0] && good; s++)
+            good = resize_keeping(&p, steps[s], &kept) && has_pattern(p, kept, 7) && malloc_usable_size(p) >= steps[s];
         ok(good, "realloc of an aligned_alloc(%zu, 1000) block keeps its contents through grow and shrink", alignment);
         free(p);
     }

@@ -8,7 +8,7 @@
 // size check of sized operator delete (a wrong size aborts with one exact
 // line, every right size is accepted); and the family check (a block from
 // operator new, operator new[] or malloc freed by another family aborts).
-#include "util.h"
+#include "misuse.h"
 #include <cerrno>
 #include <csignal>
 #include <cstdarg>
@@ -193,8 +193,6 @@ void runs_clean(const char *what, void (*scenario)(int), int arg = 0)
     if (!good)
         show_child(o);
 }
-
-unsigned long addr(const void *p) { return (unsigned long)(std::uintptr_t)p; }
 
 // ------------------------------------------------------------ types for new-expressions
 

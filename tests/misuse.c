@@ -21,31 +21,14 @@
  * The per-thread cache of small blocks (when the library has one) is turned
  * off for the cases about the heap's own checks, and on for the "cache:"
  * cases (double free and use after free of a cached block). */
-#include "util.h"
+#include "misuse.h"
 
 /* glibc's own allocator, still exported: a pointer from another allocator. */
 extern void *__libc_malloc(size_t size);
 
 #define SIZE_FIELD ((((size_t)1 << 46) - 1) & ~(size_t)15)   /* header bits 4-45 */
 
-/* Exit codes of a child that did not die the expected way. */
-enum {
-    EXIT_SETUP = 3,        /* could not lay out the blocks it needed */
-    EXIT_WORK_ALLOC = 4,   /* the heap workout after the misuse could not allocate */
-    EXIT_WORK_DATA = 5,    /* ... found a block's contents changed */
-    EXIT_CASE = 7,         /* a case's own check after carrying on failed */
-    EXIT_MALLOPT = 9,      /* mallopt refused a setting */
-    EXIT_RETURNED = 10,    /* the misuse returned although abort was on */
-    EXIT_EXEC = 11,        /* re-executing the test failed */
-    EXIT_CHECK = 100,      /* + mymalloc_check() after the workout, when not what the case expects */
-    EXIT_CHECK_NOW = 200   /* + mymalloc_check() right after the misuse, likewise */
-};
-
 /* ------------------------------------------------------------------ child side */
-
-static int carry_on;          /* this child reports and carries on */
-
-static unsigned long addr(const void *p) { return (unsigned long)(uintptr_t)p; }
 
 /* Keep the compiler from reasoning about a pointer (no dead-store removal
  * before a free, no warnings about the deliberate misuse). */
@@ -67,12 +50,6 @@ static void scribble(void *p, char c, size_t n)
 }
 static size_t head_of(void *p) { return words(p)[-1]; }
 static size_t size_in_header(void *p) { return head_of(p) & SIZE_FIELD; }
-
-__attribute__((noreturn)) static void setup_failed(const char *what)
-{
-    expect("(setup failed: %s)", what);
-    _exit(EXIT_SETUP);
-}
 
 /* k blocks of n bytes, each starting where the one before ends, zeroed (so no
  * stale header hides in them).  Scattered blocks are leaked and tried again. */
@@ -1315,38 +1292,10 @@ static int workout(int residual)
 
 /* ------------------------------------------------------------------ running a case */
 
-enum mode { MODE_ABORT, MODE_CARRY, MODE_CARRY_ENV, MODE_CARRY_GLIBC };
-
-/* Thresholds fixed whatever the environment says; the cache of small blocks
- * off (when the library has one). */
-static int base_settings(void)
+__attribute__((noreturn)) static void child_main(const struct mcase *c, enum carry m, int fd)
 {
-    int set = default_thresholds();
-#ifdef M_MYMALLOC_TCACHE
-    set = set && mallopt(M_MYMALLOC_TCACHE, 0) == 1;
-#endif
-    return set;
-}
-
-__attribute__((noreturn)) static void child_main(const struct mcase *c, enum mode m, int fd)
-{
-    expect_fd = fd;
-    alarm(30);                                 /* a hang fails the case, not the suite */
-    if (!(c->flags & LEVEL_ENV)) {
-        if ((c->flags & L2) && mallopt(M_MYMALLOC_CHECK, 2) != 1)
-            _exit(EXIT_MALLOPT);
-        if ((c->flags & L0) && mallopt(M_MYMALLOC_CHECK, 0) != 1)
-            _exit(EXIT_MALLOPT);
-    }
-#ifdef M_MYMALLOC_TCACHE
-    if ((c->flags & CACHE) && mallopt(M_MYMALLOC_TCACHE, 1) != 1)
-        _exit(EXIT_MALLOPT);
-#endif
-    if (m == MODE_CARRY && mallopt(M_MYMALLOC_ABORT, 0) != 1)
-        _exit(EXIT_MALLOPT);
-    if (m == MODE_CARRY_GLIBC && mallopt(M_CHECK_ACTION, 1) != 1)
-        _exit(EXIT_MALLOPT);
-    carry_on = m != MODE_ABORT;
+    int level = (c->flags & LEVEL_ENV) ? -1 : (c->flags & L2) ? 2 : (c->flags & L0) ? 0 : -1;
+    misuse_child_start(fd, level, c->flags & CACHE, m);
     c->run();
     if (!carry_on && !(c->flags & BENIGN))
         _exit(EXIT_RETURNED);
@@ -1359,7 +1308,7 @@ __attribute__((noreturn)) static void child_main(const struct mcase *c, enum mod
 static const char *self_path = "/proc/self/exe";
 
 /* Re-execute this program for one case, with the environment it needs. */
-__attribute__((noreturn)) static void reexec(int index, enum mode m, int fd)
+__attribute__((noreturn)) static void reexec(int index, enum carry m, int fd)
 {
     extern char **environ;
     size_t n = 0;
@@ -1396,7 +1345,7 @@ struct outcome {
 
 struct case_run {
     int index;
-    enum mode m;
+    enum carry m;
 };
 
 /* In the child: the case, re-executed when it needs an environment of its
@@ -1411,7 +1360,7 @@ static void case_child(void *arg, int fd)
 
 /* Run a case in a child (core dumps off) with its stderr on one pipe and
  * its expected lines on another. */
-static struct outcome run(int index, enum mode m)
+static struct outcome run(int index, enum carry m)
 {
     struct case_run r = { index, m };
     struct outcome o;
@@ -1436,7 +1385,7 @@ static const char *exit_meaning(int code)
     }
 }
 
-static const char *mode_label(enum mode m)
+static const char *mode_label(enum carry m)
 {
     switch (m) {
     case MODE_CARRY: return "carry on (mallopt M_MYMALLOC_ABORT 0)";
@@ -1468,7 +1417,7 @@ static void run_case(int index)
     if (c->flags & SELF)
         return;
 
-    enum mode m = (c->flags & CARRY_ENV) ? MODE_CARRY_ENV : (c->flags & CARRY_GLIBC) ? MODE_CARRY_GLIBC : MODE_CARRY;
+    enum carry m = (c->flags & CARRY_ENV) ? MODE_CARRY_ENV : (c->flags & CARRY_GLIBC) ? MODE_CARRY_GLIBC : MODE_CARRY;
     snprintf(label, sizeof label, "%s [%s]", c->name, mode_label(m));
     o = run(index, m);
     status_text(how, sizeof how, o.status, exit_meaning);
@@ -1539,16 +1488,16 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--child") == 0) {
         int index = atoi(argv[2]);
-        if (index < 0 || index >= NCASES || !base_settings())
+        if (index < 0 || index >= NCASES || !misuse_settings())
             _exit(EXIT_EXEC);
-        child_main(&cases[index], (enum mode)atoi(argv[3]), atoi(argv[4]));
+        child_main(&cases[index], (enum carry)atoi(argv[3]), atoi(argv[4]));
     }
     if (access(self_path, X_OK) != 0)
         self_path = argv[0];
 
     if (mallopt(M_MYMALLOC_CHECK, 1) != 1)
         plan_skip_all("checks are off (MYMALLOC_CHECK=0 in the environment)");
-    int set = base_settings() && mallopt(M_MYMALLOC_ABORT, 1) == 1;
+    int set = misuse_settings() && mallopt(M_MYMALLOC_ABORT, 1) == 1;
 
     int points = 2 + LEVEL2_POINTS;
     for (int i = 0; i < NCASES; i++)

@@ -8,7 +8,7 @@
 // glibc's mallopt(M_CHECK_ACTION, 1)) and must keep a usable heap: a workout
 // of verified allocations, then mymalloc_check() == 0 and exit 0.  The
 // per-thread cache of small blocks is off except for the "cache:" cases.
-#include "util.h"
+#include "misuse.h"
 #include <cerrno>
 #include <csignal>
 #include <cstdarg>
@@ -19,15 +19,6 @@
 #include <new>
 
 namespace {
-
-enum {
-    EXIT_SETUP = 3, EXIT_WORK_ALLOC = 4, EXIT_WORK_DATA = 5, EXIT_CASE = 7, EXIT_MALLOPT = 9,
-    EXIT_RETURNED = 10, EXIT_CHECK = 100, EXIT_CHECK_NOW = 200
-};
-
-bool carry_on;
-
-unsigned long addr(const void *p) { return static_cast<unsigned long>(reinterpret_cast<std::uintptr_t>(p)); }
 
 // Hide a pointer from the optimizer: no elided new/delete pair, no
 // mismatched-new-delete reasoning.
@@ -45,12 +36,6 @@ std::size_t size_in_header(const void *p)
 
 struct S40 { char c[40]; };                 // operator new(40): a block of 48 bytes
 struct alignas(64) A64 { char c[40]; };     // operator new(40, align_val_t(64))
-
-[[noreturn]] void setup_failed(const char *what)
-{
-    expect("(setup failed: %s)", what);
-    _exit(EXIT_SETUP);
-}
 
 // Three S40 from operator new in a row: the middle one has in-use neighbours.
 S40 *guarded_new()
@@ -245,30 +230,9 @@ int workout()
 
 // ---- running a case ----
 
-enum mode { MODE_ABORT, MODE_CARRY, MODE_CARRY_GLIBC };
-
-bool base_settings()
+[[noreturn]] void child_main(const mcase &c, carry m, int fd)
 {
-    bool set = default_thresholds();
-#ifdef M_MYMALLOC_TCACHE
-    set = set && mallopt(M_MYMALLOC_TCACHE, 0) == 1;
-#endif
-    return set;
-}
-
-[[noreturn]] void child_main(const mcase &c, mode m, int fd)
-{
-    expect_fd = fd;
-    alarm(30);
-#ifdef M_MYMALLOC_TCACHE
-    if ((c.flags & CACHE) && mallopt(M_MYMALLOC_TCACHE, 1) != 1)
-        _exit(EXIT_MALLOPT);
-#endif
-    if (m == MODE_CARRY && mallopt(M_MYMALLOC_ABORT, 0) != 1)
-        _exit(EXIT_MALLOPT);
-    if (m == MODE_CARRY_GLIBC && mallopt(M_CHECK_ACTION, 1) != 1)
-        _exit(EXIT_MALLOPT);
-    carry_on = m != MODE_ABORT;
+    misuse_child_start(fd, -1, c.flags & CACHE, m);
     c.run();
     if (!carry_on)
         _exit(EXIT_RETURNED);
@@ -285,7 +249,7 @@ struct outcome {
 
 struct case_run {
     const mcase *c;
-    mode m;
+    carry m;
 };
 
 void case_child(void *arg, int fd)
@@ -294,7 +258,7 @@ void case_child(void *arg, int fd)
     child_main(*r->c, r->m, fd);
 }
 
-outcome run(const mcase &c, mode m)
+outcome run(const mcase &c, carry m)
 {
     case_run r = { &c, m };
     outcome o;
@@ -319,7 +283,7 @@ int main()
 {
     if (mallopt(M_MYMALLOC_CHECK, 1) != 1)
         plan_skip_all("checks are off (MYMALLOC_CHECK=0 in the environment)");
-    bool set = base_settings() && mallopt(M_MYMALLOC_ABORT, 1) == 1;
+    bool set = misuse_settings() && mallopt(M_MYMALLOC_ABORT, 1) == 1;
     plan(1 + 4 * NCASES);
     ok(set, "mallopt sets the thresholds, check level 1 and abort on misuse");
     diag("each case runs in a child with its stderr captured; %d cases", NCASES);
@@ -333,7 +297,7 @@ int main()
            label, how);
         check_lines(label, o.want, o.got);
 
-        mode m = (c.flags & CARRY_GLIBC) ? MODE_CARRY_GLIBC : MODE_CARRY;
+        carry m = (c.flags & CARRY_GLIBC) ? MODE_CARRY_GLIBC : MODE_CARRY;
         o = run(c, m);
         std::snprintf(label, sizeof label, "%s [carry on (%s)]", c.name,
                       m == MODE_CARRY_GLIBC ? "mallopt M_CHECK_ACTION 1" : "mallopt M_MYMALLOC_ABORT 0");

@@ -252,14 +252,10 @@ static void test_mremap(void)
     int good = 1;
     size_t kept = size;
     for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
-        unsigned char *q = resize(p, steps[s]);
-        if (q == NULL) {
+        if (!resize_keeping(&p, steps[s], &kept)) {
             good = 0;
             break;
         }
-        p = q;
-        if (steps[s] < kept)
-            kept = steps[s];
         struct mallinfo2 m = mallinfo2();
         if (!has_pattern(p, kept, 13) || m.hblks != hblks + 1 || m.hblkhd < steps[s] ||
             malloc_usable_size(p) < steps[s])

@@ -160,6 +160,20 @@ __attribute__((unused)) static int all_bytes(const void *p, size_t from, size_t 
     return 1;
 }
 
+/* realloc *p to n bytes, the pointers hidden from the compiler; *kept, how
+ * many bytes of the old contents must have survived, drops to n when the
+ * block shrank.  0, and *p left alone, when realloc failed. */
+__attribute__((unused)) static int resize_keeping(unsigned char **p, size_t n, size_t *kept)
+{
+    unsigned char *q = (unsigned char *)launder(realloc(launder(*p), n));
+    if (q == NULL)
+        return 0;
+    *p = q;
+    if (n < *kept)
+        *kept = n;
+    return 1;
+}
+
 /* ---- random numbers: fixed seeds, the same sequence on every run ---- */
 
 /* A 64-bit linear congruential generator; its high 31 bits. */
@@ -449,39 +463,6 @@ __attribute__((unused)) static void status_text(char *out, size_t size, int stat
         snprintf(out, size, "exit %d%s", WEXITSTATUS(status), meaning(WEXITSTATUS(status)));
     else
         snprintf(out, size, "status 0x%x", status);
-}
-
-/* ---- a child that misuses the heap on purpose ----
- * Before it misbehaves, it announces on the pipe expect_fd the exact line
- * it expects mymalloc to print on its stderr; the parent compares the two
- * with check_lines(). */
-
-__attribute__((unused)) static int expect_fd = -1;
-
-/* The exact line the child expects on stderr (one call per line).  A child
- * that cannot announce it exits with status 2. */
-__attribute__((format(printf, 1, 2), unused)) static void expect(const char *fmt, ...)
-{
-    char line[600];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof line - 1)
-        _exit(2);
-    line[n++] = '\n';
-    if (write(expect_fd, line, (size_t)n) != n)
-        _exit(2);
-}
-
-/* Is the child's stderr (got) exactly what it announced (want)?  One TAP
- * point. */
-__attribute__((unused)) static void check_lines(const char *label, const char *want, const char *got)
-{
-    int same = want[0] != '\0' && strcmp(want, got) == 0;
-    ok(same, "%s: stderr is exactly: %.*s", label, (int)strcspn(want, "\n"), want);
-    if (!same)
-        diag("expected \"%s\", got \"%s\"", want, got);
 }
 
 /* ---- time ---- */
