@@ -40,12 +40,9 @@ static void test_free_orders(void)
 
     for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
         void *blk[4];
-        if (!alloc_adjacent(blk, req, 4, BINS_EMPTY)) {
-            ok(0, "free order %s: could not get four adjacent blocks", orders[o].name);
-            skip(2, "no adjacent blocks");
-            free_junk();
+        if (!adjacent_or_fail(blk, req, 4, BINS_EMPTY, 2, "free order %s: could not get four adjacent blocks",
+                              orders[o].name))
             continue;
-        }
         size_t total = 3 * block_bytes(blk[0]);
         for (int i = 0; i < 3; i++)
             memset(blk[orders[o].order[i]], 0x5c, 200);
@@ -72,12 +69,8 @@ static void test_no_false_merge(void)
     void *blk[4];
     static const size_t req[4] = { 300, 300, 300, 16 };
 
-    if (!alloc_adjacent(blk, req, 4, BINS_EMPTY)) {
-        ok(0, "could not get four adjacent blocks");
-        skip(1, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 4, BINS_EMPTY, 1, "could not get four adjacent blocks"))
         return;
-    }
     size_t one = block_bytes(blk[0]);
     release(blk[0]);
     release(blk[2]);
@@ -101,10 +94,7 @@ static void test_merge_into_top(void)
     static const size_t req[3] = { 500, 700, 900 };
     int set = mallopt(M_TRIM_THRESHOLD, -1);   /* keep the top as it is */
 
-    if (!alloc_adjacent(blk, req, 3, BINS_EMPTY)) {
-        ok(0, "could not get three adjacent blocks");
-        skip(2, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 3, BINS_EMPTY, 2, "could not get three adjacent blocks")) {
         mallopt(M_TRIM_THRESHOLD, 128 * 1024);
         return;
     }
@@ -175,12 +165,8 @@ static void test_split(void)
     void *blk[2];
     static const size_t req[2] = { 4000, 32 };   /* big, guard */
 
-    if (!alloc_adjacent(blk, req, 2, BINS_EMPTY)) {
-        ok(0, "could not get two adjacent blocks");
-        skip(4, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 2, BINS_EMPTY, 4, "could not get two adjacent blocks"))
         return;
-    }
     char *big = blk[0];
     size_t size = block_bytes(big);
     release(big);
@@ -227,12 +213,9 @@ static void test_best_fit(void)
 
     for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
         void *blk[6];
-        if (!alloc_adjacent(blk, req, 6, BINS_EMPTY)) {
-            ok(0, "best fit (%s): could not get adjacent blocks", orders[o].name);
-            skip(3, "no adjacent blocks");
-            free_junk();
+        if (!adjacent_or_fail(blk, req, 6, BINS_EMPTY, 3, "best fit (%s): could not get adjacent blocks",
+                              orders[o].name))
             continue;
-        }
         void *sized[3] = { blk[0], blk[2], blk[4] };   /* 2000, 3000, 2500 */
         for (int i = 0; i < 3; i++)
             release(sized[orders[o].order[i]]);
@@ -252,7 +235,7 @@ static void test_best_fit(void)
 
     /* Nothing fits: the request comes from the top and the bins stay as they were. */
     void *blk[6];
-    if (alloc_adjacent(blk, req, 6, BINS_EMPTY)) {
+    if (adjacent_or_fail(blk, req, 6, BINS_EMPTY, 0, "could not get adjacent blocks")) {
         release(blk[0]);
         release(blk[2]);
         release(blk[4]);
@@ -263,8 +246,6 @@ static void test_best_fit(void)
         release(p);
         for (int i = 1; i < 6; i += 2)
             release(blk[i]);
-    } else {
-        ok(0, "could not get adjacent blocks");
     }
     free_junk();
 
@@ -272,12 +253,8 @@ static void test_best_fit(void)
      * whichever was freed first. */
     static const size_t req2[4] = { 2100, 32, 2500, 32 };
     for (int order = 0; order < 2; order++) {
-        if (!alloc_adjacent(blk, req2, 4, BINS_EMPTY)) {
-            ok(0, "could not get adjacent blocks");
-            skip(1, "no adjacent blocks");
-            free_junk();
+        if (!adjacent_or_fail(blk, req2, 4, BINS_EMPTY, 1, "could not get adjacent blocks"))
             continue;
-        }
         release(blk[order == 0 ? 0 : 2]);
         release(blk[order == 0 ? 2 : 0]);
         void *p = xmalloc(2050);
@@ -301,7 +278,7 @@ static void test_small_classes(void)
     void *blk[4];
     static const size_t req[2] = { 40, 32 };   /* a 48-byte block, guard */
 
-    if (alloc_adjacent(blk, req, 2, BINS_EMPTY)) {
+    if (adjacent_or_fail(blk, req, 2, BINS_EMPTY, 1, "could not get adjacent blocks")) {
         void *p = blk[0];
         int sized = block_bytes(p) == 48;
         release(p);
@@ -312,15 +289,12 @@ static void test_small_classes(void)
         ok(q == p, "and for malloc(33), the same class");
         release(q);
         release(blk[1]);
-    } else {
-        ok(0, "could not get adjacent blocks");
-        skip(1, "no adjacent blocks");
     }
     free_junk();
 
     /* LIFO within a class. */
     static const size_t req4[4] = { 40, 32, 40, 32 };
-    if (alloc_adjacent(blk, req4, 4, BINS_EMPTY)) {
+    if (adjacent_or_fail(blk, req4, 4, BINS_EMPTY, 0, "could not get adjacent blocks")) {
         release(blk[0]);
         release(blk[2]);
         void *p = xmalloc(40);
@@ -330,28 +304,24 @@ static void test_small_classes(void)
         release(q);
         release(blk[1]);
         release(blk[3]);
-    } else {
-        ok(0, "could not get adjacent blocks");
     }
     free_junk();
 
     /* A 64-byte block serves a 48-byte request whole: 16 bytes cannot stand alone. */
     static const size_t req64[2] = { 56, 32 };
-    if (alloc_adjacent(blk, req64, 2, BINS_EMPTY)) {
+    if (adjacent_or_fail(blk, req64, 2, BINS_EMPTY, 0, "could not get adjacent blocks")) {
         release(blk[0]);
         void *p = xmalloc(40);
         ok(p == blk[0] && malloc_usable_size(p) == 56 && bin_bytes() == 0,
            "malloc(40) takes a free 64-byte block whole (usable %zu)", p ? malloc_usable_size(p) : 0);
         release(p);
         release(blk[1]);
-    } else {
-        ok(0, "could not get adjacent blocks");
     }
     free_junk();
 
     /* A 128-byte block split for a 48-byte request: the 80-byte rest serves the next. */
     static const size_t req128[2] = { 120, 32 };
-    if (alloc_adjacent(blk, req128, 2, BINS_EMPTY)) {
+    if (adjacent_or_fail(blk, req128, 2, BINS_EMPTY, 0, "could not get adjacent blocks")) {
         release(blk[0]);
         void *p = xmalloc(40);
         void *q = xmalloc(72);
@@ -360,8 +330,6 @@ static void test_small_classes(void)
         release(p);
         release(q);
         release(blk[1]);
-    } else {
-        ok(0, "could not get adjacent blocks");
     }
     free_junk();
     ok(mymalloc_check() == 0, "heap sound after the small-class scenarios");

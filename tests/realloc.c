@@ -62,12 +62,8 @@ static void test_grow_into_neighbour(void)
     void *blk[3];
     static const size_t req[3] = { 200, 200, 32 };   /* a, b, guard */
 
-    if (!alloc_adjacent(blk, req, 3, BINS_DRAINED_ONCE)) {
-        ok(0, "could not get three adjacent blocks");
-        skip(3, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 3, BINS_DRAINED_ONCE, 3, "could not get three adjacent blocks"))
         return;
-    }
     unsigned char *a = blk[0], *b = blk[1];
     size_t a_block = block_bytes(a), b_block = block_bytes(b);
     fill_pattern(a, 200, 4);
@@ -161,12 +157,8 @@ static void test_move(void)
     void *blk[2];
     static const size_t req[2] = { 200, 200 };
 
-    if (!alloc_adjacent(blk, req, 2, BINS_DRAINED_ONCE)) {
-        ok(0, "could not get two adjacent blocks");
-        skip(1, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 2, BINS_DRAINED_ONCE, 1, "could not get two adjacent blocks"))
         return;
-    }
     unsigned char *a = blk[0], *b = blk[1];
     fill_pattern(a, 200, 8);
     fill_pattern(b, 200, 9);
@@ -187,12 +179,8 @@ static void test_threshold(void)
     static const size_t req[2] = { 100, 100 };
     size_t hblks = mapped_blocks();
 
-    if (!alloc_adjacent(blk, req, 2, BINS_DRAINED_ONCE)) {
-        ok(0, "could not get two adjacent blocks");
-        skip(3, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 2, BINS_DRAINED_ONCE, 3, "could not get two adjacent blocks"))
         return;
-    }
     unsigned char *a = blk[0], *b = blk[1];
     fill_pattern(a, 100, 10);
     fill_pattern(b, 100, 11);

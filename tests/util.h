@@ -287,6 +287,26 @@ __attribute__((unused)) static int alloc_adjacent(void **out, const size_t *req,
     return 0;
 }
 
+/* alloc_adjacent(); when the blocks could not be arranged, a failed point
+ * (fmt and what follows describe it), `skipped` skipped points for those
+ * that needed the blocks, and free_junk(): 0 then. */
+__attribute__((format(printf, 6, 7), unused)) static int adjacent_or_fail(void **out, const size_t *req, int count,
+                                                                         enum bins bins, int skipped,
+                                                                         const char *fmt, ...)
+{
+    if (alloc_adjacent(out, req, count, bins))
+        return 1;
+    char what[200];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    ok(0, "%s", what);
+    skip(skipped, "no adjacent blocks");
+    free_junk();
+    return 0;
+}
+
 /* ---- settings and the end of a test ---- */
 
 /* The documented defaults of the thresholds (mmap threshold, trim threshold
