@@ -135,6 +135,20 @@ static size_t kept_allowance(size_t kept_bytes)
     return kept_bytes + (COUNT / 16) * 2 * page;
 }
 
+/* Once the pattern's free memory is released: RSS at most the kept blocks'
+ * allowance and 1 MiB above where it was before, the kept blocks intact,
+ * the heap sound.  Three points. */
+static void released_but_kept(const char *how, size_t before, size_t peak, size_t kept_bytes)
+{
+    size_t released = rss_bytes();
+    ok(released <= before + kept_allowance(kept_bytes) + MIB,
+       "%s: the pages between the kept blocks (%zu KiB live) are released: RSS %+ld KiB from before "
+       "(at most %zu KiB allowed), %+ld KiB from the peak", how, kept_bytes / KIB, kib(released, before),
+       (kept_allowance(kept_bytes) + MIB) / KIB, kib(released, peak));
+    ok(kept_intact(), "%s: the %d kept blocks next to the released memory hold their bytes", how, COUNT / 16);
+    ok(mymalloc_check() == 0, "%s: mymalloc_check() finds a sound heap", how);
+}
+
 /* malloc_trim(0): with a decay of -1 nothing goes back on its own; the
  * calls release everything free at once. */
 static void fragment_with_trim(size_t start)
@@ -150,13 +164,7 @@ static void fragment_with_trim(size_t start)
     ok(freed + 4 * MIB >= peak, "%s: with a decay of -1, freeing all but every 16th block keeps the pages "
        "(RSS %+ld KiB from the peak)", how, kib(freed, peak));
     ok(malloc_trim(0) == 1, "%s: malloc_trim(0) returns 1", how);
-    size_t released = rss_bytes();
-    ok(released <= before + kept_allowance(kept_bytes) + MIB,
-       "%s: the pages between the kept blocks (%zu KiB live) are released: RSS %+ld KiB from before "
-       "(at most %zu KiB allowed), %+ld KiB from the peak", how, kept_bytes / KIB, kib(released, before),
-       (kept_allowance(kept_bytes) + MIB) / KIB, kib(released, peak));
-    ok(kept_intact(), "%s: the %d kept blocks next to the released memory hold their bytes", how, COUNT / 16);
-    ok(mymalloc_check() == 0, "%s: mymalloc_check() finds a sound heap", how);
+    released_but_kept(how, before, peak, kept_bytes);
     pattern_free_rest();
     malloc_trim(0);
     size_t end = rss_bytes();
@@ -204,13 +212,7 @@ static void fragment_with_decay(size_t start)
        "and exited (RSS %+ld KiB)", how, COUNT, kib(worker_peak, before), kib(freed, before));
     sleep_ms(100);
     ok(heap_ops(), "%s: 100 ms later, 64 heap operations (a block shrunk and grown back in place)", how);
-    size_t released = rss_bytes();
-    ok(released <= before + kept_allowance(worker_kept_bytes) + MIB,
-       "%s: the pages between the kept blocks (%zu KiB live) are released: RSS %+ld KiB from before "
-       "(at most %zu KiB allowed), %+ld KiB from the peak", how, worker_kept_bytes / KIB, kib(released, before),
-       (kept_allowance(worker_kept_bytes) + MIB) / KIB, kib(released, worker_peak));
-    ok(kept_intact(), "%s: the %d kept blocks next to the released memory hold their bytes", how, COUNT / 16);
-    ok(mymalloc_check() == 0, "%s: mymalloc_check() finds a sound heap", how);
+    released_but_kept(how, before, worker_peak, worker_kept_bytes);
     ran = in_thread(worker_free_rest, NULL);
     sleep_ms(100);
     ran = heap_ops() && ran;

@@ -126,6 +126,23 @@ static int prefix_intact(const unsigned char *p, size_t keep, size_t old, uint64
     return 1;
 }
 
+/* realloc q, a block of `old` bytes filled with `stamp`, to `size` bytes:
+ * the new block, its first bytes checked to be q's (counted as lost when
+ * they are not), or NULL when realloc failed (counted, and q freed). */
+static unsigned char *realloc_checked(struct stats *st, unsigned char *q, size_t old, uint64_t stamp, size_t size)
+{
+    uintptr_t old_addr = (uintptr_t)q;
+    unsigned char *p = realloc(launder(q), size);   /* hidden: GCC would warn of the free(q) below */
+    if (p == NULL) {
+        st->failures++;
+        free(q);
+        return NULL;
+    }
+    if (!prefix_intact(p, old < size ? old : size, old, stamp, old_addr))
+        st->realloc_lost++;
+    return p;
+}
+
 static size_t random_size(uint64_t *seed)
 {
     uint64_t r = xorshift(seed);
@@ -230,16 +247,10 @@ static void *worker_main(void *arg)
             }
             check_new(st, q, first, 0);
             fill(q, first, stamp, 0);
-            uintptr_t old_addr = (uintptr_t)q;
-            p = realloc(q, size);
+            p = realloc_checked(st, q, first, stamp, size);
             st->reallocs++;
-            if (p == NULL) {
-                st->failures++;
-                free(q);
+            if (p == NULL)
                 continue;
-            }
-            if (!prefix_intact(p, first < size ? first : size, first, stamp, old_addr))
-                st->realloc_lost++;
         } else {                                        /* realloc another thread's block */
             unsigned char *q = __atomic_exchange_n(&slots[slot], NULL, __ATOMIC_ACQ_REL);
             size_t old;
@@ -254,16 +265,10 @@ static void *worker_main(void *arg)
             }
             if (old >= 32)
                 q[1] = 0;       /* realloc keeps only 16-byte alignment */
-            uintptr_t old_addr = (uintptr_t)q;
-            p = realloc(q, size);
+            p = realloc_checked(st, q, old, old_stamp, size);
             st->slot_reallocs++;
-            if (p == NULL) {
-                st->failures++;
-                free(q);
+            if (p == NULL)
                 continue;
-            }
-            if (!prefix_intact(p, old < size ? old : size, old, old_stamp, old_addr))
-                st->realloc_lost++;
         }
         if (p == NULL) {
             st->failures++;
