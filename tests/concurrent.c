@@ -106,6 +106,29 @@ static int parse_number(const char *s, double lo, double hi, double *out)
     return 1;
 }
 
+/* The options without a value: each sets its flag. */
+static int *switch_named(const char *name)
+{
+    static const struct {
+        const char *name;
+        int *flag;
+    } switches[] = {
+        { "--plain", &opt.plain },
+        { "--rlimit-as", &opt.rlimit_as },
+        { "--no-fork", &opt.no_fork },
+        { "--no-destructor-threads", &opt.no_dtor },
+        { "--no-short-threads", &opt.no_short },
+        { "--no-mallopt", &opt.no_mallopt },
+        { "--no-fit", &opt.no_fit },
+        { "--no-stats", &opt.no_stats },
+        { "--no-top-calloc", &opt.no_top_calloc },
+    };
+    for (size_t i = 0; i < sizeof switches / sizeof switches[0]; i++)
+        if (strcmp(name, switches[i].name) == 0)
+            return switches[i].flag;
+    return NULL;
+}
+
 static void parse_options(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -143,26 +166,12 @@ static void parse_options(int argc, char **argv)
             if (!bad)
                 opt.margin_mib = (size_t)d;
             i++;
-        } else if (strcmp(a, "--plain") == 0) {
-            opt.plain = 1;
-        } else if (strcmp(a, "--rlimit-as") == 0) {
-            opt.rlimit_as = 1;
-        } else if (strcmp(a, "--no-fork") == 0) {
-            opt.no_fork = 1;
-        } else if (strcmp(a, "--no-destructor-threads") == 0) {
-            opt.no_dtor = 1;
-        } else if (strcmp(a, "--no-short-threads") == 0) {
-            opt.no_short = 1;
-        } else if (strcmp(a, "--no-mallopt") == 0) {
-            opt.no_mallopt = 1;
-        } else if (strcmp(a, "--no-fit") == 0) {
-            opt.no_fit = 1;
-        } else if (strcmp(a, "--no-stats") == 0) {
-            opt.no_stats = 1;
-        } else if (strcmp(a, "--no-top-calloc") == 0) {
-            opt.no_top_calloc = 1;
         } else {
-            bad = 1;
+            int *flag = switch_named(a);
+            if (flag != NULL)
+                *flag = 1;
+            else
+                bad = 1;
         }
         if (bad) {
             fprintf(stderr, "concurrent: bad option or value: %s%s%s\n", a, v != NULL ? " " : "", v != NULL ? v : "");

@@ -1014,7 +1014,7 @@ void wrong_size_aligned(int)
 {
     void *p = ::operator new(100, align_val_t(64));
     expect("mymalloc: operator delete(): wrong size for 0x%lx (20 bytes given, block of %zu bytes)", addr(p),
-              block_bytes(p));
+           block_bytes(p));
     ::operator delete(p, (std::size_t)20, align_val_t(64));
 }
 
@@ -1022,7 +1022,7 @@ void wrong_size_aligned_array(int)
 {
     void *p = ::operator new[](100, align_val_t(256));
     expect("mymalloc: operator delete[](): wrong size for 0x%lx (200 bytes given, block of %zu bytes)", addr(p),
-              block_bytes(p));
+           block_bytes(p));
     ::operator delete[](p, (std::size_t)200, align_val_t(256));
 }
 
@@ -1030,7 +1030,7 @@ void wrong_size_mapped(int)
 {
     void *p = ::operator new(MiB);
     expect("mymalloc: operator delete(): wrong size for 0x%lx (524288 bytes given, block of %zu bytes)",
-              addr(p), block_bytes(p));
+           addr(p), block_bytes(p));
     ::operator delete(p, MiB / 2);
 }
 
@@ -1039,7 +1039,7 @@ void wrong_size_mapped(int)
     Derived *d = new Derived;                        // 204 bytes: a block of 224
     Base *b = d;
     expect("mymalloc: operator delete(): wrong size for 0x%lx (%zu bytes given, block of %zu bytes)", addr(b),
-              sizeof(Base), block_bytes(d));
+           sizeof(Base), block_bytes(d));
     if (block_bytes(d) != 224)
         _exit(3);
     delete keep(b);                                  // sized delete with sizeof(Base)
@@ -1053,19 +1053,23 @@ void wrong_size_mapped(int)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void *malloc_new(std::size_t n) { return std::malloc(n); }
 
-void new_array_then_delete(int)
+// A 64-byte block from make (which calls itself `maker` in reports) given
+// to operator delete.
+void delete_from(void *(*make)(std::size_t), const char *maker)
 {
-    void *p = block_of_64(array_new);
-    expect("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by operator new[], block of 64 bytes)",
-              addr(p));
+    void *p = block_of_64(make);
+    expect("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by %s, block of 64 bytes)", addr(p),
+           maker);
     ::operator delete(p);
 }
+
+void new_array_then_delete(int) { delete_from(array_new, "operator new[]"); }
 
 void new_then_delete_array(int)
 {
     void *p = block_of_64(plain_new);
     expect("mymalloc: operator delete[](): wrong deallocator for 0x%lx (allocated by operator new, block of 64 "
-              "bytes)", addr(p));
+           "bytes)", addr(p));
     ::operator delete[](p);
 }
 
@@ -1076,19 +1080,13 @@ void new_then_free(int)
     std::free(keep(p));
 }
 
-void malloc_then_delete(int)
-{
-    void *p = block_of_64(malloc_new);
-    expect("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by malloc, block of 64 bytes)",
-              addr(p));
-    ::operator delete(p);
-}
+void malloc_then_delete(int) { delete_from(malloc_new, "malloc"); }
 
 void array_expression_then_delete(int)
 {
     Plain *p = new Plain[5];                         // 120 bytes: a block of 128
     expect("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by operator new[], block of %zu "
-              "bytes)", addr(p), block_bytes(p));
+           "bytes)", addr(p), block_bytes(p));
     delete keep(p);                                  // should have been delete[]
 }
 
@@ -1096,7 +1094,7 @@ void aligned_new_then_aligned_delete_array(int)
 {
     void *p = ::operator new(100, align_val_t(256));
     expect("mymalloc: operator delete[](): wrong deallocator for 0x%lx (allocated by operator new, block of %zu "
-              "bytes)", addr(p), block_bytes(p));
+           "bytes)", addr(p), block_bytes(p));
     ::operator delete[](p, align_val_t(256));
 }
 
@@ -1104,7 +1102,7 @@ void mapped_new_array_then_delete(int)
 {
     void *p = ::operator new[](MiB);
     expect("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by operator new[], block of %zu "
-              "bytes)", addr(p), block_bytes(p));
+           "bytes)", addr(p), block_bytes(p));
     ::operator delete(p);
 }
 
