@@ -174,7 +174,8 @@ static void test_realloc_aligned(void)
     unsigned char *p = allocate(FN_MEMALIGN, 4096, 8000);
     fill_pattern(p, 8000, 3);
     unsigned char *q = launder(realloc(p, 3000));
-    ok(q == p && aligned_to(q, 4096) && has_pattern(q, 3000, 3), "realloc shrink of a memalign(4096, 8000) block stays in place");
+    ok(q == p && aligned_to(q, 4096) && has_pattern(q, 3000, 3),
+       "realloc shrink of a memalign(4096, 8000) block stays in place");
     free(q);
 
     /* posix_memalign block grown (in place or moved): contents kept. */
