@@ -3,60 +3,11 @@
  * usable room, many of them alive at once hold their contents, frees in a
  * mixed order leave a sound heap, and realloc of an aligned block keeps its
  * contents. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
-
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
-
-static void *launder(void *p)
-{
-    __asm__ volatile("" : "+r"(p) : : "memory");
-    return p;
-}
-
-static int aligned_to(const void *p, size_t alignment)
-{
-    return ((uintptr_t)p & (alignment - 1)) == 0;
-}
-
-static unsigned char pattern_byte(size_t i, unsigned seed)
-{
-    return (unsigned char)(seed * 151u + i * 13u + (i >> 11) + 1);
-}
-
-static void fill(void *p, size_t n, unsigned seed)
-{
-    unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        c[i] = pattern_byte(i, seed);
-}
-
-static int filled(const void *p, size_t n, unsigned seed)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i] != pattern_byte(i, seed))
-            return 0;
-    return 1;
-}
+#include "util.h"
 
 /* A fixed-seed generator: the same sequence on every run. */
 static uint64_t rng_state = 0x9e3779b97f4a7c15u;
-static uint32_t rng(void)
-{
-    rng_state = rng_state * 6364136223846793005u + 1442695040888963407u;
-    return (uint32_t)(rng_state >> 33);
-}
+static uint32_t rng(void) { return lcg_next(&rng_state); }
 
 enum fn { FN_POSIX_MEMALIGN, FN_ALIGNED_ALLOC, FN_MEMALIGN, FN_COUNT };
 static const char *const fn_name[FN_COUNT] = { "posix_memalign", "aligned_alloc", "memalign" };
@@ -112,7 +63,7 @@ static void test_alignment(size_t alignment, unsigned round)
             blocks[count].p = p;
             blocks[count].size = sizes[s];
             blocks[count].seed = round * 100 + (unsigned)(f * NSIZES + s);
-            fill(p, sizes[s], blocks[count].seed);
+            fill_pattern(p, sizes[s], blocks[count].seed);
             count++;
         }
         if (!ok(good, "%s(alignment %zu): aligned, usable >= size for all %d sizes", fn_name[f], alignment,
@@ -122,7 +73,7 @@ static void test_alignment(size_t alignment, unsigned round)
 
     size_t clobbered = 0;
     for (size_t i = 0; i < count; i++)
-        if (!filled(blocks[i].p, blocks[i].size, blocks[i].seed))
+        if (!has_pattern(blocks[i].p, blocks[i].size, blocks[i].seed))
             clobbered++;
     int problems = mymalloc_check();
     ok(clobbered == 0 && problems == 0, "alignment %zu: %zu blocks alive hold their patterns, heap sound (%zu clobbered, %d problems)",
@@ -139,7 +90,7 @@ static void test_alignment(size_t alignment, unsigned round)
         free(blocks[i].p);
     clobbered = 0;
     for (size_t i = count / 2; i < count; i++)
-        if (!filled(blocks[i].p, blocks[i].size, blocks[i].seed))
+        if (!has_pattern(blocks[i].p, blocks[i].size, blocks[i].seed))
             clobbered++;
     for (size_t i = count / 2; i < count; i++)
         free(blocks[i].p);
@@ -160,7 +111,7 @@ static void test_mixed(void)
     for (int step = 0; step < STEPS; step++) {
         unsigned i = rng() % SLOTS;
         if (slot[i].p != NULL) {
-            if (!filled(slot[i].p, slot[i].size, slot[i].seed))
+            if (!has_pattern(slot[i].p, slot[i].size, slot[i].seed))
                 clobbered++;
             free(slot[i].p);
             slot[i].p = NULL;
@@ -181,14 +132,14 @@ static void test_mixed(void)
         slot[i].size = size;
         slot[i].seed = (unsigned)step;
         align_of[i] = alignment;
-        fill(p, size, slot[i].seed);
+        fill_pattern(p, size, slot[i].seed);
     }
     ok(failed == 0 && misaligned == 0, "mixed: %d random aligned allocations aligned and big enough (%zu failed, %zu bad)",
        STEPS, failed, misaligned);
     for (int i = 0; i < SLOTS; i++) {
         if (slot[i].p == NULL)
             continue;
-        if (!filled(slot[i].p, slot[i].size, slot[i].seed) || !aligned_to(slot[i].p, align_of[i]))
+        if (!has_pattern(slot[i].p, slot[i].size, slot[i].seed) || !aligned_to(slot[i].p, align_of[i]))
             clobbered++;
         free(slot[i].p);
     }
@@ -210,30 +161,21 @@ static void test_realloc_aligned(void)
             free(p);
             continue;
         }
-        fill(p, 1000, 7);
+        fill_pattern(p, 1000, 7);
         static const size_t steps[] = { 5000, 60000, 300000, 2 * MIB, 150000, 20000, 600 };
         size_t kept = 1000;
-        for (size_t s = 0; s < sizeof steps / sizeof steps[0] && good; s++) {
-            unsigned char *q = launder(realloc(p, steps[s]));
-            if (q == NULL) {
-                good = 0;
-                break;
-            }
-            p = q;
-            if (steps[s] < kept)
-                kept = steps[s];
-            if (!filled(p, kept, 7) || malloc_usable_size(p) < steps[s])
-                good = 0;
-        }
+        for (size_t s = 0; s < sizeof steps / sizeof steps[0] && good; s++)
+            good = resize_keeping(&p, steps[s], &kept) && has_pattern(p, kept, 7) && malloc_usable_size(p) >= steps[s];
         ok(good, "realloc of an aligned_alloc(%zu, 1000) block keeps its contents through grow and shrink", alignment);
         free(p);
     }
 
     /* A heap block from memalign shrinks in place and keeps its alignment. */
     unsigned char *p = allocate(FN_MEMALIGN, 4096, 8000);
-    fill(p, 8000, 3);
+    fill_pattern(p, 8000, 3);
     unsigned char *q = launder(realloc(p, 3000));
-    ok(q == p && aligned_to(q, 4096) && filled(q, 3000, 3), "realloc shrink of a memalign(4096, 8000) block stays in place");
+    ok(q == p && aligned_to(q, 4096) && has_pattern(q, 3000, 3),
+       "realloc shrink of a memalign(4096, 8000) block stays in place");
     free(q);
 
     /* posix_memalign block grown (in place or moved): contents kept. */
@@ -241,9 +183,9 @@ static void test_realloc_aligned(void)
     int r = posix_memalign(&v, 128, 777);
     p = launder(v);
     if (r == 0)
-        fill(p, 777, 4);
+        fill_pattern(p, 777, 4);
     q = r == 0 ? launder(realloc(p, 77777)) : NULL;
-    ok(q != NULL && filled(q, 777, 4), "realloc of a posix_memalign(128, 777) block to 77777 keeps its contents");
+    ok(q != NULL && has_pattern(q, 777, 4), "realloc of a posix_memalign(128, 777) block to 77777 keeps its contents");
     free(q);
     ok(mymalloc_check() == 0, "heap sound after the aligned reallocs");
 }
@@ -251,16 +193,11 @@ static void test_realloc_aligned(void)
 int main(void)
 {
     unsigned round = 0;
-    /* The documented defaults, whatever MYMALLOC_* / MALLOC_*_ the environment holds. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    mallopt(M_TOP_PAD, 128 * 1024);
-    mallopt(M_MMAP_MAX, 65536);
+    default_thresholds();
     diag("mymalloc %s: alignments 16 B .. 1 MiB", mymalloc_version());
     for (size_t alignment = 16; alignment <= MIB; alignment *= 2)
         test_alignment(alignment, round++);
     test_mixed();
     test_realloc_aligned();
-    ok(mymalloc_check() == 0, "mymalloc_check() == 0 at the end");
-    return done();
+    return done_with_check("mymalloc_check() == 0 at the end");
 }

@@ -3,81 +3,12 @@
  * overflow and zeroing, realloc corner cases, reallocarray, the aligned
  * allocators' argument checks, malloc_usable_size, mallopt, mallinfo2,
  * mallinfo, malloc_stats, free_sized, free_aligned_sized and the version. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
-
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
-
-/* The compiler knows what malloc and friends do and may fold comparisons of
- * their results or drop stores before free(): hide pointers and sizes. */
-static void *launder(void *p)
-{
-    __asm__ volatile("" : "+r"(p) : : "memory");
-    return p;
-}
-
-/* errno read through a volatile lvalue: GCC takes the malloc family (and
- * posix_memalign) to leave errno alone and would fold the test away. */
-static int errno_now(void) { return *(volatile int *)&errno; }
-
-static size_t hide(size_t n)
-{
-    __asm__ volatile("" : "+r"(n));
-    return n;
-}
-
-static int aligned_to(const void *p, size_t alignment)
-{
-    return ((uintptr_t)p & (alignment - 1)) == 0;
-}
-
-static unsigned char pattern_byte(size_t i, unsigned seed)
-{
-    return (unsigned char)(seed * 131u + i * 7u + (i >> 9));
-}
-
-static void fill(void *p, size_t n, unsigned seed)
-{
-    unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        c[i] = pattern_byte(i, seed);
-}
-
-static int filled(const void *p, size_t n, unsigned seed)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i] != pattern_byte(i, seed))
-            return 0;
-    return 1;
-}
-
-static int all_zero(const void *p, size_t n)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i] != 0)
-            return 0;
-    return 1;
-}
+#include "util.h"
 
 static size_t page_size(void)
 {
     return (size_t)sysconf(_SC_PAGESIZE);
 }
-
-static size_t mapped_blocks(void) { return mallinfo2().hblks; }
 
 /* ---- malloc(0), free(NULL), errno ---- */
 
@@ -126,7 +57,7 @@ static void test_free_errno(void)
      * it leaves a top far above the trim threshold, so free() trims the heap. */
     int raised = mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
     p = launder(malloc(512 * KIB));
-    fill(p, 512 * KIB, 9);
+    fill_pattern(p, 512 * KIB, 9);
     launder(p);
     size_t arena_before = mallinfo2().arena;
     errno = EILSEQ;
@@ -212,7 +143,7 @@ static void test_calloc_dirty(void)
             memset(p, 0xA5, malloc_usable_size(p));
             free(launder(p));
             unsigned char *q = launder(round % 2 ? calloc(hide(n), 1) : calloc(1, hide(n)));
-            if (q == NULL || !all_zero(q, n))
+            if (q == NULL || !all_bytes(q, 0, n, 0))
                 good = 0;
             free(q);
         }
@@ -229,7 +160,7 @@ static void test_calloc_dirty(void)
             memset(p, 0xA5, malloc_usable_size(p));
             free(launder(p));
             unsigned char *q = launder(calloc(1, hide(n)));
-            if (q == NULL || !all_zero(q, n))
+            if (q == NULL || !all_bytes(q, 0, n, 0))
                 good = 0;
             free(q);
             free(guard);
@@ -257,7 +188,7 @@ static void test_calloc_dirty(void)
             free(launder(blocks[i]));
         for (int i = 0; i < M; i++) {
             blocks[i] = launder(calloc(hide(n), 1));
-            if (blocks[i] == NULL || !all_zero(blocks[i], n))
+            if (blocks[i] == NULL || !all_bytes(blocks[i], 0, n, 0))
                 good = 0;
         }
         for (int i = 0; i < M; i++)
@@ -274,7 +205,7 @@ static void test_calloc_dirty(void)
         memset(p, 0xA5, n);
         free(launder(p));
         unsigned char *q = launder(calloc(n, 1));
-        if (q == NULL || !all_zero(q, n))
+        if (q == NULL || !all_bytes(q, 0, n, 0))
             good = 0;
         free(q);
     }
@@ -289,7 +220,7 @@ static void test_calloc_dirty(void)
         memset(p, 0xA5, n);
         free(launder(p));
         unsigned char *q = launder(calloc(1, n));
-        if (q == NULL || !all_zero(q, n))
+        if (q == NULL || !all_bytes(q, 0, n, 0))
             good = 0;
         free(q);
         free(guard);
@@ -309,8 +240,8 @@ static void test_realloc_contract(void)
     int good = p != NULL && aligned_to(p, 16) && malloc_usable_size(p) >= 300 &&
                grew == malloc_usable_size(p) + 8;
     if (p != NULL)
-        fill(p, 300, 1);
-    ok(good && filled(p, 300, 1), "realloc(NULL, 300) acts as malloc (heap use grew by %zu)", grew);
+        fill_pattern(p, 300, 1);
+    ok(good && has_pattern(p, 300, 1), "realloc(NULL, 300) acts as malloc (heap use grew by %zu)", grew);
 
     /* realloc(p, 0) frees p and returns NULL. */
     size_t block = malloc_usable_size(p) + 8;
@@ -331,37 +262,37 @@ static void test_realloc_contract(void)
     /* Failure leaves p intact. */
     static const size_t huge[] = { SIZE_MAX, SIZE_MAX / 2 + 1, PTRDIFF_MAX, SIZE_MAX - 8 };
     p = launder(malloc(500));
-    fill(p, 500, 2);
+    fill_pattern(p, 500, 2);
     for (size_t i = 0; i < sizeof huge / sizeof huge[0]; i++) {
         errno = 0;
         q = launder(realloc(launder(p), hide(huge[i])));
         int e = errno_now();
-        ok(q == NULL && e == ENOMEM && filled(p, 500, 2),
+        ok(q == NULL && e == ENOMEM && has_pattern(p, 500, 2),
            "realloc(p, %#zx) -> NULL, ENOMEM, p intact (got %p, errno %d)", huge[i], q, e);
     }
     p = launder(realloc(launder(p), 600));
-    ok(p != NULL && filled(p, 500, 2), "the block is still usable after the failed reallocs");
+    ok(p != NULL && has_pattern(p, 500, 2), "the block is still usable after the failed reallocs");
 
     /* reallocarray. */
     errno = 0;
     q = launder(reallocarray(launder(p), hide(SIZE_MAX / 2), 3));
     int e = errno_now();
-    ok(q == NULL && e == ENOMEM && filled(p, 500, 2), "reallocarray(p, SIZE_MAX/2, 3) -> NULL, ENOMEM, p intact");
+    ok(q == NULL && e == ENOMEM && has_pattern(p, 500, 2), "reallocarray(p, SIZE_MAX/2, 3) -> NULL, ENOMEM, p intact");
     errno = 0;
     q = launder(reallocarray(launder(p), 3, hide(SIZE_MAX / 2)));
     e = errno_now();
-    ok(q == NULL && e == ENOMEM && filled(p, 500, 2), "reallocarray(p, 3, SIZE_MAX/2) -> NULL, ENOMEM, p intact");
+    ok(q == NULL && e == ENOMEM && has_pattern(p, 500, 2), "reallocarray(p, 3, SIZE_MAX/2) -> NULL, ENOMEM, p intact");
     errno = 0;
     q = launder(reallocarray(launder(p), hide((size_t)1 << 40), (size_t)1 << 30));
     e = errno_now();
-    ok(q == NULL && e == ENOMEM && filled(p, 500, 2), "reallocarray(p, 2^40, 2^30) -> NULL, ENOMEM, p intact");
+    ok(q == NULL && e == ENOMEM && has_pattern(p, 500, 2), "reallocarray(p, 2^40, 2^30) -> NULL, ENOMEM, p intact");
     q = launder(reallocarray(launder(p), 100, hide(20)));
-    ok(q != NULL && malloc_usable_size(q) >= 2000 && filled(q, 500, 2),
+    ok(q != NULL && malloc_usable_size(q) >= 2000 && has_pattern(q, 500, 2),
        "reallocarray(p, 100, 20) grows p to 2000 bytes keeping its contents");
     if (q != NULL) {
-        fill(q, 2000, 3);
+        fill_pattern(q, 2000, 3);
         p = launder(reallocarray(launder(q), 10, hide(40)));
-        ok(p != NULL && filled(p, 400, 3), "reallocarray(p, 10, 40) shrinks keeping contents");
+        ok(p != NULL && has_pattern(p, 400, 3), "reallocarray(p, 10, 40) shrinks keeping contents");
         free(p);
     } else {
         free(p);
@@ -394,8 +325,8 @@ static void test_posix_memalign(void)
         int fine = r == 0 && out != NULL && aligned_to(out, good[i]) && malloc_usable_size(out) >= 1000 &&
                    errno_now() == 778;
         if (fine) {
-            fill(out, 1000, (unsigned)i);
-            fine = filled(out, 1000, (unsigned)i);
+            fill_pattern(out, 1000, (unsigned)i);
+            fine = has_pattern(out, 1000, (unsigned)i);
         }
         ok(fine, "posix_memalign(alignment %zu, 1000) -> 0, aligned, usable, errno kept", good[i]);
         free(out);
@@ -437,8 +368,8 @@ static void test_aligned_alloc(void)
     void *p = launder(aligned_alloc(64, hide(100)));
     int fine = p != NULL && aligned_to(p, 64) && malloc_usable_size(p) >= 100;
     if (fine) {
-        fill(p, 100, 5);
-        fine = filled(p, 100, 5);
+        fill_pattern(p, 100, 5);
+        fine = has_pattern(p, 100, 5);
     }
     ok(fine, "aligned_alloc(64, 100) works although 100 is not a multiple of 64");
     free(p);
@@ -547,14 +478,14 @@ static void test_usable_sizes(void)
         size_t usable = malloc_usable_size(p[i]);
         if (usable < n[i])
             short_usable++;
-        fill(p[i], usable, (unsigned)i);
+        fill_pattern(p[i], usable, (unsigned)i);
     }
     ok(failed == 0, "malloc(n) succeeded for n = 0..5000 and %d big sizes", (int)NBIG);
     ok(misaligned == 0, "every pointer is 16-byte aligned (%zu misaligned)", misaligned);
     ok(short_usable == 0, "malloc_usable_size >= requested for every size (%zu short)", short_usable);
     ok(mymalloc_check() == 0, "heap sound after writing every block's whole usable area");
     for (size_t i = 0; i < count; i++)
-        if (p[i] != NULL && !filled(p[i], malloc_usable_size(p[i]), (unsigned)i))
+        if (p[i] != NULL && !has_pattern(p[i], malloc_usable_size(p[i]), (unsigned)i))
             clobbered++;
     ok(clobbered == 0, "no usable area overlaps another (%zu clobbered)", clobbered);
     for (size_t i = 0; i < count; i += 2)
@@ -595,9 +526,7 @@ static void test_mallopt(void)
     ok(mallopt(12345, 1) == 0, "mallopt(12345, 1) -> 0 (unknown parameter)");
     ok(mallopt(M_MXFAST, 64) == 1 && mallopt(M_MXFAST, 1000) == 0, "M_MXFAST accepted within 0..160 only");
 
-    int restored = mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 && mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1 &&
-                   mallopt(M_TOP_PAD, 128 * 1024) == 1 && mallopt(M_MMAP_MAX, 65536) == 1;
-    ok(restored, "defaults restored");
+    ok(default_thresholds(), "defaults restored");
     hblks = mapped_blocks();
     p = launder(malloc(MIB));
     size_t during = mapped_blocks();
@@ -688,7 +617,7 @@ static void test_sized_free(void)
 {
     unsigned char *p = launder(malloc(200));
     size_t block = malloc_usable_size(p) + 8;
-    fill(p, 200, 7);
+    fill_pattern(p, 200, 7);
     size_t used = mallinfo2().uordblks;
     errno = EPERM;
     free_sized(launder(p), 200);
@@ -699,8 +628,8 @@ static void test_sized_free(void)
     p = launder(malloc(200));
     int fine = p != NULL;
     if (fine) {
-        fill(p, 200, 8);
-        fine = filled(p, 200, 8);
+        fill_pattern(p, 200, 8);
+        fine = has_pattern(p, 200, 8);
     }
     ok(fine, "malloc(200) after free_sized works");
     free(p);
@@ -753,11 +682,7 @@ static void test_version(void)
 
 int main(void)
 {
-    /* The documented defaults, whatever MYMALLOC_* / MALLOC_*_ the environment holds. */
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    mallopt(M_TOP_PAD, 128 * 1024);
-    mallopt(M_MMAP_MAX, 65536);
+    default_thresholds();
     diag("mymalloc %s: API contract", mymalloc_version());  /* stdout's buffer gets allocated here */
     test_malloc_zero();
     test_free_errno();
@@ -774,6 +699,5 @@ int main(void)
     test_malloc_stats();
     test_sized_free();
     test_version();
-    ok(mymalloc_check() == 0, "mymalloc_check() == 0 at the end");
-    return done();
+    return done_with_check("mymalloc_check() == 0 at the end");
 }

@@ -3,17 +3,8 @@
  * freed by another thread goes back to its own arena; an exited thread's
  * arena, and the cache it left there, serve the next thread; caching switched
  * by one thread applies to all.  Arenas are counted by mymalloc_stats_get. */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <pthread.h>
+#include "util.h"
 #include <sched.h>
-#include <signal.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 
 static size_t arenas(void)
 {
@@ -398,6 +389,5 @@ int main(int argc, char **argv)
     ok(crowd == 6, "10 live threads, limit 6: 6 arenas (%zu)", crowd);
     test_cache_switch();
     test_cache_left();
-    ok(mymalloc_check() == 0, "heap sound at the end");
-    return done();
+    return done_with_check("heap sound at the end");
 }

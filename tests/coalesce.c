@@ -7,109 +7,23 @@
  * Each scenario first takes every free block out of the bins (they are kept
  * allocated until the scenario ends), so its own blocks are carved from the
  * top one after another and the bins hold only what the scenario frees. */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
-
-#define KIB ((size_t)1024)
-
-static void *launder(void *p)
-{
-    __asm__ volatile("" : "+r"(p) : : "memory");
-    return p;
-}
+#include "util.h"
 
 static void *xmalloc(size_t n) { return launder(malloc(n)); }
 /* free() with the pointer hidden: the tests compare later allocations with it. */
 static void release(void *p) { free(launder(p)); }
 
-/* The heap block a user pointer sits in: header word included. */
-static size_t block_bytes(const void *p) { return malloc_usable_size((void *)p) + 8; }
 /* Block size for a request of n bytes, as block.h lays it out. */
 static size_t block_for(size_t n)
 {
     size_t s = (n + 8 + 15) & ~(size_t)15;
     return s < 32 ? 32 : s;
 }
-static size_t bin_bytes(void) { struct mallinfo2 m = mallinfo2(); return m.fordblks - m.keepcost; }
 static size_t bin_blocks(void) { struct mallinfo2 m = mallinfo2(); return m.ordblks - (m.keepcost != 0); }
 static char *at(void *p, size_t offset) { return (char *)p + offset; }
 
 static uint64_t rng_state = 0x853c49e6748fea9bu;
-static uint32_t rng(void)
-{
-    rng_state = rng_state * 6364136223846793005u + 1442695040888963407u;
-    return (uint32_t)(rng_state >> 33);
-}
-
-static void *junk[1024];
-static size_t njunk;
-
-static void keep_junk(void *p)
-{
-    if (njunk < sizeof junk / sizeof junk[0])
-        junk[njunk++] = p;
-    else
-        diag("junk list full");
-}
-
-static void free_junk(void)
-{
-    while (njunk > 0)
-        free(junk[--njunk]);
-}
-
-/* Take every free block out of the bins.  A request is served from the bins
- * exactly when the bytes in them drop; otherwise it is given back and a
- * smaller one tried. */
-static int drain_bins(void)
-{
-    for (int rounds = 0; rounds < 4096; rounds++) {
-        size_t in_bins = bin_bytes();
-        if (in_bins == 0)
-            return 1;
-        for (size_t want = in_bins - 8;; want /= 2) {
-            void *p = xmalloc(want);
-            if (p == NULL)
-                return 0;
-            if (bin_bytes() < in_bins) {
-                keep_junk(p);
-                break;
-            }
-            free(p);
-            if (want == 0)
-                return 0;
-        }
-    }
-    return 0;
-}
-
-/* Allocate `count` blocks of the given request sizes lying next to each other
- * in the heap, in that order, with the bins empty.  0 when that could not be
- * arranged. */
-static int alloc_adjacent(void **out, const size_t *req, int count)
-{
-    for (int attempt = 0; attempt < 32; attempt++) {
-        int adjacent = drain_bins();
-        for (int i = 0; i < count; i++)
-            out[i] = xmalloc(req[i]);
-        for (int i = 0; i + 1 < count; i++)
-            if (out[i] == NULL || at(out[i], block_bytes(out[i])) != (char *)out[i + 1])
-                adjacent = 0;
-        if (adjacent && out[count - 1] != NULL && bin_bytes() == 0)
-            return 1;
-        for (int i = 0; i < count; i++)
-            keep_junk(out[i]);
-    }
-    return 0;
-}
+static uint32_t rng(void) { return lcg_next(&rng_state); }
 
 /* ---- neighbours merge whatever the order of the frees ---- */
 
@@ -126,12 +40,9 @@ static void test_free_orders(void)
 
     for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
         void *blk[4];
-        if (!alloc_adjacent(blk, req, 4)) {
-            ok(0, "free order %s: could not get four adjacent blocks", orders[o].name);
-            skip(2, "no adjacent blocks");
-            free_junk();
+        if (!adjacent_or_fail(blk, req, 4, BINS_EMPTY, 2, "free order %s: could not get four adjacent blocks",
+                              orders[o].name))
             continue;
-        }
         size_t total = 3 * block_bytes(blk[0]);
         for (int i = 0; i < 3; i++)
             memset(blk[orders[o].order[i]], 0x5c, 200);
@@ -158,12 +69,8 @@ static void test_no_false_merge(void)
     void *blk[4];
     static const size_t req[4] = { 300, 300, 300, 16 };
 
-    if (!alloc_adjacent(blk, req, 4)) {
-        ok(0, "could not get four adjacent blocks");
-        skip(1, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 4, BINS_EMPTY, 1, "could not get four adjacent blocks"))
         return;
-    }
     size_t one = block_bytes(blk[0]);
     release(blk[0]);
     release(blk[2]);
@@ -187,10 +94,7 @@ static void test_merge_into_top(void)
     static const size_t req[3] = { 500, 700, 900 };
     int set = mallopt(M_TRIM_THRESHOLD, -1);   /* keep the top as it is */
 
-    if (!alloc_adjacent(blk, req, 3)) {
-        ok(0, "could not get three adjacent blocks");
-        skip(2, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 3, BINS_EMPTY, 2, "could not get three adjacent blocks")) {
         mallopt(M_TRIM_THRESHOLD, 128 * 1024);
         return;
     }
@@ -261,12 +165,8 @@ static void test_split(void)
     void *blk[2];
     static const size_t req[2] = { 4000, 32 };   /* big, guard */
 
-    if (!alloc_adjacent(blk, req, 2)) {
-        ok(0, "could not get two adjacent blocks");
-        skip(4, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 2, BINS_EMPTY, 4, "could not get two adjacent blocks"))
         return;
-    }
     char *big = blk[0];
     size_t size = block_bytes(big);
     release(big);
@@ -313,12 +213,9 @@ static void test_best_fit(void)
 
     for (size_t o = 0; o < sizeof orders / sizeof orders[0]; o++) {
         void *blk[6];
-        if (!alloc_adjacent(blk, req, 6)) {
-            ok(0, "best fit (%s): could not get adjacent blocks", orders[o].name);
-            skip(3, "no adjacent blocks");
-            free_junk();
+        if (!adjacent_or_fail(blk, req, 6, BINS_EMPTY, 3, "best fit (%s): could not get adjacent blocks",
+                              orders[o].name))
             continue;
-        }
         void *sized[3] = { blk[0], blk[2], blk[4] };   /* 2000, 3000, 2500 */
         for (int i = 0; i < 3; i++)
             release(sized[orders[o].order[i]]);
@@ -338,7 +235,7 @@ static void test_best_fit(void)
 
     /* Nothing fits: the request comes from the top and the bins stay as they were. */
     void *blk[6];
-    if (alloc_adjacent(blk, req, 6)) {
+    if (adjacent_or_fail(blk, req, 6, BINS_EMPTY, 0, "could not get adjacent blocks")) {
         release(blk[0]);
         release(blk[2]);
         release(blk[4]);
@@ -349,8 +246,6 @@ static void test_best_fit(void)
         release(p);
         for (int i = 1; i < 6; i += 2)
             release(blk[i]);
-    } else {
-        ok(0, "could not get adjacent blocks");
     }
     free_junk();
 
@@ -358,12 +253,8 @@ static void test_best_fit(void)
      * whichever was freed first. */
     static const size_t req2[4] = { 2100, 32, 2500, 32 };
     for (int order = 0; order < 2; order++) {
-        if (!alloc_adjacent(blk, req2, 4)) {
-            ok(0, "could not get adjacent blocks");
-            skip(1, "no adjacent blocks");
-            free_junk();
+        if (!adjacent_or_fail(blk, req2, 4, BINS_EMPTY, 1, "could not get adjacent blocks"))
             continue;
-        }
         release(blk[order == 0 ? 0 : 2]);
         release(blk[order == 0 ? 2 : 0]);
         void *p = xmalloc(2050);
@@ -387,7 +278,7 @@ static void test_small_classes(void)
     void *blk[4];
     static const size_t req[2] = { 40, 32 };   /* a 48-byte block, guard */
 
-    if (alloc_adjacent(blk, req, 2)) {
+    if (adjacent_or_fail(blk, req, 2, BINS_EMPTY, 1, "could not get adjacent blocks")) {
         void *p = blk[0];
         int sized = block_bytes(p) == 48;
         release(p);
@@ -398,15 +289,12 @@ static void test_small_classes(void)
         ok(q == p, "and for malloc(33), the same class");
         release(q);
         release(blk[1]);
-    } else {
-        ok(0, "could not get adjacent blocks");
-        skip(1, "no adjacent blocks");
     }
     free_junk();
 
     /* LIFO within a class. */
     static const size_t req4[4] = { 40, 32, 40, 32 };
-    if (alloc_adjacent(blk, req4, 4)) {
+    if (adjacent_or_fail(blk, req4, 4, BINS_EMPTY, 0, "could not get adjacent blocks")) {
         release(blk[0]);
         release(blk[2]);
         void *p = xmalloc(40);
@@ -416,28 +304,24 @@ static void test_small_classes(void)
         release(q);
         release(blk[1]);
         release(blk[3]);
-    } else {
-        ok(0, "could not get adjacent blocks");
     }
     free_junk();
 
     /* A 64-byte block serves a 48-byte request whole: 16 bytes cannot stand alone. */
     static const size_t req64[2] = { 56, 32 };
-    if (alloc_adjacent(blk, req64, 2)) {
+    if (adjacent_or_fail(blk, req64, 2, BINS_EMPTY, 0, "could not get adjacent blocks")) {
         release(blk[0]);
         void *p = xmalloc(40);
         ok(p == blk[0] && malloc_usable_size(p) == 56 && bin_bytes() == 0,
            "malloc(40) takes a free 64-byte block whole (usable %zu)", p ? malloc_usable_size(p) : 0);
         release(p);
         release(blk[1]);
-    } else {
-        ok(0, "could not get adjacent blocks");
     }
     free_junk();
 
     /* A 128-byte block split for a 48-byte request: the 80-byte rest serves the next. */
     static const size_t req128[2] = { 120, 32 };
-    if (alloc_adjacent(blk, req128, 2)) {
+    if (adjacent_or_fail(blk, req128, 2, BINS_EMPTY, 0, "could not get adjacent blocks")) {
         release(blk[0]);
         void *p = xmalloc(40);
         void *q = xmalloc(72);
@@ -446,8 +330,6 @@ static void test_small_classes(void)
         release(p);
         release(q);
         release(blk[1]);
-    } else {
-        ok(0, "could not get adjacent blocks");
     }
     free_junk();
     ok(mymalloc_check() == 0, "heap sound after the small-class scenarios");
@@ -455,14 +337,10 @@ static void test_small_classes(void)
 
 int main(void)
 {
-    /* The documented defaults, whatever MYMALLOC_* / MALLOC_*_ the environment holds. */
     /* These tests watch where blocks land: no per-thread cache between
      * free() and the heap. */
     mallopt(M_MYMALLOC_TCACHE, 0);
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    mallopt(M_TOP_PAD, 128 * 1024);
-    mallopt(M_MMAP_MAX, 65536);
+    default_thresholds();
     diag("mymalloc %s: split and coalesce", mymalloc_version());
     test_free_orders();
     test_no_false_merge();
@@ -471,6 +349,5 @@ int main(void)
     test_split();
     test_best_fit();
     test_small_classes();
-    ok(mymalloc_check() == 0, "mymalloc_check() == 0 at the end");
-    return done();
+    return done_with_check("mymalloc_check() == 0 at the end");
 }

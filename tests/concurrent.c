@@ -47,30 +47,9 @@
  * the threads interleave is the scheduler's, so a replay is likely, not sure,
  * to go the same way.  Only the amount of work depends on time, never a
  * verdict. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
-#include <sys/syscall.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 #include "util.h"
-
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 
 /* ================= options ================= */
 
@@ -127,6 +106,29 @@ static int parse_number(const char *s, double lo, double hi, double *out)
     return 1;
 }
 
+/* The options without a value: each sets its flag. */
+static int *switch_named(const char *name)
+{
+    static const struct {
+        const char *name;
+        int *flag;
+    } switches[] = {
+        { "--plain", &opt.plain },
+        { "--rlimit-as", &opt.rlimit_as },
+        { "--no-fork", &opt.no_fork },
+        { "--no-destructor-threads", &opt.no_dtor },
+        { "--no-short-threads", &opt.no_short },
+        { "--no-mallopt", &opt.no_mallopt },
+        { "--no-fit", &opt.no_fit },
+        { "--no-stats", &opt.no_stats },
+        { "--no-top-calloc", &opt.no_top_calloc },
+    };
+    for (size_t i = 0; i < sizeof switches / sizeof switches[0]; i++)
+        if (strcmp(name, switches[i].name) == 0)
+            return switches[i].flag;
+    return NULL;
+}
+
 static void parse_options(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -164,26 +166,12 @@ static void parse_options(int argc, char **argv)
             if (!bad)
                 opt.margin_mib = (size_t)d;
             i++;
-        } else if (strcmp(a, "--plain") == 0) {
-            opt.plain = 1;
-        } else if (strcmp(a, "--rlimit-as") == 0) {
-            opt.rlimit_as = 1;
-        } else if (strcmp(a, "--no-fork") == 0) {
-            opt.no_fork = 1;
-        } else if (strcmp(a, "--no-destructor-threads") == 0) {
-            opt.no_dtor = 1;
-        } else if (strcmp(a, "--no-short-threads") == 0) {
-            opt.no_short = 1;
-        } else if (strcmp(a, "--no-mallopt") == 0) {
-            opt.no_mallopt = 1;
-        } else if (strcmp(a, "--no-fit") == 0) {
-            opt.no_fit = 1;
-        } else if (strcmp(a, "--no-stats") == 0) {
-            opt.no_stats = 1;
-        } else if (strcmp(a, "--no-top-calloc") == 0) {
-            opt.no_top_calloc = 1;
         } else {
-            bad = 1;
+            int *flag = switch_named(a);
+            if (flag != NULL)
+                *flag = 1;
+            else
+                bad = 1;
         }
         if (bad) {
             fprintf(stderr, "concurrent: bad option or value: %s%s%s\n", a, v != NULL ? " " : "", v != NULL ? v : "");
@@ -307,39 +295,53 @@ static void t_str(struct text *t, const char *s)
     t->s[t->n] = '\0';
 }
 
-static void t_dec(struct text *t, uint64_t v)
+/* v in decimal or in hex (without "0x"). */
+static void t_digits(struct text *t, uintmax_t v, unsigned base)
 {
     char d[24];
     size_t i = sizeof d;
     d[--i] = '\0';
     do
-        d[--i] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
+        d[--i] = "0123456789abcdef"[v % base];
+    while ((v /= base) != 0);
     t_str(t, d + i);
 }
 
-static void t_hex(struct text *t, uint64_t v)
+/* fmt with its conversions filled in: only %s (a string), %ju and %jx (a
+ * uintmax_t in decimal and in hex) and %%, which are printf's, so that the
+ * callers' arguments are checked as printf's. */
+static void t_vfmt(struct text *t, const char *fmt, va_list ap)
 {
-    char d[24];
-    size_t i = sizeof d;
-    d[--i] = '\0';
-    do
-        d[--i] = "0123456789abcdef"[v % 16];
-    while ((v /= 16) != 0);
-    t_str(t, "0x");
-    t_str(t, d + i);
+    for (const char *f = fmt; *f != '\0'; f++) {
+        char one[2] = { *f, '\0' };
+        if (f[0] == '%' && f[1] == 's') {
+            t_str(t, va_arg(ap, const char *));
+            f++;
+        } else if (f[0] == '%' && f[1] == 'j' && (f[2] == 'u' || f[2] == 'x')) {
+            t_digits(t, va_arg(ap, uintmax_t), f[2] == 'u' ? 10 : 16);
+            f += 2;
+        } else {
+            t_str(t, one);
+            f += f[0] == '%' && f[1] == '%';
+        }
+    }
+}
+
+__attribute__((format(printf, 2, 3)))
+static void t_fmt(struct text *t, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    t_vfmt(t, fmt, ap);
+    va_end(ap);
 }
 
 /* " of N bytes (context)" */
 static void t_request(struct text *t, size_t size, const char *ctx)
 {
-    t_str(t, " of ");
-    t_dec(t, size);
-    t_str(t, " bytes");
-    if (ctx[0] != '\0') {
-        t_str(t, " ");
-        t_str(t, ctx);
-    }
+    t_fmt(t, " of %ju bytes", (uintmax_t)size);
+    if (ctx[0] != '\0')
+        t_fmt(t, " %s", ctx);
 }
 
 /* ================= random numbers and patterns ================= */
@@ -530,16 +532,10 @@ static void t_actor(struct text *t, const struct actor *a)
 {
     t->n = 0;
     t->s[0] = '\0';
-    if (a->kind == K_FORK_CHILD) {
-        t_str(t, "fork child of ");
-        t_str(t, kind_name[a->parent_kind]);
-        t_str(t, " ");
-        t_dec(t, (uint64_t)a->parent_id);
-    } else {
-        t_str(t, kind_name[a->kind]);
-        t_str(t, " ");
-        t_dec(t, (uint64_t)a->id);
-    }
+    if (a->kind == K_FORK_CHILD)
+        t_fmt(t, "fork child of %s %ju", kind_name[a->parent_kind], (uintmax_t)a->parent_id);
+    else
+        t_fmt(t, "%s %ju", kind_name[a->kind], (uintmax_t)a->id);
     t_str(t, ": ");
 }
 
@@ -554,12 +550,23 @@ static void fail(struct actor *a, enum fail kind, struct text *t)
         memcpy(sh->message[i], t->s, t->n + 1);
     if (i < 20) {
         struct text line = { .n = 0 };
-        t_str(&line, limited ? "concurrent [RLIMIT_AS]: " : "concurrent [plain]: ");
-        t_str(&line, t->s);
-        t_str(&line, "\n");
+        t_fmt(&line, "%s%s\n", limited ? "concurrent [RLIMIT_AS]: " : "concurrent [plain]: ", t->s);
         ssize_t ignored = write(STDERR_FILENO, line.s, line.n);
         (void)ignored;
     }
+}
+
+/* fail() with the actor's name and fmt, as t_fmt() fills it in. */
+__attribute__((format(printf, 3, 4)))
+static void failf(struct actor *a, enum fail kind, const char *fmt, ...)
+{
+    struct text t;
+    va_list ap;
+    t_actor(&t, a);
+    va_start(ap, fmt);
+    t_vfmt(&t, fmt, ap);
+    va_end(ap);
+    fail(a, kind, &t);
 }
 
 /* ================= blocks ================= */
@@ -576,22 +583,10 @@ struct blk {
 
 static void t_block(struct text *t, const struct blk *b)
 {
-    t_str(t, "block ");
-    t_hex(t, (uintptr_t)b->p);
-    t_str(t, " from ");
-    t_str(t, op_name[b->how]);
-    t_str(t, " of ");
-    t_dec(t, b->req);
-    t_str(t, " bytes");
-    if (b->align != 0) {
-        t_str(t, " aligned to ");
-        t_dec(t, b->align);
-    }
-    t_str(t, " (stamp ");
-    t_hex(t, b->stamp);
-    t_str(t, ", ");
-    t_dec(t, b->len);
-    t_str(t, " filled)");
+    t_fmt(t, "block 0x%jx from %s of %ju bytes", (uintmax_t)(uintptr_t)b->p, op_name[b->how], (uintmax_t)b->req);
+    if (b->align != 0)
+        t_fmt(t, " aligned to %ju", (uintmax_t)b->align);
+    t_fmt(t, " (stamp 0x%jx, %ju filled)", (uintmax_t)b->stamp, (uintmax_t)b->len);
 }
 
 /* Mostly small, some medium, some just under the default mmap threshold
@@ -624,20 +619,17 @@ static size_t draw_align(struct actor *a)
 
 static int draw_how(struct actor *a)
 {
-    unsigned r = (unsigned)(rnd(a) % 100);
-    if (r < 40)
-        return OP_MALLOC;
-    if (r < 60)
-        return OP_CALLOC;
-    if (r < 68)
-        return OP_MEMALIGN;
-    if (r < 76)
-        return OP_POSIX_MEMALIGN;
-    if (r < 84)
-        return OP_ALIGNED_ALLOC;
-    if (r < 92)
-        return OP_REALLOC;
-    return OP_REALLOCARRAY;
+    static const struct {
+        unsigned below;         /* of 100 */
+        int op;
+    } how[] = {
+        { 40, OP_MALLOC }, { 60, OP_CALLOC }, { 68, OP_MEMALIGN }, { 76, OP_POSIX_MEMALIGN },
+        { 84, OP_ALIGNED_ALLOC }, { 92, OP_REALLOC }, { 100, OP_REALLOCARRAY },
+    };
+    unsigned r = (unsigned)(rnd(a) % 100), i = 0;
+    while (r >= how[i].below)
+        i++;
+    return how[i].op;
 }
 
 /* A failed call: ENOMEM, and only under the memory limit. */
@@ -650,9 +642,7 @@ static void failed_call(struct actor *a, int how, size_t size, int err, const ch
     t_str(&t, op_name[how]);
     t_request(&t, size, ctx);
     if (err != ENOMEM) {
-        t_str(&t, " failed with error ");
-        t_dec(&t, (uint64_t)err);
-        t_str(&t, ", not ENOMEM");
+        t_fmt(&t, " failed with error %ju, not ENOMEM", (uintmax_t)err);
         fail(a, F_ERRNO, &t);
     } else {
         t_str(&t, " failed (ENOMEM) with no memory limit");
@@ -669,10 +659,7 @@ static size_t check_new(struct actor *a, void *p, size_t size, size_t align, int
         t_actor(&t, a);
         t_str(&t, op_name[how]);
         t_request(&t, size, ctx);
-        t_str(&t, " returned ");
-        t_hex(&t, (uintptr_t)p);
-        t_str(&t, ", not aligned to ");
-        t_dec(&t, want);
+        t_fmt(&t, " returned 0x%jx, not aligned to %ju", (uintmax_t)(uintptr_t)p, (uintmax_t)want);
         fail(a, F_ALIGN, &t);
     }
     enter(a, OP_USABLE_SIZE, size);
@@ -682,8 +669,7 @@ static size_t check_new(struct actor *a, void *p, size_t size, size_t align, int
         t_actor(&t, a);
         t_str(&t, op_name[how]);
         t_request(&t, size, ctx);
-        t_str(&t, ": malloc_usable_size() is only ");
-        t_dec(&t, usable);
+        t_fmt(&t, ": malloc_usable_size() is only %ju", (uintmax_t)usable);
         fail(a, F_USABLE, &t);
         usable = size;
     }
@@ -695,45 +681,38 @@ static size_t check_new(struct actor *a, void *p, size_t size, size_t align, int
 static int blk_new(struct actor *a, struct blk *b, size_t size, int how, const char *ctx)
 {
     void *p = NULL;
-    size_t align = 0;
-    int rc;
+    int aligned = how == OP_MEMALIGN || how == OP_POSIX_MEMALIGN || how == OP_ALIGNED_ALLOC;
+    if (!aligned && how != OP_CALLOC && how != OP_REALLOC && how != OP_REALLOCARRAY)
+        how = OP_MALLOC;
+    size_t align = aligned ? draw_align(a) : 0;
     memset(b, 0, sizeof *b);
     errno = 0;
+    enter(a, how, size);
     switch (how) {
     case OP_CALLOC:
-        enter(a, how, size);
         p = size % 16 == 0 && size > 0 ? calloc(size / 16, 16) : calloc(1, size);
         break;
     case OP_REALLOC:
-        enter(a, how, size);
         p = realloc(NULL, size);
         break;
     case OP_REALLOCARRAY:
-        enter(a, how, size);
         p = size % 8 == 0 && size > 0 ? reallocarray(NULL, size / 8, 8) : reallocarray(NULL, size, 1);
         break;
     case OP_MEMALIGN:
-        align = draw_align(a);
-        enter(a, how, size);
         p = memalign(align, size);
         break;
-    case OP_POSIX_MEMALIGN:
-        align = draw_align(a);
-        enter(a, how, size);
-        rc = posix_memalign(&p, align, size);
+    case OP_POSIX_MEMALIGN: {
+        int rc = posix_memalign(&p, align, size);
         if (rc != 0) {
             p = NULL;
             errno = rc;
         }
         break;
+    }
     case OP_ALIGNED_ALLOC:
-        align = draw_align(a);
-        enter(a, how, size);
         p = aligned_alloc(align, size);
         break;
     default:
-        how = OP_MALLOC;
-        enter(a, how, size);
         p = malloc(size);
         break;
     }
@@ -751,17 +730,9 @@ static int blk_new(struct actor *a, struct blk *b, size_t size, int how, const c
         t_actor(&t, a);
         t_str(&t, "calloc()");
         t_request(&t, size, ctx);
-        t_str(&t, " returned ");
-        t_hex(&t, (uintptr_t)p);
-        t_str(&t, " with byte ");
-        t_dec(&t, at);
-        t_str(&t, " (at ");
-        t_hex(&t, (uintptr_t)p + at);
-        t_str(&t, ", ");
-        t_dec(&t, MIB - ((uintptr_t)p + at) % MIB);
-        t_str(&t, " bytes below a 1 MiB boundary) = ");
-        t_hex(&t, ((unsigned char *)p)[at]);
-        t_str(&t, ", not zero");
+        t_fmt(&t, " returned 0x%jx with byte %ju (at 0x%jx, %ju bytes below a 1 MiB boundary) = 0x%jx, not zero",
+              (uintmax_t)(uintptr_t)p, (uintmax_t)at, (uintmax_t)((uintptr_t)p + at),
+              (uintmax_t)(MIB - ((uintptr_t)p + at) % MIB), (uintmax_t)((unsigned char *)p)[at]);
         fail(a, F_CALLOC, &t);
     }
     b->p = p;
@@ -788,14 +759,8 @@ static int blk_check(struct actor *a, const struct blk *b, const char *what, enu
     struct text t;
     t_actor(&t, a);
     t_block(&t, b);
-    t_str(&t, " ");
-    t_str(&t, what);
-    t_str(&t, ": byte ");
-    t_dec(&t, at);
-    t_str(&t, " is ");
-    t_hex(&t, b->p[at]);
-    t_str(&t, ", not ");
-    t_hex(&t, pattern_byte(b->stamp, at));
+    t_fmt(&t, " %s: byte %ju is 0x%jx, not 0x%jx", what, (uintmax_t)at, (uintmax_t)b->p[at],
+          (uintmax_t)pattern_byte(b->stamp, at));
     fail(a, kind, &t);
     return 0;
 }
@@ -852,19 +817,11 @@ static int blk_resize(struct actor *a, struct blk *b, size_t n, const char *what
     size_t keep = b->req < n ? b->req : n;
     if (!pattern_ok(q, 0, keep, b->stamp, &at)) {
         t_actor(&t, a);
-        t_str(&t, op_name[how]);
-        t_str(&t, " of ");
+        t_fmt(&t, "%s of ", op_name[how]);
         t_block(&t, b);
-        t_str(&t, " to ");
-        t_dec(&t, n);
-        t_str(&t, " bytes at ");
-        t_hex(&t, (uintptr_t)q);
-        t_str(&t, " lost its contents: byte ");
-        t_dec(&t, at);
-        t_str(&t, " is ");
-        t_hex(&t, ((unsigned char *)q)[at]);
-        t_str(&t, ", not ");
-        t_hex(&t, pattern_byte(b->stamp, at));
+        t_fmt(&t, " to %ju bytes at 0x%jx lost its contents: byte %ju is 0x%jx, not 0x%jx", (uintmax_t)n,
+              (uintmax_t)(uintptr_t)q, (uintmax_t)at, (uintmax_t)((unsigned char *)q)[at],
+              (uintmax_t)pattern_byte(b->stamp, at));
         fail(a, F_CONTENT, &t);
         keep = 0;
     }
@@ -885,20 +842,14 @@ static volatile size_t huge_count = SIZE_MAX / 8 + 2;     /* volatile: the compi
 
 static void overflow_calls(struct actor *a, struct blk *b)
 {
-    struct text t;
     errno = 0;
     enter(a, OP_CALLOC, SIZE_MAX);
     void *p = calloc(huge_count, 8);
     int err = errno;
     leave(a);
     if (p != NULL || err != ENOMEM) {
-        t_actor(&t, a);
-        t_str(&t, "calloc(SIZE_MAX / 8 + 2, 8) returned ");
-        t_hex(&t, (uintptr_t)p);
-        t_str(&t, " with errno ");
-        t_dec(&t, (uint64_t)err);
-        t_str(&t, ", not NULL with ENOMEM");
-        fail(a, F_ERRNO, &t);
+        failf(a, F_ERRNO, "calloc(SIZE_MAX / 8 + 2, 8) returned 0x%jx with errno %ju, not NULL with ENOMEM",
+              (uintmax_t)(uintptr_t)p, (uintmax_t)err);
         free(p);
     }
     if (b->p == NULL)
@@ -909,13 +860,8 @@ static void overflow_calls(struct actor *a, struct blk *b)
     err = errno;
     leave(a);
     if (p != NULL || err != ENOMEM) {
-        t_actor(&t, a);
-        t_str(&t, "reallocarray(p, SIZE_MAX / 2 + 5, 2) returned ");
-        t_hex(&t, (uintptr_t)p);
-        t_str(&t, " with errno ");
-        t_dec(&t, (uint64_t)err);
-        t_str(&t, ", not NULL with ENOMEM");
-        fail(a, F_ERRNO, &t);
+        failf(a, F_ERRNO, "reallocarray(p, SIZE_MAX / 2 + 5, 2) returned 0x%jx with errno %ju, not NULL with ENOMEM",
+              (uintmax_t)(uintptr_t)p, (uintmax_t)err);
         if (p != NULL) {
             b->p = NULL;        /* whatever it is, it is not the block any more */
             return;
@@ -993,16 +939,8 @@ static void mallopt_call(struct actor *a, int param, const char *name, int value
     int accepted = mallopt(param, value);
     leave(a);
     a->count[C_MALLOPTS]++;
-    if (accepted != 1) {
-        struct text t;
-        t_actor(&t, a);
-        t_str(&t, "mallopt(");
-        t_str(&t, name);
-        t_str(&t, ", ");
-        t_dec(&t, (uint64_t)value);
-        t_str(&t, ") returned 0");
-        fail(a, F_API, &t);
-    }
+    if (accepted != 1)
+        failf(a, F_API, "mallopt(%s, %ju) returned 0", name, (uintmax_t)value);
 }
 
 static void heap_check(struct actor *a, const char *when)
@@ -1011,16 +949,8 @@ static void heap_check(struct actor *a, const char *when)
     int problems = mymalloc_check();
     leave(a);
     a->count[C_CHECKS]++;
-    if (problems != 0) {
-        struct text t;
-        t_actor(&t, a);
-        t_str(&t, "mymalloc_check() ");
-        t_str(&t, when);
-        t_str(&t, " found ");
-        t_dec(&t, (uint64_t)problems);
-        t_str(&t, " problems");
-        fail(a, F_CHECK, &t);
-    }
+    if (problems != 0)
+        failf(a, F_CHECK, "mymalloc_check() %s found %ju problems", when, (uintmax_t)problems);
 }
 
 /* One of the calls that look at or change the whole allocator. */
@@ -1083,16 +1013,9 @@ static void tune(struct actor *a)
         int rc = mymalloc_stats_get(&st);
         leave(a);
         a->count[C_STATS]++;
-        if (rc != 0 || st.arenas < 1 || st.arenas > 256) {
-            struct text t;
-            t_actor(&t, a);
-            t_str(&t, "mymalloc_stats_get() returned ");
-            t_dec(&t, (uint64_t)rc);
-            t_str(&t, " with ");
-            t_dec(&t, st.arenas);
-            t_str(&t, " arenas");
-            fail(a, F_API, &t);
-        }
+        if (rc != 0 || st.arenas < 1 || st.arenas > 256)
+            failf(a, F_API, "mymalloc_stats_get() returned %ju with %ju arenas", (uintmax_t)rc,
+                  (uintmax_t)st.arenas);
         break;
     }
     case 4: {
@@ -1102,13 +1025,8 @@ static void tune(struct actor *a)
         int err = errno;
         leave(a);
         a->count[C_STATS]++;
-        if (rc != 0 && !(limited && err == ENOMEM)) {
-            struct text t;
-            t_actor(&t, a);
-            t_str(&t, "malloc_info() into /dev/null returned ");
-            t_dec(&t, (uint64_t)rc);
-            fail(a, F_API, &t);
-        }
+        if (rc != 0 && !(limited && err == ENOMEM))
+            failf(a, F_API, "malloc_info() into /dev/null returned %ju", (uintmax_t)rc);
         break;
     }
     default:
@@ -1185,19 +1103,15 @@ static void fork_now(struct actor *a, struct blk *held, size_t nheld, struct blk
     }
     struct text t;
     t_actor(&t, a);
-    t_str(&t, "its fork child ");
-    t_dec(&t, (uint64_t)pid);
+    t_fmt(&t, "its fork child %ju", (uintmax_t)pid);
     if (got != pid) {
         t_str(&t, " could not be waited for");
     } else if (WIFSIGNALED(status)) {
-        t_str(&t, " died of signal ");
-        t_dec(&t, (uint64_t)WTERMSIG(status));
+        t_fmt(&t, " died of signal %ju", (uintmax_t)WTERMSIG(status));
         if (WTERMSIG(status) == SIGALRM)
             t_str(&t, " (SIGALRM: hung for its alarm's 10 s)");
     } else {
-        t_str(&t, " exited ");
-        t_dec(&t, (uint64_t)WEXITSTATUS(status));
-        t_str(&t, " (its failures are reported on their own)");
+        t_fmt(&t, " exited %ju (its failures are reported on their own)", (uintmax_t)WEXITSTATUS(status));
     }
     fail(a, F_FORK_CHILD, &t);
 }
@@ -1426,10 +1340,7 @@ static void worker_step(struct worker *w)
                 struct text t;
                 t_actor(&t, a);
                 t_block(&t, b);
-                t_str(&t, ": malloc_usable_size() was ");
-                t_dec(&t, b->usable);
-                t_str(&t, ", is now ");
-                t_dec(&t, usable);
+                t_fmt(&t, ": malloc_usable_size() was %ju, is now %ju", (uintmax_t)b->usable, (uintmax_t)usable);
                 fail(a, F_USABLE, &t);
                 b->usable = usable;
             }
@@ -1625,11 +1536,7 @@ static void *spawner_main(void *arg)
                 a->count[C_THREAD_EAGAIN]++;        /* no room for a stack now */
                 sleep_us(200);
             } else {
-                struct text msg;
-                t_actor(&msg, a);
-                t_str(&msg, "pthread_create() failed with error ");
-                t_dec(&msg, (uint64_t)rc);
-                fail(a, F_THREAD, &msg);
+                failf(a, F_THREAD, "pthread_create() failed with error %ju", (uintmax_t)rc);
                 sleep_us(1000);
             }
         }
@@ -1652,24 +1559,14 @@ static struct actor spawner_actor;
 
 static void setup_failed(struct actor *a, const char *what, int err)
 {
-    struct text t;
-    t_actor(&t, a);
-    t_str(&t, what);
-    t_str(&t, " failed with error ");
-    t_dec(&t, (uint64_t)err);
-    fail(a, F_API, &t);
+    failf(a, F_API, "%s failed with error %ju", what, (uintmax_t)err);
 }
 
 static int start_thread(struct actor *m, pthread_t *t, void *(*run)(void *), void *arg)
 {
     int rc = pthread_create(t, &small_stack, run, arg);
-    if (rc != 0) {
-        struct text msg;
-        t_actor(&msg, m);
-        t_str(&msg, "could not start a long-lived thread: error ");
-        t_dec(&msg, (uint64_t)rc);
-        fail(m, F_THREAD, &msg);
-    }
+    if (rc != 0)
+        failf(m, F_THREAD, "could not start a long-lived thread: error %ju", (uintmax_t)rc);
     return rc == 0;
 }
 

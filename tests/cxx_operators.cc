@@ -8,6 +8,7 @@
 // size check of sized operator delete (a wrong size aborts with one exact
 // line, every right size is accepted); and the family check (a block from
 // operator new, operator new[] or malloc freed by another family aborts).
+#include "misuse.h"
 #include <cerrno>
 #include <csignal>
 #include <cstdarg>
@@ -18,16 +19,6 @@
 #include <initializer_list>
 #include <new>
 #include <type_traits>
-#include <fcntl.h>
-#include <malloc.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "tap.h"
-#pragma GCC diagnostic pop
 
 // Compilers that do not use sized deallocation by default (clang before 19)
 // leave the sized forms undeclared; they are still in libmymalloc++.
@@ -47,11 +38,6 @@ template <class T> T *keep(T *p)
 {
     __asm__ volatile("" : : "g"(p) : "memory");
     return p;
-}
-
-bool aligned_to(const void *p, std::size_t alignment)
-{
-    return alignment == 0 || (reinterpret_cast<std::uintptr_t>(p) & (alignment - 1)) == 0;
 }
 
 // Enumerator names, for messages (mymalloc_call_name gives the same name to
@@ -132,25 +118,6 @@ void ok_moved(bool good, const char *what)
 
 // ------------------------------------------------------------ forked children
 
-int want_fd = -1;   // in a child: where its expected report line goes
-
-// In a child: the line it expects on stderr (written before it misbehaves).
-__attribute__((format(printf, 1, 2))) void want_line(const char *fmt, ...)
-{
-    char line[400];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = std::vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (std::size_t)n >= sizeof line - 1)
-        _exit(90);
-    line[n++] = '\n';
-    if (write(want_fd, line, (std::size_t)n) != n)
-        _exit(90);
-    close(want_fd);
-    want_fd = -1;
-}
-
 // In a child: a note for the parent (with the expected line on its pipe).
 __attribute__((format(printf, 1, 2))) void child_note(const char *fmt, ...)
 {
@@ -159,7 +126,7 @@ __attribute__((format(printf, 1, 2))) void child_note(const char *fmt, ...)
     va_start(ap, fmt);
     int n = std::vsnprintf(line, sizeof line, fmt, ap);
     va_end(ap);
-    if (n > 0 && write(want_fd, line, (std::size_t)n < sizeof line ? (std::size_t)n : sizeof line - 1) < 0)
+    if (n > 0 && write(expect_fd, line, (std::size_t)n < sizeof line ? (std::size_t)n : sizeof line - 1) < 0)
         _exit(90);
 }
 
@@ -169,16 +136,17 @@ struct Outcome {
     char got[1024] = "";   // its stderr (and stdout)
 };
 
-void read_all(int fd, char *buf, std::size_t size)
+struct Scenario {
+    void (*run)(int);
+    int arg;
+};
+
+void scenario_child(void *arg, int fd)
 {
-    std::size_t length = 0;
-    ssize_t n;
-    while (length < size - 1 && (n = read(fd, buf + length, size - 1 - length)) > 0)
-        length += (std::size_t)n;
-    buf[length] = '\0';
-    char sink[256];
-    while (read(fd, sink, sizeof sink) > 0)
-        ;
+    const Scenario *s = static_cast<const Scenario *>(arg);
+    expect_fd = fd;
+    s->run(s->arg);
+    _exit(0);
 }
 
 // Run scenario(arg) in a child with its stdout and stderr on one pipe and
@@ -186,38 +154,9 @@ void read_all(int fd, char *buf, std::size_t size)
 Outcome run_child(void (*scenario)(int), int arg = 0)
 {
     Outcome o;
-    int notes[2], output[2];
-    if (pipe(notes) != 0)
-        return o;
-    if (pipe(output) != 0) {
-        close(notes[0]);
-        close(notes[1]);
-        return o;
-    }
-    std::fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        struct rlimit no_core = {0, 0};
-        setrlimit(RLIMIT_CORE, &no_core);
-        close(notes[0]);
-        close(output[0]);
-        dup2(output[1], STDOUT_FILENO);
-        dup2(output[1], STDERR_FILENO);
-        close(output[1]);
-        want_fd = notes[1];
-        scenario(arg);
-        _exit(0);
-    }
-    close(notes[1]);
-    close(output[1]);
-    if (pid > 0) {
-        // Small amounts both ways: the pipes' buffers hold them.
-        read_all(notes[0], o.want, sizeof o.want);
-        read_all(output[0], o.got, sizeof o.got);
-        waitpid(pid, &o.status, 0);
-    }
-    close(notes[0]);
-    close(output[0]);
+    Scenario s = { scenario, arg };
+    o.status = fork_piped(OUT_TO_SECOND | ERR_TO_SECOND | NO_CORE_DUMP, scenario_child, &s, o.want, sizeof o.want,
+                          o.got, sizeof o.got);
     return o;
 }
 
@@ -242,10 +181,7 @@ void aborts(const char *what, void (*scenario)(int), int arg = 0)
     Outcome o = run_child(scenario, arg);
     bool signalled = o.status != -1 && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT;
     ok(signalled, "%s: the child died by SIGABRT (status 0x%x)", what, (unsigned)o.status);
-    bool same = o.want[0] != '\0' && std::strcmp(o.want, o.got) == 0;
-    ok(same, "%s: stderr is exactly: %.*s", what, (int)std::strcspn(o.want, "\n"), o.want);
-    if (!same)
-        diag("expected \"%s\", got \"%s\"", o.want, o.got);
+    check_lines(what, o.want, o.got);
 }
 
 // A child that must run through and exit 0 with nothing on stderr.
@@ -257,9 +193,6 @@ void runs_clean(const char *what, void (*scenario)(int), int arg = 0)
     if (!good)
         show_child(o);
 }
-
-unsigned long addr(const void *p) { return (unsigned long)(std::uintptr_t)p; }
-std::size_t block_of(void *p) { return malloc_usable_size(p) + 8; }
 
 // ------------------------------------------------------------ types for new-expressions
 
@@ -1046,10 +979,10 @@ void *block_of_64(void *(*make)(std::size_t))
 {
     for (int i = 0; i < 200; i++) {
         void *p = make(50);
-        if (block_of(p) == 64)
+        if (block_bytes(p) == 64)
             return p;           // the others are leaked on purpose: the child ends soon
     }
-    want_line("(setup failed: no 64-byte block)");
+    expect("(setup failed: no 64-byte block)");
     _exit(3);
 }
 
@@ -1059,45 +992,45 @@ void *array_new(std::size_t n) { return ::operator new[](n); }
 void wrong_size_too_small(int)
 {
     void *p = block_of_64(plain_new);
-    want_line("mymalloc: operator delete(): wrong size for 0x%lx (24 bytes given, block of 64 bytes)", addr(p));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (24 bytes given, block of 64 bytes)", addr(p));
     ::operator delete(p, (std::size_t)24);
 }
 
 void wrong_size_too_big(int)
 {
     void *p = block_of_64(plain_new);
-    want_line("mymalloc: operator delete(): wrong size for 0x%lx (57 bytes given, block of 64 bytes)", addr(p));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (57 bytes given, block of 64 bytes)", addr(p));
     ::operator delete(p, (std::size_t)57);
 }
 
 void wrong_size_array(int)
 {
     void *p = block_of_64(array_new);
-    want_line("mymalloc: operator delete[](): wrong size for 0x%lx (24 bytes given, block of 64 bytes)", addr(p));
+    expect("mymalloc: operator delete[](): wrong size for 0x%lx (24 bytes given, block of 64 bytes)", addr(p));
     ::operator delete[](p, (std::size_t)24);
 }
 
 void wrong_size_aligned(int)
 {
     void *p = ::operator new(100, align_val_t(64));
-    want_line("mymalloc: operator delete(): wrong size for 0x%lx (20 bytes given, block of %zu bytes)", addr(p),
-              block_of(p));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (20 bytes given, block of %zu bytes)", addr(p),
+           block_bytes(p));
     ::operator delete(p, (std::size_t)20, align_val_t(64));
 }
 
 void wrong_size_aligned_array(int)
 {
     void *p = ::operator new[](100, align_val_t(256));
-    want_line("mymalloc: operator delete[](): wrong size for 0x%lx (200 bytes given, block of %zu bytes)", addr(p),
-              block_of(p));
+    expect("mymalloc: operator delete[](): wrong size for 0x%lx (200 bytes given, block of %zu bytes)", addr(p),
+           block_bytes(p));
     ::operator delete[](p, (std::size_t)200, align_val_t(256));
 }
 
 void wrong_size_mapped(int)
 {
     void *p = ::operator new(MiB);
-    want_line("mymalloc: operator delete(): wrong size for 0x%lx (524288 bytes given, block of %zu bytes)",
-              addr(p), block_of(p));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (524288 bytes given, block of %zu bytes)",
+           addr(p), block_bytes(p));
     ::operator delete(p, MiB / 2);
 }
 
@@ -1105,9 +1038,9 @@ void wrong_size_mapped(int)
 {
     Derived *d = new Derived;                        // 204 bytes: a block of 224
     Base *b = d;
-    want_line("mymalloc: operator delete(): wrong size for 0x%lx (%zu bytes given, block of %zu bytes)", addr(b),
-              sizeof(Base), block_of(d));
-    if (block_of(d) != 224)
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (%zu bytes given, block of %zu bytes)", addr(b),
+           sizeof(Base), block_bytes(d));
+    if (block_bytes(d) != 224)
         _exit(3);
     delete keep(b);                                  // sized delete with sizeof(Base)
 }
@@ -1120,58 +1053,56 @@ void wrong_size_mapped(int)
 #pragma GCC diagnostic ignored "-Wmismatched-new-delete"
 void *malloc_new(std::size_t n) { return std::malloc(n); }
 
-void new_array_then_delete(int)
+// A 64-byte block from make (which calls itself `maker` in reports) given
+// to operator delete.
+void delete_from(void *(*make)(std::size_t), const char *maker)
 {
-    void *p = block_of_64(array_new);
-    want_line("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by operator new[], block of 64 bytes)",
-              addr(p));
+    void *p = block_of_64(make);
+    expect("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by %s, block of 64 bytes)", addr(p),
+           maker);
     ::operator delete(p);
 }
+
+void new_array_then_delete(int) { delete_from(array_new, "operator new[]"); }
 
 void new_then_delete_array(int)
 {
     void *p = block_of_64(plain_new);
-    want_line("mymalloc: operator delete[](): wrong deallocator for 0x%lx (allocated by operator new, block of 64 "
-              "bytes)", addr(p));
+    expect("mymalloc: operator delete[](): wrong deallocator for 0x%lx (allocated by operator new, block of 64 "
+           "bytes)", addr(p));
     ::operator delete[](p);
 }
 
 void new_then_free(int)
 {
     void *p = block_of_64(plain_new);
-    want_line("mymalloc: free(): wrong deallocator for 0x%lx (allocated by operator new, block of 64 bytes)", addr(p));
+    expect("mymalloc: free(): wrong deallocator for 0x%lx (allocated by operator new, block of 64 bytes)", addr(p));
     std::free(keep(p));
 }
 
-void malloc_then_delete(int)
-{
-    void *p = block_of_64(malloc_new);
-    want_line("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by malloc, block of 64 bytes)",
-              addr(p));
-    ::operator delete(p);
-}
+void malloc_then_delete(int) { delete_from(malloc_new, "malloc"); }
 
 void array_expression_then_delete(int)
 {
     Plain *p = new Plain[5];                         // 120 bytes: a block of 128
-    want_line("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by operator new[], block of %zu "
-              "bytes)", addr(p), block_of(p));
+    expect("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by operator new[], block of %zu "
+           "bytes)", addr(p), block_bytes(p));
     delete keep(p);                                  // should have been delete[]
 }
 
 void aligned_new_then_aligned_delete_array(int)
 {
     void *p = ::operator new(100, align_val_t(256));
-    want_line("mymalloc: operator delete[](): wrong deallocator for 0x%lx (allocated by operator new, block of %zu "
-              "bytes)", addr(p), block_of(p));
+    expect("mymalloc: operator delete[](): wrong deallocator for 0x%lx (allocated by operator new, block of %zu "
+           "bytes)", addr(p), block_bytes(p));
     ::operator delete[](p, align_val_t(256));
 }
 
 void mapped_new_array_then_delete(int)
 {
     void *p = ::operator new[](MiB);
-    want_line("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by operator new[], block of %zu "
-              "bytes)", addr(p), block_of(p));
+    expect("mymalloc: operator delete(): wrong deallocator for 0x%lx (allocated by operator new[], block of %zu "
+           "bytes)", addr(p), block_bytes(p));
     ::operator delete(p);
 }
 
@@ -1189,11 +1120,11 @@ void double_delete(int)
             continue;                                // (leaked: the child ends soon)
         void *volatile again = p;                    // hidden from -Wuse-after-free
         ::operator delete(p);
-        want_line("mymalloc: operator delete(): double free of 0x%lx (block of 48 bytes)", addr(again));
+        expect("mymalloc: operator delete(): double free of 0x%lx (block of 48 bytes)", addr(again));
         ::operator delete(again);
         return;
     }
-    want_line("(setup failed: no three adjacent 48-byte blocks)");
+    expect("(setup failed: no three adjacent 48-byte blocks)");
     _exit(3);
 }
 
@@ -1220,7 +1151,7 @@ void right_sizes_of_a_64_byte_block(int)
     int tries = 0;
     for (;; tries++) {
         void *q = ::operator new(40);
-        if (block_of(q) == 64) {
+        if (block_bytes(q) == 64) {
             ::operator delete(q, (std::size_t)40);
             break;
         }

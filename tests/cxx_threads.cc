@@ -9,6 +9,7 @@
 // parcel's (producer, round) by plain arithmetic, without any container.
 // At the end the call counters of mymalloc_stats_get must account for the
 // operations known to have happened, and the heap must be sound.
+#include "util.h"
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
@@ -24,12 +25,6 @@
 #include <thread>
 #include <unordered_map>
 #include <vector>
-#include <malloc.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "tap.h"
-#pragma GCC diagnostic pop
 
 namespace {
 

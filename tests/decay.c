@@ -16,48 +16,17 @@
  *
  * Nothing asserts on time: each case sleeps several times the decay before
  * it looks. */
-#define _GNU_SOURCE
-#include <dirent.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 #include "util.h"
+#include <dirent.h>
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define DECAY_MS 200
 #define BLOCKS 400000
 
 static size_t page;
 
-static inline void escape(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
-
-static void sleep_ms(long ms)
-{
-    struct timespec t = { ms / 1000, (ms % 1000) * 1000000L };
-    while (nanosleep(&t, &t) != 0 && errno == EINTR)
-        ;
-}
-
 
 static uint64_t seed = 0x9E3779B97F4A7C15ull;
-static uint64_t next_random(void)
-{
-    seed ^= seed << 13;
-    seed ^= seed >> 7;
-    seed ^= seed << 17;
-    return seed;
-}
+static uint64_t next_random(void) { return xorshift(&seed); }
 
 /* A note from a child, without stdio. */
 static void say(const char *s)

@@ -2,25 +2,8 @@
  * RLIMIT_DATA (in a forked child): every function fails cleanly with ENOMEM,
  * realloc leaves the old block intact, nothing crashes, and once memory is
  * freed allocations succeed again. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <stdarg.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "tap.h"
 #include "util.h"
-#pragma GCC diagnostic pop
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define HEADROOM (64 * MIB)
 #define BIG_LOOP_MAX 256            /* 1 MiB blocks: the headroom allows at most 64 */
 #define SMALL_LOOP_MAX 2000000      /* 100-byte blocks: far more than 64 MiB worth */
@@ -48,20 +31,6 @@ static void check(int passed, const char *fmt, ...)
 }
 
 
-static void fill(unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        p[i] = (unsigned char)(seed + i * 13);
-}
-
-static int intact(const unsigned char *p, size_t n, unsigned seed)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != (unsigned char)(seed + i * 13))
-            return 0;
-    return 1;
-}
-
 /* Blocks kept in a list threaded through their first word: no array needed. */
 static void *chain_push(void *list, void *block)
 {
@@ -81,6 +50,40 @@ static size_t chain_free(void *list)
     return n;
 }
 
+/* malloc(size) until it fails, or until `max` blocks were taken (the last
+ * call's block is kept too); every block goes onto the list *chain.
+ * Returns the number taken before the last call; *enomem says whether that
+ * call returned NULL with ENOMEM. */
+static size_t take_all(size_t size, size_t max, void **chain, int *enomem)
+{
+    for (size_t n = 0;; n++) {
+        errno = 0;
+        void *p = malloc(size);
+        *enomem = p == NULL && errno == ENOMEM;
+        if (p != NULL)
+            *chain = chain_push(*chain, p);
+        if (p == NULL || n == max)
+            return n;
+    }
+}
+
+/* realloc of a `kind` block of n bytes filled with `seed` to `mib` MiB must
+ * return NULL with ENOMEM and leave the block as it was: two checks.
+ * Returns the block (realloc's, should it have succeeded). */
+static unsigned char *realloc_refused(const char *name, const char *kind, unsigned char *block, size_t n,
+                                      unsigned seed, size_t mib)
+{
+    errno = 0;
+    unsigned char *p = realloc(block, mib * MIB);
+    check(p == NULL && errno == ENOMEM, "%s: realloc of a %s block to %zu MiB returns NULL with ENOMEM", name, kind,
+          mib);
+    if (p != NULL)
+        block = p;
+    check(has_pattern(block, n, seed) && malloc_usable_size(block) >= n,
+          "%s: the %s block is intact after the failed realloc", name, kind);
+    return block;
+}
+
 /* Lower `resource` to the current `field` + HEADROOM, exhaust memory, check
  * every failure, free, check recovery, restore the limit.  Exactly
  * CHECKS_PER_RUN checks. */
@@ -97,8 +100,8 @@ static void exhaust(int resource, const char *name, const char *field)
             check(0, "%s: not run", name);
         return;
     }
-    fill(small, small_n, 1);
-    fill(big, big_n, 2);
+    fill_pattern(small, small_n, 1);
+    fill_pattern(big, big_n, 2);
 
     getrlimit(resource, &old);
     lowered = old;
@@ -108,40 +111,15 @@ static void exhaust(int resource, const char *name, const char *field)
     check(setrlimit(resource, &lowered) == 0, "%s: limit lowered to %s + 64 MiB", name, field);
 
     /* 1 MiB blocks (mapped) until the kernel says no. */
-    void *bigs = NULL, *p;
-    size_t nbig = 0;
-    int err = 0;
-    for (;;) {
-        errno = 0;
-        p = malloc(MIB);
-        if (p == NULL || nbig == BIG_LOOP_MAX) {
-            err = errno;
-            if (p != NULL)
-                bigs = chain_push(bigs, p);
-            break;
-        }
-        bigs = chain_push(bigs, p);
-        nbig++;
-    }
-    check(p == NULL && err == ENOMEM, "%s: malloc(1 MiB) returned NULL with ENOMEM after %zu blocks", name, nbig);
+    void *bigs = NULL, *smalls = NULL, *p;
+    int enomem;
+    size_t nbig = take_all(MIB, BIG_LOOP_MAX, &bigs, &enomem);
+    check(enomem, "%s: malloc(1 MiB) returned NULL with ENOMEM after %zu blocks", name, nbig);
     check(nbig >= 16 && nbig <= 64, "%s: the number of 1 MiB blocks fits the 64 MiB headroom", name);
 
     /* 100-byte blocks (heap) until it is full too. */
-    void *smalls = NULL;
-    size_t nsmall = 0;
-    for (;;) {
-        errno = 0;
-        p = malloc(100);
-        if (p == NULL || nsmall == SMALL_LOOP_MAX) {
-            err = errno;
-            if (p != NULL)
-                smalls = chain_push(smalls, p);
-            break;
-        }
-        smalls = chain_push(smalls, p);
-        nsmall++;
-    }
-    check(p == NULL && err == ENOMEM, "%s: malloc(100) returned NULL with ENOMEM after %zu blocks", name, nsmall);
+    size_t nsmall = take_all(100, SMALL_LOOP_MAX, &smalls, &enomem);
+    check(enomem, "%s: malloc(100) returned NULL with ENOMEM after %zu blocks", name, nsmall);
 
     errno = 0;
     p = calloc(1024, 8 * KIB);
@@ -152,20 +130,8 @@ static void exhaust(int resource, const char *name, const char *field)
     check(p == NULL && errno == ENOMEM, "%s: calloc(1, 100) on a full heap returns NULL with ENOMEM", name);
     free(p);
 
-    errno = 0;
-    p = realloc(small, 8 * MIB);
-    check(p == NULL && errno == ENOMEM, "%s: realloc of a heap block to 8 MiB returns NULL with ENOMEM", name);
-    if (p != NULL)
-        small = p;
-    check(intact(small, small_n, 1) && malloc_usable_size(small) >= small_n,
-          "%s: the heap block is intact after the failed realloc", name);
-    errno = 0;
-    p = realloc(big, 96 * MIB);
-    check(p == NULL && errno == ENOMEM, "%s: realloc of a mapped block to 96 MiB returns NULL with ENOMEM", name);
-    if (p != NULL)
-        big = p;
-    check(intact(big, big_n, 2) && malloc_usable_size(big) >= big_n,
-          "%s: the mapped block is intact after the failed realloc", name);
+    small = realloc_refused(name, "heap", small, small_n, 1, 8);
+    big = realloc_refused(name, "mapped", big, big_n, 2, 96);
 
     void *aligned = (void *)&old;   /* must not be overwritten */
     errno = EINTR;
@@ -196,7 +162,7 @@ static void exhaust(int resource, const char *name, const char *field)
     free(a);
     free(b);
     free(c);
-    check(intact(small, small_n, 1) && intact(big, big_n, 2), "%s: the original blocks are still intact", name);
+    check(has_pattern(small, small_n, 1) && has_pattern(big, big_n, 2), "%s: the original blocks are still intact", name);
     free(small);
     free(big);
     check(mymalloc_check() == 0, "%s: heap sound after freeing everything", name);
@@ -232,11 +198,7 @@ int main(void)
     }
     close(fds[1]);
     static char text[CHECKS_PER_RUN * 320 + 1];
-    size_t length = 0;
-    ssize_t n;
-    while (length < sizeof text - 1 && (n = read(fds[0], text + length, sizeof text - 1 - length)) > 0)
-        length += (size_t)n;
-    text[length] = '\0';
+    read_all(fds[0], text, sizeof text);
     close(fds[0]);
     int status = 0;
     pid_t waited = pid > 0 ? waitpid(pid, &status, 0) : -1;

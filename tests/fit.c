@@ -8,31 +8,15 @@
  * bins.  Then a seeded random stress per policy, and one switching policies
  * as it goes, verify every block's contents and mymalloc_check(); and the
  * test runs itself again (--probe) to check the environment variable. */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
+#include "util.h"
 #include "run_self.h"
-#include "tap.h"
 
-#define KIB ((size_t)1024)
 #define GUARD 16                       /* a 32-byte block */
 #define GUARD_BLOCK 32
 #define PROBE_ARG "--probe"
 
 
 static const char *const policy_names[] = { "best", "first", "next", "worst" };
-
-/* The compiler must assume p is used: a malloc whose result is never read
- * could otherwise be left out. */
-static inline void escape(void *p)
-{
-    __asm__ volatile("" : : "r"(p) : "memory");
-}
 
 /* malloc whose result the compiler knows nothing about: a comparison with
  * an older pointer cannot be folded on the grounds that a new block is
@@ -296,11 +280,7 @@ static void corrupted_hole(void)
     }
     close(err[1]);
     char text[512];
-    size_t length = 0;
-    ssize_t n;
-    while (length < sizeof text - 1 && (n = read(err[0], text + length, sizeof text - 1 - length)) > 0)
-        length += (size_t)n;
-    text[length] = '\0';
+    read_all(err[0], text, sizeof text);
     close(err[0]);
     int status = 0;
     waitpid(pid, &status, 0);

@@ -4,18 +4,7 @@
  * allocates and frees a few thousand blocks (from two threads) with verified
  * contents, checks the heap again and _exit()s 0.  A child that deadlocks on
  * an allocator lock left held by the fork dies of its alarm(20): SIGALRM. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
+#include "util.h"
 
 #define NHAMMER        4
 #define HAMMER_SLOTS   64
@@ -27,29 +16,12 @@
 /* Child exit statuses. */
 enum { CHILD_OK = 0, CHILD_BAD_START = 10, CHILD_CORRUPT, CHILD_NOMEM, CHILD_NOTHREAD, CHILD_BAD_END };
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
 static unsigned char fill_byte(uint64_t salt, size_t slot, size_t size)
 {
     uint64_t x = salt * 0x9E3779B97F4A7C15ull + slot * 0xBF58476D1CE4E5B9ull + size;
     x ^= x >> 29;
     x *= 0x94D049BB133111EBull;
     return (unsigned char)(x >> 56);
-}
-
-static int all_bytes(const unsigned char *p, size_t n, unsigned char b)
-{
-    for (size_t i = 0; i < n; i++)
-        if (p[i] != b)
-            return 0;
-    return 1;
 }
 
 /* Mostly small, some medium, one in a hundred above the mmap threshold. */
@@ -78,14 +50,14 @@ static int child_work(uint64_t seed)
         size_t k = (size_t)(xorshift(&seed) % 128), n = random_size(&seed);
         unsigned char *p = live[k];
         if (p != NULL) {
-            if (!all_bytes(p, size[k], fill_byte(salt, k, size[k])))
+            if (!all_bytes(p, 0, size[k], fill_byte(salt, k, size[k])))
                 return CHILD_CORRUPT;
             if (i % 4 == 0) {                  /* resize it instead */
                 size_t keep = n < size[k] ? n : size[k];
                 unsigned char *q = realloc(p, n);
                 if (q == NULL)
                     return CHILD_NOMEM;
-                if (!all_bytes(q, keep, fill_byte(salt, k, size[k])))
+                if (!all_bytes(q, 0, keep, fill_byte(salt, k, size[k])))
                     return CHILD_CORRUPT;
                 memset(q, fill_byte(salt, k, n), n);
                 live[k] = q;
@@ -104,7 +76,7 @@ static int child_work(uint64_t seed)
     for (size_t k = 0; k < 128; k++) {
         if (live[k] == NULL)
             continue;
-        if (!all_bytes(live[k], size[k], fill_byte(salt, k, size[k])))
+        if (!all_bytes(live[k], 0, size[k], fill_byte(salt, k, size[k])))
             return CHILD_CORRUPT;
         free(live[k]);
     }
@@ -225,7 +197,7 @@ static void *hammer_main(void *arg)
         unsigned char b = (unsigned char)xorshift(&seed);
         unsigned char *p = live[k];
         if (p != NULL) {
-            if (!all_bytes(p, size[k], byte[k]))
+            if (!all_bytes(p, 0, size[k], byte[k]))
                 h->corrupt++;
             if (b & 1) {
                 unsigned char *q = realloc(p, n);
@@ -233,7 +205,7 @@ static void *hammer_main(void *arg)
                     h->failures++;
                     continue;
                 }
-                if (!all_bytes(q, n < size[k] ? n : size[k], byte[k]))
+                if (!all_bytes(q, 0, n < size[k] ? n : size[k], byte[k]))
                     h->corrupt++;
                 p = q;
             } else {
@@ -254,7 +226,7 @@ static void *hammer_main(void *arg)
         __atomic_store_n(&h->ops, h->ops + 1, __ATOMIC_RELAXED);
     }
     for (size_t k = 0; k < HAMMER_SLOTS; k++) {
-        if (live[k] != NULL && !all_bytes(live[k], size[k], byte[k]))
+        if (live[k] != NULL && !all_bytes(live[k], 0, size[k], byte[k]))
             h->corrupt++;
         free(live[k]);
     }

@@ -10,25 +10,11 @@
  * (skipped when rsvg-convert is missing).  Then several arenas: threads with
  * known blocks in arenas of their own, a section each, the figures summed
  * over them; 80 arenas; two thread arenas with many regions. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/mman.h>
+#include "util.h"
 #include <sys/stat.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 
 extern char **environ;
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 /* Geometry heapmap.c promises: 1024 pixels a row, at most 128 rows. */
 #define COLUMNS 1024
 #define ROWS 128
@@ -41,64 +27,11 @@ static char errors[8192];             /* its stderr */
 
 /* ---- running commands ---- */
 
-static size_t read_all(int fd, char *buf, size_t room)
-{
-    size_t used = 0;
-    for (;;) {
-        ssize_t n = read(fd, buf + used, room - 1 - used);
-        if (n > 0 && used + (size_t)n < room - 1) {
-            used += (size_t)n;
-            continue;
-        }
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n > 0) {         /* full: drain the rest */
-            used += (size_t)n;
-            char sink[4096];
-            while (read(fd, sink, sizeof sink) > 0)
-                ;
-        }
-        break;
-    }
-    buf[used] = '\0';
-    return used;
-}
-
 /* Run argv (execve of `file`, or a PATH search when env is NULL); its stdout
  * lands in output[], its stderr in errors[].  Returns the wait status, or -1. */
 static int run(const char *file, char *const argv[], char *const env[])
 {
-    int out[2], err[2];
-    if (pipe(out) != 0 || pipe(err) != 0)
-        return -1;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid < 0)
-        return -1;
-    if (pid == 0) {
-        dup2(out[1], STDOUT_FILENO);
-        dup2(err[1], STDERR_FILENO);
-        close(out[0]);
-        close(err[0]);
-        close(out[1]);
-        close(err[1]);
-        if (env != NULL)
-            execve(file, argv, env);
-        else
-            execvp(file, argv);
-        _exit(127);
-    }
-    close(out[1]);
-    close(err[1]);
-    read_all(out[0], output, sizeof output);
-    read_all(err[0], errors, sizeof errors);
-    close(out[0]);
-    close(err[0]);
-    int status;
-    while (waitpid(pid, &status, 0) < 0)
-        if (errno != EINTR)
-            return -1;
-    return status;
+    return run_command(file, argv, env, output, sizeof output, errors, sizeof errors);
 }
 
 static int exited_0(int status) { return status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0; }

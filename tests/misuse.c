@@ -21,65 +21,14 @@
  * The per-thread cache of small blocks (when the library has one) is turned
  * off for the cases about the heap's own checks, and on for the "cache:"
  * cases (double free and use after free of a cached block). */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <poll.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdarg.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
+#include "misuse.h"
 
 /* glibc's own allocator, still exported: a pointer from another allocator. */
 extern void *__libc_malloc(size_t size);
 
-#define KIB ((size_t)1024)
 #define SIZE_FIELD ((((size_t)1 << 46) - 1) & ~(size_t)15)   /* header bits 4-45 */
 
-/* Exit codes of a child that did not die the expected way. */
-enum {
-    EXIT_SETUP = 3,        /* could not lay out the blocks it needed */
-    EXIT_WORK_ALLOC = 4,   /* the heap workout after the misuse could not allocate */
-    EXIT_WORK_DATA = 5,    /* ... found a block's contents changed */
-    EXIT_CASE = 7,         /* a case's own check after carrying on failed */
-    EXIT_MALLOPT = 9,      /* mallopt refused a setting */
-    EXIT_RETURNED = 10,    /* the misuse returned although abort was on */
-    EXIT_EXEC = 11,        /* re-executing the test failed */
-    EXIT_CHECK = 100,      /* + mymalloc_check() after the workout, when not what the case expects */
-    EXIT_CHECK_NOW = 200   /* + mymalloc_check() right after the misuse, likewise */
-};
-
 /* ------------------------------------------------------------------ child side */
-
-static int expect_fd = -1;
-static int carry_on;          /* this child reports and carries on */
-
-/* The exact line the child expects on stderr (one call per line). */
-__attribute__((format(printf, 1, 2)))
-static void expect(const char *fmt, ...)
-{
-    char line[600];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(line, sizeof line - 1, fmt, ap);
-    va_end(ap);
-    if (n < 0 || (size_t)n >= sizeof line - 1)
-        _exit(2);
-    line[n++] = '\n';
-    if (write(expect_fd, line, (size_t)n) != n)
-        _exit(2);
-}
-
-static unsigned long addr(const void *p) { return (unsigned long)(uintptr_t)p; }
 
 /* Keep the compiler from reasoning about a pointer (no dead-store removal
  * before a free, no warnings about the deliberate misuse). */
@@ -100,13 +49,7 @@ static void scribble(void *p, char c, size_t n)
         b[k] = c;
 }
 static size_t head_of(void *p) { return words(p)[-1]; }
-static size_t block_bytes(void *p) { return head_of(p) & SIZE_FIELD; }
-
-__attribute__((noreturn)) static void setup_failed(const char *what)
-{
-    expect("(setup failed: %s)", what);
-    _exit(EXIT_SETUP);
-}
+static size_t size_in_header(void *p) { return head_of(p) & SIZE_FIELD; }
 
 /* k blocks of n bytes, each starting where the one before ends, zeroed (so no
  * stale header hides in them).  Scattered blocks are leaked and tried again. */
@@ -120,7 +63,7 @@ static int try_row(size_t n, int k, char **out)
                 return 0;
         }
         for (int i = 0; i + 1 < k; i++)
-            if (out[i + 1] != out[i] + block_bytes(out[i]))
+            if (out[i + 1] != out[i] + size_in_header(out[i]))
                 good = 0;
         if (good) {
             for (int i = 0; i < k; i++)
@@ -146,7 +89,7 @@ static char *at_top(size_t n, char **guard)
     for (int attempt = 0; attempt < 50; attempt++) {
         char *b[3];
         row(n, 3, b);
-        size_t last = block_bytes(b[2]), before = mallinfo2().keepcost;
+        size_t last = size_in_header(b[2]), before = mallinfo2().keepcost;
         free(opaque(b[2]));
         if (mallinfo2().keepcost == before + last) {
             *guard = b[0];
@@ -233,7 +176,7 @@ static void double_free_trimmed(void)
         if (attempt == 50)
             setup_failed("no blocks next to the top");
         row(100000, 4, b);
-        size_t last = block_bytes(b[3]), before = mallinfo2().keepcost;
+        size_t last = size_in_header(b[3]), before = mallinfo2().keepcost;
         free(opaque(b[3]));
         if (mallinfo2().keepcost == before + last)
             break;
@@ -338,7 +281,7 @@ static void double_free_aligned(void)
     char *p = opaque(aligned_alloc(256, 1000));
     if (p == NULL)
         setup_failed("aligned_alloc");
-    size_t size = block_bytes(p);
+    size_t size = size_in_header(p);
     free(opaque(p));
     expect("mymalloc: free(): double free of 0x%lx (block of %zu bytes)", addr(p), size);
     free(opaque(p));
@@ -826,7 +769,7 @@ static void free_aligned_sized_wrong(void)
     if (p == NULL)
         setup_failed("aligned_alloc");
     expect("mymalloc: free_aligned_sized(): wrong size for 0x%lx (24 bytes given, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free_aligned_sized(opaque(p), 64, 24);
 }
 
@@ -836,7 +779,7 @@ static void free_sized_mapped_wrong(void)
     if (p == NULL)
         setup_failed("malloc");
     expect("mymalloc: free_sized(): wrong size for 0x%lx (100000 bytes given, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free_sized(opaque(p), 100000);
 }
 
@@ -878,7 +821,7 @@ static void l2_mapped_one_byte_past(void)
         setup_failed("malloc");
     bytes(p)[200 * KIB] = 1;
     expect("mymalloc: free(): write past the end of block 0x%lx (204800 bytes requested, byte 204800 overwritten, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free(opaque(p));
 }
 
@@ -889,7 +832,7 @@ static void l2_memalign_one_byte_past(void)
         setup_failed("memalign");
     bytes(p)[40] = 1;
     expect("mymalloc: free(): write past the end of block 0x%lx (40 bytes requested, byte 40 overwritten, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free(opaque(p));
 }
 
@@ -910,7 +853,7 @@ static void l2_calloc_overflow(void)
         setup_failed("calloc");
     bytes(p)[40] = 1;
     expect("mymalloc: free(): write past the end of block 0x%lx (40 bytes requested, byte 40 overwritten, block of %zu bytes)",
-           addr(p), block_bytes(p));
+           addr(p), size_in_header(p));
     free(opaque(p));
 }
 
@@ -1289,51 +1232,35 @@ static const char *residual_note(const struct mcase *c)
 
 /* ------------------------------------------------------------------ the workout */
 
-static unsigned char pattern(size_t seed, size_t k) { return (unsigned char)(seed * 131 + k * 7 + (k >> 8)); }
-
-static void fill(char *p, size_t n, size_t seed)
-{
-    for (size_t k = 0; k < n; k++)
-        p[k] = (char)pattern(seed, k);
-}
-
-static int intact(const char *p, size_t n, size_t seed)
-{
-    for (size_t k = 0; k < n; k++)
-        if ((unsigned char)p[k] != pattern(seed, k))
-            return 0;
-    return 1;
-}
-
 /* A few thousand allocations, reallocations and frees with every byte
  * verified (overlapping blocks would show), then the heap check. */
 static int workout(int residual)
 {
     enum { SLOTS = 256, STEPS = 4000 };
     static char *slot[SLOTS];
-    static size_t len[SLOTS], seed[SLOTS];
+    static size_t len[SLOTS];
+    static unsigned seed[SLOTS];
     uint64_t x = 0x2545f4914f6cdd1du;
     for (int step = 0; step < STEPS; step++) {
-        x = x * 6364136223846793005u + 1442695040888963407u;
-        unsigned r = (unsigned)(x >> 33);
+        unsigned r = lcg_next(&x);
         int i = (int)(r % SLOTS);
         unsigned kind = (r >> 8) % 64;
         size_t n = kind < 40 ? 1 + (r >> 14) % 256 : kind < 60 ? 257 + (r >> 14) % 4000
                  : kind < 63 ? 4097 + (r >> 14) % 60000 : 140000 + (r >> 14) % 60000;
         if (slot[i] != NULL) {
-            if (!intact(slot[i], len[i], seed[i]))
+            if (!has_pattern(slot[i], len[i], seed[i]))
                 return EXIT_WORK_DATA;
             if ((r >> 20) % 4 == 0) {
                 char *q = realloc(slot[i], n);
                 if (q == NULL)
                     return EXIT_WORK_ALLOC;
                 size_t keep = n < len[i] ? n : len[i];
-                if (!intact(q, keep, seed[i]))
+                if (!has_pattern(q, keep, seed[i]))
                     return EXIT_WORK_DATA;
                 slot[i] = q;
                 len[i] = n;
-                seed[i] = (size_t)step;
-                fill(q, n, seed[i]);
+                seed[i] = (unsigned)step;
+                fill_pattern(q, n, seed[i]);
             } else {
                 free(slot[i]);
                 slot[i] = NULL;
@@ -1348,12 +1275,12 @@ static int workout(int residual)
                         return EXIT_WORK_DATA;
             slot[i] = p;
             len[i] = n;
-            seed[i] = (size_t)step;
-            fill(p, n, seed[i]);
+            seed[i] = (unsigned)step;
+            fill_pattern(p, n, seed[i]);
         }
     }
     for (int i = 0; i < SLOTS; i++) {
-        if (slot[i] != NULL && !intact(slot[i], len[i], seed[i]))
+        if (slot[i] != NULL && !has_pattern(slot[i], len[i], seed[i]))
             return EXIT_WORK_DATA;
         free(slot[i]);
     }
@@ -1365,39 +1292,10 @@ static int workout(int residual)
 
 /* ------------------------------------------------------------------ running a case */
 
-enum mode { MODE_ABORT, MODE_CARRY, MODE_CARRY_ENV, MODE_CARRY_GLIBC };
-
-/* Thresholds fixed whatever the environment says; the cache of small blocks
- * off (when the library has one). */
-static int base_settings(void)
+__attribute__((noreturn)) static void child_main(const struct mcase *c, enum carry m, int fd)
 {
-    int set = mallopt(M_MMAP_THRESHOLD, 128 * 1024) == 1 && mallopt(M_MMAP_MAX, 65536) == 1 &&
-              mallopt(M_TRIM_THRESHOLD, 128 * 1024) == 1 && mallopt(M_TOP_PAD, 128 * 1024) == 1;
-#ifdef M_MYMALLOC_TCACHE
-    set = set && mallopt(M_MYMALLOC_TCACHE, 0) == 1;
-#endif
-    return set;
-}
-
-__attribute__((noreturn)) static void child_main(const struct mcase *c, enum mode m, int fd)
-{
-    expect_fd = fd;
-    alarm(30);                                 /* a hang fails the case, not the suite */
-    if (!(c->flags & LEVEL_ENV)) {
-        if ((c->flags & L2) && mallopt(M_MYMALLOC_CHECK, 2) != 1)
-            _exit(EXIT_MALLOPT);
-        if ((c->flags & L0) && mallopt(M_MYMALLOC_CHECK, 0) != 1)
-            _exit(EXIT_MALLOPT);
-    }
-#ifdef M_MYMALLOC_TCACHE
-    if ((c->flags & CACHE) && mallopt(M_MYMALLOC_TCACHE, 1) != 1)
-        _exit(EXIT_MALLOPT);
-#endif
-    if (m == MODE_CARRY && mallopt(M_MYMALLOC_ABORT, 0) != 1)
-        _exit(EXIT_MALLOPT);
-    if (m == MODE_CARRY_GLIBC && mallopt(M_CHECK_ACTION, 1) != 1)
-        _exit(EXIT_MALLOPT);
-    carry_on = m != MODE_ABORT;
+    int level = (c->flags & LEVEL_ENV) ? -1 : (c->flags & L2) ? 2 : (c->flags & L0) ? 0 : -1;
+    misuse_child_start(fd, level, c->flags & CACHE, m);
     c->run();
     if (!carry_on && !(c->flags & BENIGN))
         _exit(EXIT_RETURNED);
@@ -1410,7 +1308,7 @@ __attribute__((noreturn)) static void child_main(const struct mcase *c, enum mod
 static const char *self_path = "/proc/self/exe";
 
 /* Re-execute this program for one case, with the environment it needs. */
-__attribute__((noreturn)) static void reexec(int index, enum mode m, int fd)
+__attribute__((noreturn)) static void reexec(int index, enum carry m, int fd)
 {
     extern char **environ;
     size_t n = 0;
@@ -1445,68 +1343,28 @@ struct outcome {
     char want[1024], got[2048];
 };
 
-/* Read both pipes to their end, whatever order the child writes in. */
-static void collect(int want_fd, int got_fd, struct outcome *o)
+struct case_run {
+    int index;
+    enum carry m;
+};
+
+/* In the child: the case, re-executed when it needs an environment of its
+ * own; fd is where its expected lines go. */
+static void case_child(void *arg, int fd)
 {
-    size_t have[2] = { 0, 0 }, room[2] = { sizeof o->want - 1, sizeof o->got - 1 };
-    char *buf[2] = { o->want, o->got };
-    struct pollfd pf[2] = { { want_fd, POLLIN, 0 }, { got_fd, POLLIN, 0 } };
-    int open_fds = 2;
-    while (open_fds > 0) {
-        if (poll(pf, 2, -1) < 0) {
-            if (errno == EINTR)
-                continue;
-            break;
-        }
-        for (int i = 0; i < 2; i++) {
-            if (pf[i].fd < 0 || pf[i].revents == 0)
-                continue;
-            char sink[512];
-            char *to = have[i] < room[i] ? buf[i] + have[i] : sink;
-            size_t space = have[i] < room[i] ? room[i] - have[i] : sizeof sink;
-            ssize_t got = read(pf[i].fd, to, space);
-            if (got <= 0) {
-                pf[i].fd = -1;
-                open_fds--;
-            } else if (to != sink) {
-                have[i] += (size_t)got;
-            }
-        }
-    }
-    o->want[have[0]] = '\0';
-    o->got[have[1]] = '\0';
+    const struct case_run *r = arg;
+    if (r->m == MODE_CARRY_ENV || (cases[r->index].flags & LEVEL_ENV))
+        reexec(r->index, r->m, fd);
+    child_main(&cases[r->index], r->m, fd);
 }
 
-static struct outcome run(int index, enum mode m)
+/* Run a case in a child (core dumps off) with its stderr on one pipe and
+ * its expected lines on another. */
+static struct outcome run(int index, enum carry m)
 {
-    const struct mcase *c = &cases[index];
+    struct case_run r = { index, m };
     struct outcome o;
-    int want[2], got[2];
-    memset(&o, 0, sizeof o);
-    o.status = -1;
-    if (pipe(want) != 0 || pipe(got) != 0)
-        return o;
-    fflush(stdout);
-    pid_t pid = fork();
-    if (pid == 0) {
-        struct rlimit no_core = { 0, 0 };
-        setrlimit(RLIMIT_CORE, &no_core);
-        close(want[0]);
-        close(got[0]);
-        dup2(got[1], STDERR_FILENO);
-        close(got[1]);
-        if (m == MODE_CARRY_ENV || (c->flags & LEVEL_ENV))
-            reexec(index, m, want[1]);
-        child_main(c, m, want[1]);
-    }
-    close(want[1]);
-    close(got[1]);
-    if (pid > 0)
-        collect(want[0], got[0], &o);
-    close(want[0]);
-    close(got[0]);
-    if (pid > 0)
-        waitpid(pid, &o.status, 0);
+    o.status = fork_piped(ERR_TO_SECOND | NO_CORE_DUMP, case_child, &r, o.want, sizeof o.want, o.got, sizeof o.got);
     return o;
 }
 
@@ -1527,28 +1385,7 @@ static const char *exit_meaning(int code)
     }
 }
 
-static void describe_status(char *out, size_t size, int status)
-{
-    if (status == -1)
-        snprintf(out, size, "no child");
-    else if (WIFSIGNALED(status))
-        snprintf(out, size, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
-    else if (WIFEXITED(status))
-        snprintf(out, size, "exit %d%s", WEXITSTATUS(status), exit_meaning(WEXITSTATUS(status)));
-    else
-        snprintf(out, size, "status 0x%x", status);
-}
-
-/* Is the child's stderr exactly what it announced? */
-static void check_lines(const char *label, const struct outcome *o)
-{
-    int same = o->want[0] != '\0' && strcmp(o->want, o->got) == 0;
-    ok(same, "%s: stderr is exactly: %.*s", label, (int)strcspn(o->want, "\n"), o->want);
-    if (!same)
-        diag("expected \"%s\", got \"%s\"", o->want, o->got);
-}
-
-static const char *mode_label(enum mode m)
+static const char *mode_label(enum carry m)
 {
     switch (m) {
     case MODE_CARRY: return "carry on (mallopt M_MYMALLOC_ABORT 0)";
@@ -1565,7 +1402,7 @@ static void run_case(int index)
 
     if (c->flags & BENIGN) {
         struct outcome o = run(index, MODE_ABORT);
-        describe_status(how, sizeof how, o.status);
+        status_text(how, sizeof how, o.status, exit_meaning);
         ok(o.status != -1 && WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0,
            "%s: the child exits 0 after a sound workout (%s)", c->name, how);
         ok(o.got[0] == '\0', "%s: nothing on stderr%s%s", c->name, o.got[0] ? " - got: " : "", o.got);
@@ -1573,22 +1410,22 @@ static void run_case(int index)
     }
     struct outcome o = run(index, MODE_ABORT);
     snprintf(label, sizeof label, "%s [abort]", c->name);
-    describe_status(how, sizeof how, o.status);
+    status_text(how, sizeof how, o.status, exit_meaning);
     ok(o.status != -1 && WIFSIGNALED(o.status) && WTERMSIG(o.status) == SIGABRT,
        "%s: the child died by SIGABRT (%s)", label, how);
-    check_lines(label, &o);
+    check_lines(label, o.want, o.got);
     if (c->flags & SELF)
         return;
 
-    enum mode m = (c->flags & CARRY_ENV) ? MODE_CARRY_ENV : (c->flags & CARRY_GLIBC) ? MODE_CARRY_GLIBC : MODE_CARRY;
+    enum carry m = (c->flags & CARRY_ENV) ? MODE_CARRY_ENV : (c->flags & CARRY_GLIBC) ? MODE_CARRY_GLIBC : MODE_CARRY;
     snprintf(label, sizeof label, "%s [%s]", c->name, mode_label(m));
     o = run(index, m);
-    describe_status(how, sizeof how, o.status);
+    status_text(how, sizeof how, o.status, exit_meaning);
     const char *note = residual_note(c);
     ok(o.status != -1 && WIFEXITED(o.status) && WEXITSTATUS(o.status) == 0,
        "%s: returns, mymalloc_check() == %d%s%s%s, and again after a workout of 4000 verified blocks (%s)", label,
        c->residual, note ? " (" : "", note ? note : "", note ? ")" : "", how);
-    check_lines(label, &o);
+    check_lines(label, o.want, o.got);
 }
 
 /* ------------------------------------------------------------------ level 2 in this process */
@@ -1651,16 +1488,16 @@ int main(int argc, char **argv)
 {
     if (argc == 5 && strcmp(argv[1], "--child") == 0) {
         int index = atoi(argv[2]);
-        if (index < 0 || index >= NCASES || !base_settings())
+        if (index < 0 || index >= NCASES || !misuse_settings())
             _exit(EXIT_EXEC);
-        child_main(&cases[index], (enum mode)atoi(argv[3]), atoi(argv[4]));
+        child_main(&cases[index], (enum carry)atoi(argv[3]), atoi(argv[4]));
     }
     if (access(self_path, X_OK) != 0)
         self_path = argv[0];
 
     if (mallopt(M_MYMALLOC_CHECK, 1) != 1)
         plan_skip_all("checks are off (MYMALLOC_CHECK=0 in the environment)");
-    int set = base_settings() && mallopt(M_MYMALLOC_ABORT, 1) == 1;
+    int set = misuse_settings() && mallopt(M_MYMALLOC_ABORT, 1) == 1;
 
     int points = 2 + LEVEL2_POINTS;
     for (int i = 0; i < NCASES; i++)

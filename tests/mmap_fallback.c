@@ -1,20 +1,8 @@
 /* mmap_fallback.c - when a mapping sits right at the break, sbrk cannot grow
  * the heap: it must continue in mmap'ed segments, without touching the
  * blocked range, and stay sound through frees, reuse, calloc and trimming. */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <stdint.h>
-#include <string.h>
-#include <sys/mman.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "tap.h"
-#pragma GCC diagnostic pop
+#include "util.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define TOTAL (20 * MIB)
 #define MAX_BLOCKS 16384
 #define BLOCKER_LENGTH (16 * MIB)

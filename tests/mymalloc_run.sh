@@ -10,7 +10,7 @@
 # MYMALLOCXX_LIB (optional).
 
 srcdir=${MYMALLOC_SRCDIR:-$(dirname "$0")/..}
-. "$srcdir/tests/tap.sh"
+. "$srcdir/tests/preload-lib.sh"
 
 bin=${MYMALLOC_TEST_BIN:-}
 run=$bin/mymalloc-run
@@ -21,25 +21,13 @@ for f in "$run" "$probe"; do
         exit 1
     fi
 done
-if [ -z "${MYMALLOC_LIB:-}" ] || [ ! -f "$MYMALLOC_LIB" ]; then
-    echo "Bail out! MYMALLOC_LIB (${MYMALLOC_LIB:-unset}) is not a file"
-    exit 1
-fi
+library MYMALLOC_LIB
 # What the script must preload: the file behind the symbolic links.
-real=$(readlink -f "$MYMALLOC_LIB")
-version=$(sed -n 's/^#define MYMALLOC_VERSION_STRING "\(.*\)"$/\1/p' "$srcdir/include/mymalloc.h")
+real=$(readlink -f "$lib")
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mymalloc-run.XXXXXX") || {
-    echo "Bail out! mktemp -d failed"
-    exit 1
-}
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
+scratch mymalloc-run
 tmp=$(cd "$tmp" && pwd)
-
-unset LD_PRELOAD MYMALLOC_STATS MYMALLOC_CHECK MYMALLOC_HEAPMAP MYMALLOC_ABORT
-LC_ALL=C
-export LC_ALL
+predictable MYMALLOC_STATS MYMALLOC_CHECK MYMALLOC_HEAPMAP MYMALLOC_ABORT
 # No core file from the runs that abort (dash, bash and busybox sh have -c).
 # shellcheck disable=SC3045
 ulimit -c 0 2>/dev/null
@@ -47,11 +35,8 @@ ulimit -c 0 2>/dev/null
 out=$tmp/out
 err=$tmp/err
 
-# show FILE: a file's first lines as TAP comments.
-show() {
-    [ -s "$1" ] && sed -n '1,12s/^/#   /p' "$1"
-    return 0
-}
+# show (preload-lib.sh) gives a file's first 12 lines here.
+show_lines=12
 
 # try COMMAND...: run it with stdout in $out, stderr in $err; status in $st.
 try() {

@@ -9,47 +9,11 @@
 # but MYMALLOC_LIB).
 
 srcdir=${MYMALLOC_SRCDIR:-$(dirname "$0")/..}
-. "$srcdir/tests/tap.sh"
+. "$srcdir/tests/preload-lib.sh"
 
-if [ -z "${MYMALLOC_LIB:-}" ] || [ ! -f "$MYMALLOC_LIB" ]; then
-    echo "Bail out! MYMALLOC_LIB (${MYMALLOC_LIB:-unset}) is not a file"
-    exit 1
-fi
-case $MYMALLOC_LIB in
-/*) lib=$MYMALLOC_LIB ;;
-*) lib=$(pwd)/$MYMALLOC_LIB ;;
-esac
-# The version the library must report, from the header it was built from.
-version=$(sed -n 's/^#define MYMALLOC_VERSION_STRING "\(.*\)"$/\1/p' "$srcdir/include/mymalloc.h")
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mymalloc-preload.XXXXXX") || {
-    echo "Bail out! mktemp -d failed"
-    exit 1
-}
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
-
-# Keep what the runs below inherit predictable.
-unset LD_PRELOAD MYMALLOC_MMAP_THRESHOLD MYMALLOC_TRIM_THRESHOLD MYMALLOC_TOP_PAD MYMALLOC_MMAP_MAX \
-    MALLOC_MMAP_THRESHOLD_ MALLOC_TRIM_THRESHOLD_ MALLOC_TOP_PAD_ MALLOC_MMAP_MAX_ MYMALLOC_STATS
-LC_ALL=C
-export LC_ALL
-
-# show FILE: a file's first lines as TAP comments.
-show() {
-    [ -s "$1" ] && sed -n '1,15s/^/#   /p' "$1"
-    return 0
-}
-
-# stderr_clean FILE: no mymalloc report (heap misuse, bad setting) in it.
-stderr_clean() {
-    if grep -q 'mymalloc' "$1"; then
-        diag "mymalloc wrote on stderr:"
-        show "$1"
-        return 1
-    fi
-    return 0
-}
+library MYMALLOC_LIB
+scratch mymalloc-preload
+predictable MYMALLOC_STATS
 
 # same_output WHAT EXPECTED ACTUAL STATUS STDERR: the preloaded run exited 0,
 # printed something, the same thing as the plain run, and mymalloc had

@@ -7,51 +7,17 @@
 # Environment: MYMALLOCXX_LIB (required), MYMALLOC_SRCDIR, CXX (default g++).
 
 srcdir=${MYMALLOC_SRCDIR:-$(dirname "$0")/..}
-. "$srcdir/tests/tap.sh"
+. "$srcdir/tests/preload-lib.sh"
 
-if [ -z "${MYMALLOCXX_LIB:-}" ] || [ ! -f "$MYMALLOCXX_LIB" ]; then
-    echo "Bail out! MYMALLOCXX_LIB (${MYMALLOCXX_LIB:-unset}) is not a file"
-    exit 1
-fi
-case $MYMALLOCXX_LIB in
-/*) lib=$MYMALLOCXX_LIB ;;
-*) lib=$(pwd)/$MYMALLOCXX_LIB ;;
-esac
+library MYMALLOCXX_LIB
 libdir=$(dirname "$lib")
 case $srcdir in
 /*) ;;
 *) srcdir=$(pwd)/$srcdir ;;
 esac
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mymalloc-preload-cxx.XXXXXX") || {
-    echo "Bail out! mktemp -d failed"
-    exit 1
-}
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
-
-# Keep what the runs below inherit predictable.
-unset LD_PRELOAD MYMALLOC_MMAP_THRESHOLD MYMALLOC_TRIM_THRESHOLD MYMALLOC_TOP_PAD MYMALLOC_MMAP_MAX \
-    MALLOC_MMAP_THRESHOLD_ MALLOC_TRIM_THRESHOLD_ MALLOC_TOP_PAD_ MALLOC_MMAP_MAX_ \
-    MYMALLOC_CHECK MYMALLOC_ABORT MYMALLOC_TCACHE MYMALLOC_STATS
-LC_ALL=C
-export LC_ALL
-
-# show FILE: a file's first lines as TAP comments.
-show() {
-    [ -s "$1" ] && sed -n '1,15s/^/#   /p' "$1"
-    return 0
-}
-
-# stderr_clean FILE: no mymalloc report (heap misuse, bad setting) in it.
-stderr_clean() {
-    if grep -q 'mymalloc' "$1"; then
-        diag "mymalloc wrote on stderr:"
-        show "$1"
-        return 1
-    fi
-    return 0
-}
+scratch mymalloc-preload-cxx
+predictable MYMALLOC_CHECK MYMALLOC_ABORT MYMALLOC_TCACHE MYMALLOC_STATS
 
 cxx=${CXX:-g++}
 # shellcheck disable=SC2086

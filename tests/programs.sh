@@ -20,34 +20,17 @@
 # PYTHON3, BASH, CXX.
 
 srcdir=${MYMALLOC_SRCDIR:-$(dirname "$0")/..}
-. "$srcdir/tests/tap.sh"
+. "$srcdir/tests/preload-lib.sh"
 
-if [ -z "${MYMALLOC_LIB:-}" ] || [ ! -f "$MYMALLOC_LIB" ]; then
-    echo "Bail out! MYMALLOC_LIB (${MYMALLOC_LIB:-unset}) is not a file"
-    exit 1
-fi
-case $MYMALLOC_LIB in
-/*) lib=$MYMALLOC_LIB ;;
-*) lib=$(pwd)/$MYMALLOC_LIB ;;
-esac
+library MYMALLOC_LIB
 libxx=${MYMALLOCXX_LIB:-}
 case $libxx in
 '' | /*) ;;
 *) libxx=$(pwd)/$libxx ;;
 esac
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/mymalloc-programs.XXXXXX") || {
-    echo "Bail out! mktemp -d failed"
-    exit 1
-}
-trap 'rm -rf "$tmp"' EXIT
-trap 'exit 1' HUP INT TERM
-
-unset LD_PRELOAD MYMALLOC_MMAP_THRESHOLD MYMALLOC_TRIM_THRESHOLD MYMALLOC_TOP_PAD MYMALLOC_MMAP_MAX \
-    MALLOC_MMAP_THRESHOLD_ MALLOC_TRIM_THRESHOLD_ MALLOC_TOP_PAD_ MALLOC_MMAP_MAX_ \
-    MYMALLOC_CHECK MYMALLOC_ABORT MYMALLOC_TCACHE PYTHONMALLOC
-LC_ALL=C
-export LC_ALL
+scratch mymalloc-programs
+predictable MYMALLOC_CHECK MYMALLOC_ABORT MYMALLOC_TCACHE PYTHONMALLOC
 
 probe=programs-probe
 probe_line="mymalloc: ignoring MYMALLOC_TOP_PAD=$probe: not a valid size"
@@ -65,11 +48,6 @@ preloaded() {
     shift
     # shellcheck disable=SC2086
     LD_PRELOAD=$pl_lib MYMALLOC_TOP_PAD=$probe $limit "$@"
-}
-
-show() {
-    [ -s "$1" ] && sed -n '1,15s/^/#   /p' "$1"
-    return 0
 }
 
 # on_mymalloc WHAT STDERR MIN: at least MIN processes ran on mymalloc (each

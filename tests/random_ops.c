@@ -11,27 +11,10 @@
  *   random_ops                 the test (TAP)
  *   random_ops --corpus DIR    write the fuzzer's seed corpus into DIR
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <string.h>
-#include <time.h>
-#include "mymalloc.h"
-#include "tap.h"
+#include "util.h"
 #include "fuzz/shadow.h"
 
 #define CHUNK_OPS 4096
-
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
 
 /* How a phase draws its operations. */
 struct profile {
@@ -283,6 +266,17 @@ static size_t put(uint8_t *out, enum shadow_code code, unsigned slot, unsigned a
     return shadow_encode(&op, out);
 }
 
+/* `code` on the slots from `first` to below `end`, `stride` apart: slot i
+ * with the size size0 + i * size_step. */
+static size_t put_slots(uint8_t *out, enum shadow_code code, unsigned first, unsigned end, unsigned stride, size_t size0,
+                        size_t size_step)
+{
+    size_t n = 0;
+    for (unsigned i = first; i < end; i += stride)
+        n += put(out + n, code, i, 0, 0, size0 + i * size_step);
+    return n;
+}
+
 static int write_corpus(const char *dir)
 {
     static uint8_t buf[65536];
@@ -328,18 +322,13 @@ static int write_corpus(const char *dir)
     }
     n += put(buf + n, SH_VALLOC, 60, 0, 0, 5000);
     n += put(buf + n, SH_PVALLOC, 61, 0, 0, 5000);
-    for (unsigned a = 0; a < 64; a++)
-        n += put(buf + n, SH_FREE_SIZED, a, 0, 0, 0);
+    n += put_slots(buf + n, SH_FREE_SIZED, 0, 64, 1, 0, 0);
     failed |= write_seed(dir, "aligned", buf, n);
 
     /* Neighbours freed in orders that coalesce both ways. */
-    n = 0;
-    for (unsigned i = 0; i < 24; i++)
-        n += put(buf + n, SH_MALLOC, i, 0, 0, 24 + 40 * i);
-    for (unsigned i = 1; i < 24; i += 2)
-        n += put(buf + n, SH_FREE, i, 0, 0, 0);
-    for (unsigned i = 0; i < 24; i += 2)
-        n += put(buf + n, SH_FREE_SIZED, i, 0, 0, 0);
+    n = put_slots(buf, SH_MALLOC, 0, 24, 1, 24, 40);
+    n += put_slots(buf + n, SH_FREE, 1, 24, 2, 0, 0);
+    n += put_slots(buf + n, SH_FREE_SIZED, 0, 24, 2, 0, 0);
     n += put(buf + n, SH_TRIM, 0, 0, 0, 0);
     n += put(buf + n, SH_CHECK, 0, 0, 0, 0);
     failed |= write_seed(dir, "coalesce", buf, n);
@@ -376,17 +365,12 @@ static int write_corpus(const char *dir)
 
     /* Small blocks freed into the per-thread cache, then caching turned off
      * (the cache is flushed) and on again. */
-    n = 0;
-    for (unsigned i = 0; i < 40; i++)
-        n += put(buf + n, SH_MALLOC, i, 0, 0, 16 + 8 * i);
-    for (unsigned i = 0; i < 40; i += 2)
-        n += put(buf + n, SH_FREE, i, 0, 0, 0);
+    n = put_slots(buf, SH_MALLOC, 0, 40, 1, 16, 8);
+    n += put_slots(buf + n, SH_FREE, 0, 40, 2, 0, 0);
     n += put(buf + n, SH_MALLOPT, 0, 5, 0, 0);                /* caches off */
-    for (unsigned i = 0; i < 40; i += 2)
-        n += put(buf + n, SH_MALLOC, i, 0, 0, 24 + 8 * i);
+    n += put_slots(buf + n, SH_MALLOC, 0, 40, 2, 24, 8);
     n += put(buf + n, SH_MALLOPT, 0, 5, 1, 0);                /* caches on */
-    for (unsigned i = 1; i < 40; i += 2)
-        n += put(buf + n, SH_FREE_SIZED, i, 0, 0, 0);
+    n += put_slots(buf + n, SH_FREE_SIZED, 1, 40, 2, 0, 0);
     n += put(buf + n, SH_TRIM, 0, 0, 0, 0);
     n += put(buf + n, SH_CHECK, 0, 0, 0, 0);
     failed |= write_seed(dir, "tcache", buf, n);

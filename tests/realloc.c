@@ -3,34 +3,9 @@
  * neighbour is in use, crossing the mmap threshold both ways, growing a
  * mapped block with mremap, many buffers grown in turn, and failing without
  * touching the block. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <malloc.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
+#include "util.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define DEFAULT_THRESHOLD (128 * 1024)
-
-static void *launder(void *p)
-{
-    __asm__ volatile("" : "+r"(p) : : "memory");
-    return p;
-}
-
-static size_t hide(size_t n)
-{
-    __asm__ volatile("" : "+r"(n));
-    return n;
-}
 
 /* realloc with the pointer hidden from the compiler, which would otherwise
  * warn about (and reason about) the old pointer after the call. */
@@ -39,117 +14,21 @@ static void *resize(void *p, size_t n)
     return launder(realloc(launder(p), n));
 }
 
-/* The pattern depends on the byte's offset, so a buffer that grows can be
- * filled a range at a time and checked as a whole. */
-static unsigned char pattern_byte(size_t i, unsigned seed)
-{
-    return (unsigned char)(seed * 97u + i * 11u + (i >> 12) + 5);
-}
-
-static void fill_range(void *p, size_t from, size_t to, unsigned seed)
-{
-    unsigned char *c = p;
-    for (size_t i = from; i < to; i++)
-        c[i] = pattern_byte(i, seed);
-}
-
-static void fill(void *p, size_t n, unsigned seed) { fill_range(p, 0, n, seed); }
-
-static int filled(const void *p, size_t n, unsigned seed)
-{
-    const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++)
-        if (c[i] != pattern_byte(i, seed))
-            return 0;
-    return 1;
-}
-
 static uint64_t rng_state = 0x2545f4914f6cdd1du;
-static uint32_t rng(void)
-{
-    rng_state = rng_state * 6364136223846793005u + 1442695040888963407u;
-    return (uint32_t)(rng_state >> 33);
-}
-
-/* The heap block a user pointer sits in: header word included. */
-static size_t block_bytes(const void *p) { return malloc_usable_size((void *)p) + 8; }
-static size_t mapped_blocks(void) { return mallinfo2().hblks; }
-static size_t bin_bytes(void) { struct mallinfo2 m = mallinfo2(); return m.fordblks - m.keepcost; }
-
-/* Blocks taken to empty the bins (or while hunting for neighbours); they stay
- * allocated until the scenario ends. */
-static void *junk[1024];
-static size_t njunk;
-
-static void keep_junk(void *p)
-{
-    if (njunk < sizeof junk / sizeof junk[0])
-        junk[njunk++] = p;
-}
-
-static void free_junk(void)
-{
-    while (njunk > 0)
-        free(junk[--njunk]);
-}
-
-/* Take every free block out of the bins, so that what follows is carved from
- * the top, block after block.  A request is served from the bins exactly when
- * the bytes in them drop; otherwise it is given back and a smaller one tried. */
-static int drain_bins(void)
-{
-    for (int rounds = 0; rounds < 4096; rounds++) {
-        size_t in_bins = bin_bytes();
-        if (in_bins == 0)
-            return 1;
-        for (size_t want = in_bins - 8;; want /= 2) {
-            void *p = launder(malloc(want));
-            if (p == NULL)
-                return 0;
-            if (bin_bytes() < in_bins) {
-                keep_junk(p);
-                break;
-            }
-            free(p);
-            if (want == 0)
-                return 0;
-        }
-    }
-    return 0;
-}
-
-/* Allocate `count` blocks of the given request sizes lying next to each other
- * in the heap, in that order.  0 when that could not be arranged. */
-static int alloc_adjacent(void **out, const size_t *req, int count)
-{
-    drain_bins();
-    for (int attempt = 0; attempt < 32; attempt++) {
-        int adjacent = 1;
-        for (int i = 0; i < count; i++)
-            out[i] = launder(malloc(req[i]));
-        for (int i = 0; i + 1 < count; i++)
-            if (out[i] == NULL || (char *)out[i] + block_bytes(out[i]) != (char *)out[i + 1])
-                adjacent = 0;
-        if (adjacent && out[count - 1] != NULL)
-            return 1;
-        for (int i = 0; i < count; i++)
-            keep_junk(out[i]);
-    }
-    return 0;
-}
+static uint32_t rng(void) { return lcg_next(&rng_state); }
 
 /* ---- shrinking ---- */
 
 static void test_shrink(void)
 {
     unsigned char *p = launder(malloc(1000));
-    fill(p, 1000, 1);
+    fill_pattern(p, 1000, 1);
     unsigned char *q = resize(p, 500);
-    ok(q == p && filled(q, 500, 1), "shrink 1000 -> 500 stays in place, contents kept");
+    ok(q == p && has_pattern(q, 500, 1), "shrink 1000 -> 500 stays in place, contents kept");
     q = resize(q, 490);
-    ok(q == p && filled(q, 490, 1), "shrink 500 -> 490 (same block size) stays in place");
+    ok(q == p && has_pattern(q, 490, 1), "shrink 500 -> 490 (same block size) stays in place");
     q = resize(q, 1);
-    ok(q == p && filled(q, 1, 1), "shrink to 1 byte stays in place");
+    ok(q == p && has_pattern(q, 1, 1), "shrink to 1 byte stays in place");
     size_t usable = malloc_usable_size(q);
     unsigned char *r = resize(q, usable);
     ok(r == p, "realloc to the current usable size stays in place");
@@ -158,9 +37,9 @@ static void test_shrink(void)
     /* A big heap block (mappings off) shrinks in place too. */
     int set = mallopt(M_MMAP_MAX, 0);
     p = launder(malloc(300 * KIB));
-    fill(p, 300 * KIB, 2);
+    fill_pattern(p, 300 * KIB, 2);
     q = resize(p, 10 * KIB);
-    ok(set == 1 && q == p && filled(q, 10 * KIB, 2), "shrink of a 300 KiB heap block to 10 KiB stays in place");
+    ok(set == 1 && q == p && has_pattern(q, 10 * KIB, 2), "shrink of a 300 KiB heap block to 10 KiB stays in place");
     free(q);
     mallopt(M_MMAP_MAX, 65536);
 
@@ -168,9 +47,9 @@ static void test_shrink(void)
      * mremap shrinks a mapping where it is. */
     size_t hblks = mapped_blocks();
     p = launder(malloc(MIB));
-    fill(p, MIB, 3);
+    fill_pattern(p, MIB, 3);
     q = resize(p, 600 * KIB);
-    ok(q == p && filled(q, 600 * KIB, 3) && mapped_blocks() == hblks + 1,
+    ok(q == p && has_pattern(q, 600 * KIB, 3) && mapped_blocks() == hblks + 1,
        "shrink of a 1 MiB mapped block to 600 KiB stays in place in its mapping, contents kept");
     free(q);
     ok(mymalloc_check() == 0, "heap sound after the shrinks");
@@ -183,28 +62,24 @@ static void test_grow_into_neighbour(void)
     void *blk[3];
     static const size_t req[3] = { 200, 200, 32 };   /* a, b, guard */
 
-    if (!alloc_adjacent(blk, req, 3)) {
-        ok(0, "could not get three adjacent blocks");
-        skip(3, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 3, BINS_DRAINED_ONCE, 3, "could not get three adjacent blocks"))
         return;
-    }
     unsigned char *a = blk[0], *b = blk[1];
     size_t a_block = block_bytes(a), b_block = block_bytes(b);
-    fill(a, 200, 4);
+    fill_pattern(a, 200, 4);
     free(b);
     unsigned char *q = resize(a, a_block + b_block - 8);
-    ok(q == a && filled(q, 200, 4) && block_bytes(q) == a_block + b_block,
+    ok(q == a && has_pattern(q, 200, 4) && block_bytes(q) == a_block + b_block,
        "realloc(a) to the size of a + b after free(b) grows in place, using all of b");
     ok(mymalloc_check() == 0, "heap sound after growing into the whole neighbour");
 
     /* Grow into part of a free neighbour: the rest stays free after it. */
     q = resize(q, 100);                /* gives back a tail: a free block after a */
-    fill(q, 100, 5);
+    fill_pattern(q, 100, 5);
     size_t tail = bin_bytes();
     unsigned char *r = resize(q, 250);
-    fill_range(r, 100, 250, 5);
-    ok(r == a && filled(r, 250, 5) && bin_bytes() == tail - (block_bytes(r) - 112),
+    fill_pattern_range(r, 100, 250, 5);
+    ok(r == a && has_pattern(r, 250, 5) && bin_bytes() == tail - (block_bytes(r) - 112),
        "realloc grows into part of the free neighbour, the rest stays in a bin");
     ok(mymalloc_check() == 0, "heap sound after growing into part of a neighbour");
     free(r);
@@ -231,7 +106,7 @@ static void test_grow_into_top(void)
 
     size_t size = 1000, moves = 0;
     int contents = 1;
-    fill(a, size, 6);
+    fill_pattern(a, size, 6);
     for (size_t n = 2000; n < 110 * KIB; n *= 2) {
         unsigned char *q = resize(a, n);
         if (q == NULL) {
@@ -240,9 +115,9 @@ static void test_grow_into_top(void)
         }
         if (q != a)
             moves++;
-        if (!filled(q, size, 6))
+        if (!has_pattern(q, size, 6))
             contents = 0;
-        fill_range(q, size, n, 6);
+        fill_pattern_range(q, size, n, 6);
         a = q;
         size = n;
     }
@@ -258,13 +133,13 @@ static void test_grow_into_top(void)
     drain_bins();
     free(launder(malloc(64)));                  /* a free into the top trims it */
     a = launder(malloc(1000));
-    fill(a, 1000, 7);
+    fill_pattern(a, 1000, 7);
     char *brk_now = sbrk(0);
     size_t top = mallinfo2().keepcost;
     int on_brk = (char *)a < brk_now && (size_t)(brk_now - (char *)a) <= mallinfo2().arena;
     if (on_brk && set && top < 64 * KIB) {
         unsigned char *q = resize(a, 100 * KIB);
-        ok(q == a && filled(q, 1000, 7), "growing past a small top extends the brk heap in place (top was %zu)", top);
+        ok(q == a && has_pattern(q, 1000, 7), "growing past a small top extends the brk heap in place (top was %zu)", top);
         a = q != NULL ? q : a;
     } else {
         skip(1, "the heap is not on brk (or the top is not small)");
@@ -282,17 +157,13 @@ static void test_move(void)
     void *blk[2];
     static const size_t req[2] = { 200, 200 };
 
-    if (!alloc_adjacent(blk, req, 2)) {
-        ok(0, "could not get two adjacent blocks");
-        skip(1, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 2, BINS_DRAINED_ONCE, 1, "could not get two adjacent blocks"))
         return;
-    }
     unsigned char *a = blk[0], *b = blk[1];
-    fill(a, 200, 8);
-    fill(b, 200, 9);
+    fill_pattern(a, 200, 8);
+    fill_pattern(b, 200, 9);
     unsigned char *q = resize(a, 2000);
-    ok(q != NULL && q != a && filled(q, 200, 8) && filled(b, 200, 9),
+    ok(q != NULL && q != a && has_pattern(q, 200, 8) && has_pattern(b, 200, 9),
        "realloc with the neighbour in use moves the block, keeping its contents and the neighbour's");
     ok(mymalloc_check() == 0, "heap sound after the move");
     free(q);
@@ -308,31 +179,27 @@ static void test_threshold(void)
     static const size_t req[2] = { 100, 100 };
     size_t hblks = mapped_blocks();
 
-    if (!alloc_adjacent(blk, req, 2)) {
-        ok(0, "could not get two adjacent blocks");
-        skip(3, "no adjacent blocks");
-        free_junk();
+    if (!adjacent_or_fail(blk, req, 2, BINS_DRAINED_ONCE, 3, "could not get two adjacent blocks"))
         return;
-    }
     unsigned char *a = blk[0], *b = blk[1];
-    fill(a, 100, 10);
-    fill(b, 100, 11);
+    fill_pattern(a, 100, 10);
+    fill_pattern(b, 100, 11);
     unsigned char *q = resize(a, 200 * KIB);
-    int good = q != NULL && filled(q, 100, 10) && mapped_blocks() == hblks + 1;
+    int good = q != NULL && has_pattern(q, 100, 10) && mapped_blocks() == hblks + 1;
     ok(good, "small -> 200 KiB (neighbour in use) moves into a mapping, contents kept");
     if (q == NULL)
         q = a;
-    fill_range(q, 100, 200 * KIB, 10);
+    fill_pattern_range(q, 100, 200 * KIB, 10);
     unsigned char *r = resize(q, 2 * MIB);
-    good = r != NULL && filled(r, 200 * KIB, 10) && mapped_blocks() == hblks + 1 && malloc_usable_size(r) >= 2 * MIB;
+    good = r != NULL && has_pattern(r, 200 * KIB, 10) && mapped_blocks() == hblks + 1 && malloc_usable_size(r) >= 2 * MIB;
     ok(good, "200 KiB -> 2 MiB stays a mapping, contents kept");
     if (r == NULL)
         r = q;
-    fill_range(r, 200 * KIB, 2 * MIB, 10);
+    fill_pattern_range(r, 200 * KIB, 2 * MIB, 10);
     q = resize(r, 100);
-    good = q != NULL && filled(q, 100, 10) && mapped_blocks() == hblks && malloc_usable_size(q) < DEFAULT_THRESHOLD;
+    good = q != NULL && has_pattern(q, 100, 10) && mapped_blocks() == hblks && malloc_usable_size(q) < DEFAULT_THRESHOLD;
     ok(good, "2 MiB -> 100 bytes moves back into the heap, contents kept");
-    ok(filled(b, 100, 11) && mymalloc_check() == 0, "neighbour untouched, heap sound");
+    ok(has_pattern(b, 100, 11) && mymalloc_check() == 0, "neighbour untouched, heap sound");
     free(q);
     free(b);
     free_junk();
@@ -340,18 +207,18 @@ static void test_threshold(void)
     /* The same trip for a block that sits below the top: where it lands may
      * differ (the top may take it), the contents may not. */
     a = launder(malloc(100));
-    fill(a, 100, 12);
+    fill_pattern(a, 100, 12);
     q = resize(a, 200 * KIB);
-    good = q != NULL && filled(q, 100, 12);
+    good = q != NULL && has_pattern(q, 100, 12);
     if (good) {
-        fill_range(q, 100, 200 * KIB, 12);
+        fill_pattern_range(q, 100, 200 * KIB, 12);
         r = resize(q, 2 * MIB);
-        good = r != NULL && filled(r, 200 * KIB, 12);
+        good = r != NULL && has_pattern(r, 200 * KIB, 12);
         q = r != NULL ? r : q;
     }
     if (good) {
         r = resize(q, 100);
-        good = r != NULL && filled(r, 100, 12);
+        good = r != NULL && has_pattern(r, 100, 12);
         q = r != NULL ? r : q;
     }
     ok(good, "100 -> 200 KiB -> 2 MiB -> 100 from below the top keeps contents");
@@ -368,24 +235,20 @@ static void test_mremap(void)
     size_t size = 256 * KIB;
     int mapped = mapped_blocks() == hblks + 1;
 
-    fill(p, size, 13);
+    fill_pattern(p, size, 13);
     static const size_t steps[] = { MIB, 4 * MIB, 16 * MIB, 3 * MIB, 300 * KIB, 8 * MIB };
     int good = 1;
     size_t kept = size;
     for (size_t s = 0; s < sizeof steps / sizeof steps[0]; s++) {
-        unsigned char *q = resize(p, steps[s]);
-        if (q == NULL) {
+        if (!resize_keeping(&p, steps[s], &kept)) {
             good = 0;
             break;
         }
-        p = q;
-        if (steps[s] < kept)
-            kept = steps[s];
         struct mallinfo2 m = mallinfo2();
-        if (!filled(p, kept, 13) || m.hblks != hblks + 1 || m.hblkhd < steps[s] ||
+        if (!has_pattern(p, kept, 13) || m.hblks != hblks + 1 || m.hblkhd < steps[s] ||
             malloc_usable_size(p) < steps[s])
             good = 0;
-        fill_range(p, kept, steps[s], 13);
+        fill_pattern_range(p, kept, steps[s], 13);
         kept = steps[s];
     }
     ok(mapped && good, "a mapped block resized 256 KiB -> 1, 4, 16, 3 MiB, 300 KiB, 8 MiB stays one mapping, contents kept");
@@ -406,7 +269,7 @@ static void test_interleaved(void)
     for (int i = 0; i < N; i++) {
         size[i] = 1 + rng() % 64;
         buf[i] = launder(malloc(size[i]));
-        fill(buf[i], size[i], (unsigned)i);
+        fill_pattern(buf[i], size[i], (unsigned)i);
     }
     for (int round = 0; round < ROUNDS; round++) {
         for (int k = 0; k < N; k++) {
@@ -422,15 +285,15 @@ static void test_interleaved(void)
                 continue;
             }
             size_t kept = n < size[i] ? n : size[i];
-            if (!filled(q, kept, (unsigned)i))
+            if (!has_pattern(q, kept, (unsigned)i))
                 bad++;
-            fill_range(q, kept, n, (unsigned)i);
+            fill_pattern_range(q, kept, n, (unsigned)i);
             buf[i] = q;
             size[i] = n;
         }
         if (round % 8 == 7)
             for (int i = 0; i < N; i++)
-                if (!filled(buf[i], size[i], (unsigned)i))
+                if (!has_pattern(buf[i], size[i], (unsigned)i))
                     bad++;
     }
     ok(failed == 0 && bad == 0, "%d buffers grown and shrunk in turn for %d rounds keep their contents (%zu bad, %zu failed)",
@@ -448,29 +311,25 @@ static void test_failure(void)
     static const size_t sizes[] = { 100, 5000, 300 * KIB };
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
         unsigned char *p = launder(malloc(sizes[s]));
-        fill(p, sizes[s], 14);
+        fill_pattern(p, sizes[s], 14);
         errno = 0;
         void *q = resize(p, hide(SIZE_MAX / 2));
         int e = errno;
-        int intact = filled(p, sizes[s], 14);
+        int intact = has_pattern(p, sizes[s], 14);
         ok(q == NULL && e == ENOMEM && intact, "realloc(%zu-byte block, SIZE_MAX/2) -> NULL, ENOMEM, block intact",
            sizes[s]);
         q = resize(p, sizes[s] * 2);
-        ok(q != NULL && filled(q, sizes[s], 14), "and the block can still be reallocated");
+        ok(q != NULL && has_pattern(q, sizes[s], 14), "and the block can still be reallocated");
         free(q);
     }
 }
 
 int main(void)
 {
-    /* The documented defaults, whatever MYMALLOC_* / MALLOC_*_ the environment holds. */
     /* These tests watch where blocks land: no per-thread cache between
      * free() and the heap. */
     mallopt(M_MYMALLOC_TCACHE, 0);
-    mallopt(M_MMAP_THRESHOLD, 128 * 1024);
-    mallopt(M_TRIM_THRESHOLD, 128 * 1024);
-    mallopt(M_TOP_PAD, 128 * 1024);
-    mallopt(M_MMAP_MAX, 65536);
+    default_thresholds();
     diag("mymalloc %s: realloc", mymalloc_version());
     test_shrink();
     test_grow_into_neighbour();
@@ -480,6 +339,5 @@ int main(void)
     test_mremap();
     test_interleaved();
     test_failure();
-    ok(mymalloc_check() == 0, "mymalloc_check() == 0 at the end");
-    return done();
+    return done_with_check("mymalloc_check() == 0 at the end");
 }

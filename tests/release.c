@@ -10,37 +10,15 @@
  *
  * Nothing here asserts on time: a test that needs the decay to be over sleeps
  * well past it first, then makes the heap operations that release. */
-#define _GNU_SOURCE
-#include <fcntl.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <string.h>
-#include <errno.h>
-#include <sys/mman.h>
-#include <sys/wait.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "run_self.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "tap.h"
 #include "util.h"
-#pragma GCC diagnostic pop
+#include "run_self.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define BIG (4 * MIB)                 /* a heap block (the mmap threshold is raised) */
 #define PROBE_ARG "--probe-env"
 #define PIN (2 * MIB)                 /* keeps the block before it off the top; never written */
 #define OPS_SIZE (64 * KIB)
 
 static size_t page;
-
-/* The compiler must not drop a malloc/free pair it can see through, nor the
- * writes to a block it then frees. */
-static inline void escape(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
 
 static void fill(void *p, int byte, size_t n)
 {
@@ -59,13 +37,6 @@ static char *chomp(char *s)
 }
 
 static long kib(size_t after, size_t before) { return ((long)after - (long)before) / (long)KIB; }
-
-static void sleep_ms(long ms)
-{
-    struct timespec t = { ms / 1000, (ms % 1000) * 1000000 };
-    while (nanosleep(&t, &t) != 0)
-        ;
-}
 
 /* Heap operations, the occasions the allocator takes to look at its clock and
  * release: a block in use all along is shrunk (its tail freed) and grown back
@@ -86,14 +57,6 @@ static int heap_ops(void)
     return 1;
 }
 
-static int all_bytes(const unsigned char *p, size_t from, size_t to, unsigned char value)
-{
-    for (size_t i = from; i < to; i++)
-        if (p[i] != value)
-            return 0;
-    return 1;
-}
-
 /* ---- the fragmenting pattern ---- */
 
 #define COUNT 6000
@@ -101,13 +64,7 @@ static char *blk[COUNT];
 static size_t len[COUNT];
 static uint64_t rng_state;
 
-static uint64_t rng(void)
-{
-    rng_state ^= rng_state << 13;
-    rng_state ^= rng_state >> 7;
-    rng_state ^= rng_state << 17;
-    return rng_state;
-}
+static uint64_t rng(void) { return xorshift(&rng_state); }
 
 /* Log-uniform in [16 B, 64 KiB]: many small blocks, few big ones. */
 static size_t mixed_size(void)
@@ -158,7 +115,7 @@ static void pattern_free_most(void)
 static int kept_intact(void)
 {
     for (size_t i = 0; i < COUNT; i += 16)
-        if (blk[i] == NULL || !all_bytes((unsigned char *)blk[i], 0, len[i], tag(i)))
+        if (blk[i] == NULL || !all_bytes(blk[i], 0, len[i], tag(i)))
             return 0;
     return 1;
 }
@@ -178,6 +135,20 @@ static size_t kept_allowance(size_t kept_bytes)
     return kept_bytes + (COUNT / 16) * 2 * page;
 }
 
+/* Once the pattern's free memory is released: RSS at most the kept blocks'
+ * allowance and 1 MiB above where it was before, the kept blocks intact,
+ * the heap sound.  Three points. */
+static void released_but_kept(const char *how, size_t before, size_t peak, size_t kept_bytes)
+{
+    size_t released = rss_bytes();
+    ok(released <= before + kept_allowance(kept_bytes) + MIB,
+       "%s: the pages between the kept blocks (%zu KiB live) are released: RSS %+ld KiB from before "
+       "(at most %zu KiB allowed), %+ld KiB from the peak", how, kept_bytes / KIB, kib(released, before),
+       (kept_allowance(kept_bytes) + MIB) / KIB, kib(released, peak));
+    ok(kept_intact(), "%s: the %d kept blocks next to the released memory hold their bytes", how, COUNT / 16);
+    ok(mymalloc_check() == 0, "%s: mymalloc_check() finds a sound heap", how);
+}
+
 /* malloc_trim(0): with a decay of -1 nothing goes back on its own; the
  * calls release everything free at once. */
 static void fragment_with_trim(size_t start)
@@ -193,13 +164,7 @@ static void fragment_with_trim(size_t start)
     ok(freed + 4 * MIB >= peak, "%s: with a decay of -1, freeing all but every 16th block keeps the pages "
        "(RSS %+ld KiB from the peak)", how, kib(freed, peak));
     ok(malloc_trim(0) == 1, "%s: malloc_trim(0) returns 1", how);
-    size_t released = rss_bytes();
-    ok(released <= before + kept_allowance(kept_bytes) + MIB,
-       "%s: the pages between the kept blocks (%zu KiB live) are released: RSS %+ld KiB from before "
-       "(at most %zu KiB allowed), %+ld KiB from the peak", how, kept_bytes / KIB, kib(released, before),
-       (kept_allowance(kept_bytes) + MIB) / KIB, kib(released, peak));
-    ok(kept_intact(), "%s: the %d kept blocks next to the released memory hold their bytes", how, COUNT / 16);
-    ok(mymalloc_check() == 0, "%s: mymalloc_check() finds a sound heap", how);
+    released_but_kept(how, before, peak, kept_bytes);
     pattern_free_rest();
     malloc_trim(0);
     size_t end = rss_bytes();
@@ -247,13 +212,7 @@ static void fragment_with_decay(size_t start)
        "and exited (RSS %+ld KiB)", how, COUNT, kib(worker_peak, before), kib(freed, before));
     sleep_ms(100);
     ok(heap_ops(), "%s: 100 ms later, 64 heap operations (a block shrunk and grown back in place)", how);
-    size_t released = rss_bytes();
-    ok(released <= before + kept_allowance(worker_kept_bytes) + MIB,
-       "%s: the pages between the kept blocks (%zu KiB live) are released: RSS %+ld KiB from before "
-       "(at most %zu KiB allowed), %+ld KiB from the peak", how, worker_kept_bytes / KIB, kib(released, before),
-       (kept_allowance(worker_kept_bytes) + MIB) / KIB, kib(released, worker_peak));
-    ok(kept_intact(), "%s: the %d kept blocks next to the released memory hold their bytes", how, COUNT / 16);
-    ok(mymalloc_check() == 0, "%s: mymalloc_check() finds a sound heap", how);
+    released_but_kept(how, before, worker_peak, worker_kept_bytes);
     ran = in_thread(worker_free_rest, NULL);
     sleep_ms(100);
     ran = heap_ops() && ran;
@@ -333,7 +292,7 @@ static void decay_phase(void)
     ok(r2 + 512 * KIB >= r1, "decay 60 s: a freed 4 MiB block in the middle of the heap keeps its pages "
        "through further heap operations (RSS %+ld KiB)", kib(r2, r1));
     char *b = malloc(BIG);
-    ok((uintptr_t)b == where && all_bytes((unsigned char *)b, 64, BIG - 64, 0x5a),
+    ok((uintptr_t)b == where && all_bytes(b, 64, BIG - 64, 0x5a),
        "reused within the decay: the same block, its old bytes still there (never released)");
 
     ok(mallopt(M_MYMALLOC_DECAY, 0) == 1, "mallopt(M_MYMALLOC_DECAY, 0) accepted");
@@ -346,13 +305,13 @@ static void decay_phase(void)
     ok(s2.madvise_calls == s1.madvise_calls + 1, "that free made one madvise call, counted by mymalloc_stats_get "
        "(%llu)", s2.madvise_calls - s1.madvise_calls);
     char *c = malloc(BIG);
-    ok((uintptr_t)c == where && all_bytes((unsigned char *)c, 64 * KIB, BIG - 64 * KIB, 0),
+    ok((uintptr_t)c == where && all_bytes(c, 64 * KIB, BIG - 64 * KIB, 0),
        "malloc gets the same block back, and its released pages read as zero");
     free(c);
     size_t r4 = rss_bytes();
     char *d = calloc(1, BIG);
     size_t r5 = rss_bytes();
-    ok((uintptr_t)d == where && all_bytes((unsigned char *)d, 0, BIG, 0), "calloc of the released block: all zero");
+    ok((uintptr_t)d == where && all_bytes(d, 0, BIG, 0), "calloc of the released block: all zero");
     ok(r5 < r4 + 512 * KIB, "calloc did not write the released pages (RSS %+ld KiB)", kib(r5, r4));
     free(d);
 
@@ -383,7 +342,7 @@ static void decay_phase(void)
        trimmed, kib(r11, r10));
     ok(malloc_trim(0) == 0, "a second malloc_trim(0) finds nothing more to release");
     char *g = malloc(BIG);
-    ok((uintptr_t)g == where && all_bytes((unsigned char *)g, 64 * KIB, BIG - 64 * KIB, 0), "the trimmed block reads as zero when reused");
+    ok((uintptr_t)g == where && all_bytes(g, 64 * KIB, BIG - 64 * KIB, 0), "the trimmed block reads as zero when reused");
     free(g);
     free(pin);
     ok(mymalloc_check() == 0, "mymalloc_check() finds a sound heap after the decay tests");
@@ -493,7 +452,7 @@ static int locked_memory(void)
     if (errno != 1234)
         return 13;
     char *b = malloc(BIG);
-    if (b != a || !all_bytes((unsigned char *)b, 64, BIG - 64, 0x5a))
+    if (b != a || !all_bytes(b, 64, BIG - 64, 0x5a))
         return 14;
     free(b);
     if (mymalloc_check() != 0 || munlockall() != 0)
@@ -501,7 +460,7 @@ static int locked_memory(void)
     if (!heap_ops())
         return 16;
     char *c = malloc(BIG);
-    if (c != a || !all_bytes((unsigned char *)c, 64 * KIB, BIG - 64 * KIB, 0))
+    if (c != a || !all_bytes(c, 64 * KIB, BIG - 64 * KIB, 0))
         return 17;
     free(c);
     return mymalloc_check() == 0 ? 0 : 18;
@@ -544,8 +503,8 @@ static int probe(void)
     fill(a, 0x5a, BIG);
     free(a);
     char *b = malloc(BIG);
-    printf("same=%d kept=%d zero=%d\n", b == a, all_bytes((unsigned char *)b, 64 * KIB, BIG - 64 * KIB, 0x5a),
-           all_bytes((unsigned char *)b, 64 * KIB, BIG - 64 * KIB, 0));
+    printf("same=%d kept=%d zero=%d\n", b == a, all_bytes(b, 64 * KIB, BIG - 64 * KIB, 0x5a),
+           all_bytes(b, 64 * KIB, BIG - 64 * KIB, 0));
     return 0;
 }
 

@@ -20,29 +20,7 @@
  *    160 MiB;
  *  - errno: untouched by the first allocation of a process or of a thread,
  *    ENOMEM when posix_memalign fails. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 #include "util.h"
-
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
-
-/* The compiler must not drop a malloc/free pair it can see through. */
-static inline void escape(void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
 
 /* ---- running a case in a child with a watchdog ---- */
 
@@ -612,7 +590,6 @@ static int segments_back_after_decay(void)
  * not used, and takes posix_memalign() to leave errno alone.  So the blocks
  * escape, errno is read through a volatile lvalue, and posix_memalign is
  * called through a pointer the compiler cannot see through. */
-static int errno_now(void) { return *(volatile int *)&errno; }
 static int (*volatile posix_memalign_call)(void **, size_t, size_t) = posix_memalign;
 
 static int first_allocation_errno(void)

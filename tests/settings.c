@@ -2,20 +2,9 @@
  * The test runs itself again (/proc/self/exe --probe) with chosen
  * environments; the probe reports on stdout what the allocator did, and any
  * message the library printed arrives through a pipe on stderr. */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
+#include "util.h"
 #include "run_self.h"
-#include "tap.h"
-#pragma GCC diagnostic pop
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define PROBE_ARG "--probe"
 #define TRIM_BLOCKS 256                  /* 256 * 4000 bytes: about 1 MiB */
 

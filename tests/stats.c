@@ -5,38 +5,9 @@
  * MYMALLOC_STATS=1 printing it at exit (the test runs itself again), and
  * malloc_info's XML (parsed by hand, and with python3's xml.etree when
  * PYTHON3 is set). */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"   /* tap.h helpers this test does not use */
-#include "tap.h"
-#pragma GCC diagnostic pop
+#include "util.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define CHILD_ARG "--stats-exit-child"
-
-/* The compiler knows what malloc and friends do: hide pointers and sizes. */
-static void *launder(void *p)
-{
-    __asm__ volatile("" : "+r"(p) : : "memory");
-    return p;
-}
-
-static size_t hide(size_t n)
-{
-    __asm__ volatile("" : "+r"(n));
-    return n;
-}
 
 static struct mymalloc_stats stats_now(void)
 {
@@ -367,19 +338,6 @@ static void test_mallinfo(void)
 /* ---- malloc_stats(): the table, parsed back ---- */
 
 static char report_text[32768];
-
-static size_t read_all(int fd, char *buf, size_t size)
-{
-    size_t got = 0;
-    for (;;) {
-        ssize_t r = read(fd, buf + got, size - 1 - got);
-        if (r <= 0)
-            break;
-        got += (size_t)r;
-    }
-    buf[got] = '\0';
-    return got;
-}
 
 /* The number ending the first line at or after `from` that is `label`
  * followed by spaces (and "= " for glibc's lines); -1 when there is none. */
@@ -866,6 +824,5 @@ int main(int argc, char **argv)
     test_malloc_stats();
     test_stats_at_exit();
     test_malloc_info();
-    ok(mymalloc_check() == 0, "the heap is sound at the end");
-    return done();
+    return done_with_check("the heap is sound at the end");
 }

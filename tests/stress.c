@@ -17,26 +17,9 @@
  *     NULL (or the return value) with ENOMEM, a failed realloc keeps its block, the threads recover once
  *     they have freed, and the heap is sound (mymalloc_check() == 0).
  * Fixed seeds and fixed amounts of work: no assertion depends on timing. */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <fcntl.h>
-#include <malloc.h>
-#include <pthread.h>
-#include <signal.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-#include <sys/resource.h>
-#include <sys/time.h>
-#include <sys/wait.h>
-#include <unistd.h>
-#include "mymalloc.h"
-#include "tap.h"
 #include "util.h"
+#include <sys/time.h>
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define GOLDEN 0x9E3779B97F4A7C15ull
 
 /* ---- blocks that carry their own description ----
@@ -44,33 +27,15 @@
  * bytes from 16 on follow the stamp's pattern.  Every block has >= 16 bytes. */
 #define HEAD 16u
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xBF58476D1CE4E5B9ull;
-    x ^= x >> 27;
-    x *= 0x94D049BB133111EBull;
-    return x ^ (x >> 31);
-}
-
 static inline uint64_t word_at(uint64_t stamp, size_t i)
 {
-    return mix(stamp) + i * GOLDEN;
+    return mix64(stamp) + i * GOLDEN;
 }
 
 /* Fill bytes [from, size) of a block with its pattern (from >= HEAD). */
 static void fill_from(unsigned char *p, size_t size, uint64_t stamp, size_t from)
 {
-    uint64_t base = mix(stamp);
+    uint64_t base = mix64(stamp);
     size_t i = from;
     for (; i % 8 != 0 && i < size; i++) {
         uint64_t w = base + i / 8 * GOLDEN;

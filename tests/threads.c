@@ -6,14 +6,7 @@
  * Sizes: mostly small, some medium, a few above the mmap threshold; some come
  * from calloc (checked zero), some from posix_memalign/aligned_alloc (checked
  * aligned), some are resized with realloc (prefix checked preserved). */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <pthread.h>
-#include <stdint.h>
-#include <string.h>
-#include <time.h>
-#include "mymalloc.h"
-#include "tap.h"
+#include "util.h"
 
 #define NTHREADS   8
 #define NSLOTS     4096
@@ -34,32 +27,14 @@ struct stats {
     unsigned long corrupt, misaligned, align_bad, calloc_dirty, realloc_lost, failures, usable_short;
 };
 
-static uint64_t xorshift(uint64_t *s)
-{
-    uint64_t x = *s;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return *s = x;
-}
-
-static uint64_t mix(uint64_t x)
-{
-    x ^= x >> 31;
-    x *= 0x9E3779B97F4A7C15ull;
-    x ^= x >> 29;
-    x *= 0xBF58476D1CE4E5B9ull;
-    return x ^ (x >> 32);
-}
-
 static uint64_t pattern_word(uint64_t stamp, size_t size, size_t j)
 {
-    return mix(stamp * 0x100000001B3ull + size * 0x2545F4914F6CDD1Dull + j);
+    return mix64(stamp * 0x100000001B3ull + size * 0x2545F4914F6CDD1Dull + j);
 }
 
 static unsigned char small_byte(uintptr_t addr, size_t size, size_t i)
 {
-    return (unsigned char)(mix(addr + size * 131 + i) >> 24);
+    return (unsigned char)(mix64(addr + size * 131 + i) >> 24);
 }
 
 static void fill(unsigned char *p, size_t size, uint64_t stamp, unsigned align_log2)
@@ -149,6 +124,23 @@ static int prefix_intact(const unsigned char *p, size_t keep, size_t old, uint64
             return 0;
     }
     return 1;
+}
+
+/* realloc q, a block of `old` bytes filled with `stamp`, to `size` bytes:
+ * the new block, its first bytes checked to be q's (counted as lost when
+ * they are not), or NULL when realloc failed (counted, and q freed). */
+static unsigned char *realloc_checked(struct stats *st, unsigned char *q, size_t old, uint64_t stamp, size_t size)
+{
+    uintptr_t old_addr = (uintptr_t)q;
+    unsigned char *p = realloc(launder(q), size);   /* hidden: GCC would warn of the free(q) below */
+    if (p == NULL) {
+        st->failures++;
+        free(q);
+        return NULL;
+    }
+    if (!prefix_intact(p, old < size ? old : size, old, stamp, old_addr))
+        st->realloc_lost++;
+    return p;
 }
 
 static size_t random_size(uint64_t *seed)
@@ -255,16 +247,10 @@ static void *worker_main(void *arg)
             }
             check_new(st, q, first, 0);
             fill(q, first, stamp, 0);
-            uintptr_t old_addr = (uintptr_t)q;
-            p = realloc(q, size);
+            p = realloc_checked(st, q, first, stamp, size);
             st->reallocs++;
-            if (p == NULL) {
-                st->failures++;
-                free(q);
+            if (p == NULL)
                 continue;
-            }
-            if (!prefix_intact(p, first < size ? first : size, first, stamp, old_addr))
-                st->realloc_lost++;
         } else {                                        /* realloc another thread's block */
             unsigned char *q = __atomic_exchange_n(&slots[slot], NULL, __ATOMIC_ACQ_REL);
             size_t old;
@@ -279,16 +265,10 @@ static void *worker_main(void *arg)
             }
             if (old >= 32)
                 q[1] = 0;       /* realloc keeps only 16-byte alignment */
-            uintptr_t old_addr = (uintptr_t)q;
-            p = realloc(q, size);
+            p = realloc_checked(st, q, old, old_stamp, size);
             st->slot_reallocs++;
-            if (p == NULL) {
-                st->failures++;
-                free(q);
+            if (p == NULL)
                 continue;
-            }
-            if (!prefix_intact(p, old < size ? old : size, old, old_stamp, old_addr))
-                st->realloc_lost++;
         }
         if (p == NULL) {
             st->failures++;

@@ -3,21 +3,8 @@
  * rest after the decay; all at once with a decay of 0), on demand with
  * malloc_trim(), and not at all when mallopt(M_TRIM_THRESHOLD, -1) turned
  * trimming off. */
-#define _GNU_SOURCE
-#include <malloc.h>
-#include <stdint.h>
-#include <string.h>
-#include <time.h>
-#include <unistd.h>
-#include "mymalloc.h"
-/* tap.h defines helpers this test does not use. */
-#pragma GCC diagnostic push
-#pragma GCC diagnostic ignored "-Wunused-function"
-#include "tap.h"
-#pragma GCC diagnostic pop
+#include "util.h"
 
-#define KIB ((size_t)1024)
-#define MIB (KIB * KIB)
 #define BLOCK 4000                       /* well below the mmap threshold */
 #define COUNT 2200                       /* 2200 * 4016 bytes: about 8.4 MiB */
 #define TOP_PAD (128 * KIB)
@@ -70,13 +57,6 @@ static int heap_ops(void)
         free(p);
     }
     return 1;
-}
-
-static void sleep_ms(long ms)
-{
-    struct timespec t = { ms / 1000, (ms % 1000) * 1000000 };
-    while (nanosleep(&t, &t) != 0)
-        continue;
 }
 
 /* Reverse order: every free() lands on the block right below the top. */
@@ -160,6 +140,5 @@ int main(void)
     ok(low <= base + sysconf(_SC_PAGESIZE) && low < high - 8 * MIB,
        "malloc_trim(0) brought the break back down (%+ld KiB from before the growth)",
        (long)(low - base) / (long)KIB);
-    ok(mymalloc_check() == 0, "mymalloc_check() reports a sound heap");
-    return done();
+    return done_with_check("mymalloc_check() reports a sound heap");
 }
