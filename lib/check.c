@@ -3,12 +3,16 @@
  * faulting, and the slow diagnosis that tells a corrupted header from an
  * interior or foreign pointer (and repairs what it can, to carry on). */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <time.h>
+#include <unistd.h>
 #include "check.h"
 #include "diag.h"
 #include "os.h"
@@ -79,15 +83,29 @@ void mm_report(const char *func, const char *what, const void *p, const char *de
     }
 }
 
-/* Are the 16 bytes around a header (the offset word and the header) mapped?
- * A foreign or already unmapped pointer must not crash us. */
+/* Can the 16 bytes around a header (the offset word and the header) be
+ * read?  A foreign, already unmapped or unreadable (PROT_NONE) pointer must
+ * not crash us.  The kernel copies them for us with process_vm_readv on
+ * ourselves, which fails with EFAULT where a read would fault; where that
+ * call is refused (an old kernel, a seccomp filter), mincore at least tells
+ * whether the pages are mapped.  errno is left as it was. */
 int mm_probe_mapped(const void *header)
 {
-    size_t page = mm_page_size();
-    uintptr_t first = align_down((uintptr_t)header - MM_WORD, page);
-    uintptr_t last = align_down((uintptr_t)header + MM_WORD - 1, page);
-    unsigned char vec[2];
-    return mincore((void *)first, last - first + page, vec) == 0;
+    int saved_errno = errno;
+    unsigned char copy[2 * MM_WORD];
+    struct iovec local = { copy, sizeof copy };
+    struct iovec remote = { (void *)((uintptr_t)header - MM_WORD), sizeof copy };
+    ssize_t n = syscall(SYS_process_vm_readv, getpid(), &local, 1UL, &remote, 1UL, 0UL);
+    int readable = n == (ssize_t)sizeof copy;
+    if (n < 0 && errno != EFAULT) {
+        size_t page = mm_page_size();
+        uintptr_t first = align_down((uintptr_t)header - MM_WORD, page);
+        uintptr_t last = align_down((uintptr_t)header + MM_WORD - 1, page);
+        unsigned char vec[2];
+        readable = mincore((void *)first, last - first + page, vec) == 0;
+    }
+    errno = saved_errno;
+    return readable;
 }
 
 /* The last few mapped blocks released, to name a double free of one. */

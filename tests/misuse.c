@@ -483,6 +483,25 @@ static void free_unmapped_page_middle(void)
     free(opaque(page + 48));
 }
 
+/* Mapped but unreadable (PROT_NONE): the header is never read, at a
+ * page start (where a mapped block's pointer would be) or inside a page. */
+static void free_prot_none_page_start(void)
+{
+    char *page = map_pages(2);
+    mprotect(page, 2 * 4096, PROT_NONE);
+    expect("mymalloc: free(): invalid pointer 0x%lx (not mapped: not from mymalloc, or freed twice)",
+           addr(page + 16));
+    free(opaque(page + 16));
+}
+
+static void free_prot_none_page_middle(void)
+{
+    char *page = map_pages(2);
+    mprotect(page, 2 * 4096, PROT_NONE);
+    expect("mymalloc: free(): invalid pointer 0x%lx (not mapped: not from mymalloc, or freed twice)", addr(page + 48));
+    free(opaque(page + 48));
+}
+
 static void free_small_integer(void)
 {
     expect("mymalloc: free(): invalid pointer 0x10 (not mapped: not from mymalloc, or freed twice)");
@@ -1143,6 +1162,8 @@ static const struct mcase cases[] = {
     { "free of a block realloc(p, 0) freed", double_free_after_realloc_zero, 0, 0, NULL },
     { "double free of an aligned_alloc block", double_free_aligned, 0, 0, NULL },
     { "realloc of a freed block", realloc_freed, 0, 0, NULL },
+    { "free of a PROT_NONE page + 16", free_prot_none_page_start, 0, 0, NULL },
+    { "free of a PROT_NONE page + 48", free_prot_none_page_middle, 0, 0, NULL },
     { "free_sized of a freed block", free_sized_freed, 0, 0, NULL },
     { "free_aligned_sized of a freed block", free_aligned_sized_freed, 0, 0, NULL },
     { "malloc_usable_size of a freed block", usable_size_freed, 0, 0, NULL },
