@@ -293,12 +293,18 @@ void mm_cache_flush(struct mm_thread *t)
 
 /* A cached block's link or key was overwritten after it was freed: report
  * it and abandon the rest of that list (its blocks stay in use: leaked, never
- * handed out twice). */
+ * handed out twice).  When the head carries no key (a write after free into
+ * its own key, or one that moved the link of the block handed out before it,
+ * or a block listed twice and handed out once already), the report says only
+ * where the list led: the block there may not be a cached one at all. */
 void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls)
 {
     void *user = t->cache.head[o][cls];
     t->cache.head[o][cls] = NULL;
     t->cache.room[o][cls] = (int8_t)mm_cache_limit[cls];
-    mm_cached_report("malloc", user);
+    if (cache_words_keyed(user))
+        mm_cached_report("malloc", user);
+    else
+        mm_cached_keyless_report("malloc", user);
     return NULL;
 }

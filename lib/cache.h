@@ -72,12 +72,16 @@ static inline int mm_cache_usable(const struct mm_thread *t)
 }
 
 /* Unlink the first block of a list, whose user pointer is `user`, and hand it
- * out; NULL when its link or key was damaged. */
+ * out; NULL when its link or key was damaged.  The key is checked as well as
+ * the link: a write after free that moved the link of the block before this
+ * one by a multiple of 16 bytes (into a live block, say) decoded to an
+ * aligned pointer, but what it points at carries no key. */
 static inline __attribute__((always_inline)) void *mm_cache_take(struct mm_thread *t, size_t o, size_t cls,
                                                                   void *user)
 {
+    const size_t *w = user;
     void *next = cache_words_next(user);
-    if (unlikely((uintptr_t)next % MM_ALIGN != 0))
+    if (unlikely(((w[1] ^ cache_key(user)) | ((uintptr_t)next % MM_ALIGN)) != 0))
         return NULL;
     t->cache.head[o][cls] = next;
     t->cache.room[o][cls]++;

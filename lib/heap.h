@@ -225,6 +225,7 @@ MM_HIDDEN block_t *mm_heap_alloc_span(struct mm_arena *a, size_t need, size_t mo
 MM_HIDDEN void mm_heap_free_cached(struct mm_arena *a, block_t *b);
 MM_HIDDEN void *mm_cached_next(void *user);
 MM_HIDDEN MM_COLD void mm_cached_report(const char *func, void *user);
+MM_HIDDEN MM_COLD void mm_cached_keyless_report(const char *func, void *user);
 MM_HIDDEN void mm_heap_rebuild_bins(struct mm_arena *a);
 MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
 MM_HIDDEN void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func);

@@ -213,15 +213,25 @@ void mm_cached_report(const char *func, void *user)
 
 /* The next block of a list of cached or waiting blocks, walked other than
  * by malloc's pop (a drain, a flush, the stacks of pending frees, a stashed
- * cache): NULL at the end.  A link that does not decode 16-byte aligned (a
- * write after free into the block's first two words) is reported, in the
- * name of free, which put the block there, and ends the walk: the blocks
- * after it are left out of use. */
+ * cache): NULL at the end.  A link that does not decode 16-byte aligned, or
+ * to a block that carries no key (a write after free into a block's first
+ * two words), is reported, in the name of free, which put the blocks there,
+ * and ends the walk: the blocks after it are left out of use. */
 void *mm_cached_next(void *user)
 {
     void *next = cache_words_next(user);
-    if (likely((uintptr_t)next % MM_ALIGN == 0))
+    if (likely((uintptr_t)next % MM_ALIGN == 0 && (next == NULL || cache_words_keyed(next))))
         return next;
-    mm_cached_report("free", user);
+    if ((uintptr_t)next % MM_ALIGN != 0)
+        mm_cached_report("free", user);
+    else
+        mm_cached_keyless_report("free", next);
     return NULL;
+}
+
+/* A list of cached blocks leads to `user`, which carries no key: a write
+ * after free into its key, or into the link that leads to it. */
+void mm_cached_keyless_report(const char *func, void *user)
+{
+    mm_report(func, "write after free in a list of cached blocks at", user, "a link leads here, but no key", 0);
 }

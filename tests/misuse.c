@@ -1005,13 +1005,17 @@ static void cache_uaf_pointer_in_link(void)
 }
 
 /* Zeros over a cached block's first 16 bytes (memset after free): found
- * every time, as the key is part of the link's decoding. */
+ * every time, as the key is checked before the block is handed out. */
 static void cache_uaf_zeroed(void)
 {
     char *p = cached_block();
     words(p)[0] = 0;
     words(p)[1] = 0;
-    malloc_finds_damaged_cache(p);
+    expect("mymalloc: malloc(): write after free in a list of cached blocks at 0x%lx (a link leads here, but no key)",
+           addr(p));
+    char *q = opaque(malloc(40));
+    if (carry_on && (q == NULL || q == p))
+        _exit(EXIT_CASE);
 }
 
 /* Zeros over the words of a cached block that is not at the head of its
@@ -1026,14 +1030,15 @@ static void cache_uaf_found_at_drain(void)
     free(opaque(b[0]));
     words(b[0])[0] = 0;
     words(b[0])[1] = 0;
-    expect("mymalloc: free(): write after free in block 0x%lx (a cached block's link or key changed, block of 48 bytes)",
+    expect("mymalloc: free(): write after free in a list of cached blocks at 0x%lx (a link leads here, but no key)",
            addr(b[0]));
     for (int i = 1; i < 80; i++)
         free(opaque(b[i]));
 }
 
 /* The key overwritten, then freed again: the second free cannot tell, so the
- * block is cached twice; malloc hands it out once and catches the second. */
+ * block is cached twice; malloc hands it out once and catches the second
+ * (its key was cleared when it was handed out). */
 static void cache_key_overwritten_double_free(void)
 {
     char *p = cached_block();
@@ -1042,8 +1047,46 @@ static void cache_key_overwritten_double_free(void)
     char *q1 = opaque(malloc(40));
     if (q1 != p)
         setup_failed("the cached block was not handed out first");
-    malloc_finds_damaged_cache(p);     /* p, listed a second time */
+    expect("mymalloc: malloc(): write after free in a list of cached blocks at 0x%lx (a link leads here, but no key)",
+           addr(p));
+    char *q2 = opaque(malloc(40));     /* p, listed a second time */
+    if (carry_on && (q2 == NULL || q2 == p))
+        _exit(EXIT_CASE);
 }
+
+/* A one-byte write after free into the link of a cached block b, keeping
+ * the decoded link 16-byte aligned but moving it by `shift` bytes, to the
+ * middle of a live block or onto the start of one: b is handed out, and the
+ * block the link leads to is refused for carrying no key.  Before, malloc
+ * handed out a pointer into a live block. */
+static void cache_link_moved(int onto_live_block)
+{
+    char *r[3], *b;
+    row(40, 3, r);                     /* 48-byte blocks r0 r1 r2 */
+    if ((b = opaque(malloc(40))) == NULL)
+        setup_failed("malloc");
+    scribble(r[1], 'L', 40);           /* r1's data: anything but its key */
+    free(opaque(r[0]));
+    free(opaque(b));                   /* list: b -> r0 */
+    uintptr_t target = onto_live_block ? (uintptr_t)r[1] : (uintptr_t)r[0] ^ 0x10;
+    bytes(b)[0] ^= (char)(((uintptr_t)r[0] ^ target) & 0xff);
+    words(b)[0] ^= ((uintptr_t)r[0] ^ target) & ~(uintptr_t)0xff;
+    char *q1 = opaque(malloc(40));
+    if (q1 != b)
+        setup_failed("the cached block was not handed out first");
+    expect("mymalloc: malloc(): write after free in a list of cached blocks at 0x%lx (a link leads here, but no key)",
+           (unsigned long)target);
+    char *q2 = opaque(malloc(40));
+    if (carry_on && (q2 == NULL || (q2 + 48 > r[0] && q2 < r[2] + 48)))
+        _exit(EXIT_CASE);
+    if (carry_on)
+        for (int i = 0; i < 40; i++)
+            if (bytes(r[1])[i] != 'L')
+                _exit(EXIT_CASE);
+}
+
+static void cache_link_moved_inside(void) { cache_link_moved(0); }
+static void cache_link_moved_onto_live(void) { cache_link_moved(1); }
 
 /* A cached block is not looked at beyond its own header when freed: a write
  * past its end is found when the cache drains it back to the heap. */
@@ -1234,6 +1277,10 @@ static const struct mcase cases[] = {
       CACHE, 0, NULL },
     { "cache: key overwritten after free, freed again, found by malloc", cache_key_overwritten_double_free, CACHE, 0,
       NULL },
+    { "cache: a cached block's link moved 16 bytes, found by malloc", cache_link_moved_inside, CACHE | CARRY_ENV, 0,
+      NULL },
+    { "cache: a cached block's link moved onto a live block, found by malloc", cache_link_moved_onto_live,
+      CACHE | CARRY_ENV, 0, NULL },
     { "cache: free_sized with a wrong size", cache_free_sized_wrong, CACHE, 0, NULL },
     { "cache: overflow into the next header, found when the cache drains", cache_overflow_found_at_drain, CACHE, 0,
       NULL },
