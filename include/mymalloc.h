@@ -36,6 +36,8 @@ extern "C" {
                                     released (default 1000); 0: at once; negative: never */
 #define M_MYMALLOC_BACKGROUND (-106) /* 1: a background thread releases free pages once their
                                         decay is over, also while the program sleeps; 0: off (default) */
+#define M_MYMALLOC_QUARANTINE (-107) /* bytes of freed small blocks kept out of use at check
+                                        level 2 before they are verified and reused (default 1 MiB) */
 
 /* The version of the library actually loaded, "MAJOR.MINOR.PATCH". */
 MYMALLOC_EXPORT const char *mymalloc_version(void);

@@ -25,6 +25,17 @@ static inline struct mm_arena *mm_arena_of(const void *p)
     return index == 0 ? &mm_main_arena : __atomic_load_n(&mm_arenas[index], __ATOMIC_ACQUIRE);
 }
 MM_HIDDEN void mm_pending_push(struct mm_arena *a, block_t *b);
+
+/* MYMALLOC_CHECK=2's quarantine (quarantine.c). */
+MM_HIDDEN int mm_quarantine_takes(const block_t *b);
+MM_HIDDEN void mm_quarantine_fill(block_t *b);
+MM_HIDDEN void mm_quarantine_add(block_t *b, const char *func);
+MM_HIDDEN void mm_quarantine_empty(const char *func);
+MM_HIDDEN void mm_quarantine_settle(const char *func);
+MM_HIDDEN size_t mm_quarantine_bytes(size_t *blocks);
+MM_HIDDEN void mm_quarantine_fork_prepare(void);
+MM_HIDDEN void mm_quarantine_fork_parent(void);
+MM_HIDDEN void mm_quarantine_fork_child(void);
 MM_HIDDEN void mm_pending_free_all(struct mm_arena *a);
 /* With the arena's lock held: take in the blocks other threads left on its
  * stack of pending frees. */

@@ -47,6 +47,8 @@ struct mm_arena;
  *                         or with a try-lock (the look at idle arenas)
  *   MM_RANK_MAPPED        the table of blocks with a mapping of their own
  *                         (large.c), taken for a few instructions
+ *   MM_RANK_QUARANTINE    the queue of MYMALLOC_CHECK=2's quarantine
+ *                         (quarantine.c), taken for a few instructions
  *
  * fork() takes glibc's list of streams before all of them (lock.c says why).
  * Nothing else in the allocator waits for a lock.  With --enable-debug every
@@ -54,7 +56,8 @@ struct mm_arena;
  * lock taken out of order aborts with both locks' names. */
 typedef struct { int state; unsigned rank; } mm_lock_t;   /* state: 0 free, 1 held, 2 held with waiters */
 #define MM_ARENA_SLOTS 256            /* most arenas, main included: one rank each */
-enum { MM_RANK_REGISTRY = 1, MM_RANK_ARENAS = 2, MM_RANK_ARENA = 3, MM_RANK_MAPPED = 0x10000 };
+enum { MM_RANK_REGISTRY = 1, MM_RANK_ARENAS = 2, MM_RANK_ARENA = 3, MM_RANK_MAPPED = 0x10000,
+       MM_RANK_QUARANTINE = 0x10001 };
 #define MM_LOCK_INIT(rank) { 0, (rank) }
 MM_HIDDEN void mm_lock_slow(mm_lock_t *l);
 MM_HIDDEN void mm_unlock_slow(mm_lock_t *l);

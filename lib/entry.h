@@ -20,6 +20,7 @@ MM_HIDDEN void mm_settings_apply(void);
 
 /* ---- stats.c: the reports ---- */
 MM_HIDDEN void mm_stats_exit_prepare(void);     /* MYMALLOC_STATS=1 was read */
+MM_HIDDEN int mm_check_all(const char *func);   /* mymalloc_check(), reporting in func's name */
 
 /* ---- heapmap.c: the heap map (mymalloc_heapmap, MYMALLOC_HEAPMAP) ---- */
 MM_HIDDEN int mm_heapmap_at_exit(const char *path);   /* 0: path too long */

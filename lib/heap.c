@@ -718,8 +718,27 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
 }
 
 
-/* Walk every region block by block and every bin, counting broken invariants. */
-int mm_heap_walk_check(struct mm_arena *a)
+/* What the walk found wrong with block b, reported in the name of `func`
+ * (when not NULL) if it is the first problem found; 1. */
+static MM_COLD int walk_problem(const char *func, int problems, block_t *b, const char *what, size_t offset)
+{
+    if (func == NULL || problems != 0)
+        return 1;
+    char detail[64], *o = detail;
+    if (offset != SIZE_MAX) {
+        memcpy(o, "byte ", 5);
+        o = mm_format_unsigned(o + 5, offset);
+        *o++ = ' ';
+    }
+    memcpy(o, "changed", sizeof "changed");
+    mm_report(func, what, block_user(b), offset != SIZE_MAX ? detail : NULL, block_size(b));
+    return 1;
+}
+
+/* Walk every region block by block and every bin, counting broken
+ * invariants; with `func` (not NULL) the first one found in a block is also
+ * reported in its name (the check at exit, MYMALLOC_CHECK=2). */
+int mm_heap_walk_check(struct mm_arena *a, const char *func)
 {
     int problems = 0;
     size_t free_in_regions = 0, free_in_bins = 0, listed = 0;
@@ -731,16 +750,24 @@ int mm_heap_walk_check(struct mm_arena *a)
             size_t size = block_size(b);
             if (size < MM_MIN_BLOCK || size % MM_ALIGN != 0 ||
                 (char *)b + size > (char *)fence || block_mmapped(b)) {
-                problems++;
+                problems += walk_problem(func, problems, b, "corrupted header of block", SIZE_MAX);
                 break;
             }
             if (!block_head_ok(b) || block_prev_inuse(b) != prev_inuse)
-                problems++;
+                problems += walk_problem(func, problems, b, "corrupted header of block", SIZE_MAX);
             size_t offset;
             if (b != a->top && (b->head & BLOCK_CANARY)) {
-                if (block_inuse(b) ? !mm_canary_ok(b, &offset)
-                                   : !mm_release_fill_ok(b, sizeof(block_t), size - MM_WORD, &offset))
-                    problems++;
+                if (block_inuse(b) && mm_block_cached(b)) {     /* in quarantine: filled */
+                    if (!mm_freed_fill_ok(block_user(b), MM_WORD, &offset) ||
+                        (!mm_freed_fill_ok((char *)block_user(b) + 2 * MM_WORD, size - 3 * MM_WORD, &offset) &&
+                         (offset += 2 * MM_WORD, 1)))
+                        problems += walk_problem(func, problems, b, "write after free in block", offset);
+                } else if (block_inuse(b)) {
+                    if (!mm_canary_ok(b, &offset))
+                        problems += walk_problem(func, problems, b, "write past the end of block", offset);
+                } else if (!mm_release_fill_ok(b, sizeof(block_t), size - MM_WORD, &offset)) {
+                    problems += walk_problem(func, problems, b, "write after free in block", offset - MM_HEADER);
+                }
             }
             if (b == a->top) {
                 if (block_next(b) != fence || !prev_inuse)
@@ -767,7 +794,8 @@ int mm_heap_walk_check(struct mm_arena *a)
             problems++;
         for (block_t *b = a->bins.head[i]; b != NULL; b = b->next_free) {
             if (block_inuse(b) || mm_bin_index(block_size(b)) != i || b->prev_free != prev || !mm_heap_owns(a, b)) {
-                problems++;
+                problems += walk_problem(func, problems, prev != NULL ? (block_t *)prev : b, "corrupted free block",
+                                         SIZE_MAX);
                 break;
             }
             free_in_bins += block_size(b);

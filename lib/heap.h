@@ -240,7 +240,7 @@ MM_HIDDEN void mm_heap_trim_over(struct mm_arena *a, int wait);
 MM_HIDDEN int mm_segment_holds(const void *p);
 MM_HIDDEN void mm_segment_note(const struct mm_region *r);
 MM_HIDDEN void mm_segment_shrunk(const struct mm_region *r);
-MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a);
+MM_HIDDEN int mm_heap_walk_check(struct mm_arena *a, const char *func);
 
 MM_HIDDEN int mm_fit_set(struct mm_arena *a, int policy);
 MM_HIDDEN block_t *mm_fit_take(struct mm_arena *a, size_t need, block_t **corrupt);

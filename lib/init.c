@@ -3,6 +3,7 @@
  * asked, and the fork handlers themselves, which take the locks of every
  * layer in rank order.  Entry layer: it calls into all the others. */
 #define _GNU_SOURCE
+#include <errno.h>
 #include <pthread.h>
 #include "entry.h"
 
@@ -11,7 +12,7 @@
  * is half-way through a heap update when the address space is copied; both
  * sides then release them (the child, single-threaded, simply starts with
  * free locks).  In rank order: the thread registry, the arenas list, the
- * arenas in index order, then the table of mapped blocks.
+ * arenas in index order, the table of mapped blocks, then the quarantine.
  *
  * Before them, glibc's list of streams (_IO_list_lock): glibc's fork takes
  * it after the fork handlers, but a stream's lock is held across malloc
@@ -41,10 +42,12 @@ static void fork_prepare(void)
     mm_thread_fork_prepare();
     mm_arenas_fork_prepare();
     mm_large_fork_prepare();
+    mm_quarantine_fork_prepare();
 }
 
 static void fork_parent(void)
 {
+    mm_quarantine_fork_parent();
     mm_large_fork_parent();
     mm_arenas_fork_parent();
     mm_thread_fork_parent();
@@ -53,12 +56,36 @@ static void fork_parent(void)
 
 static void fork_child(void)
 {
+    mm_quarantine_fork_child();
     mm_large_fork_child();
     mm_arenas_fork_child(mm_self.arena);
     mm_thread_fork_child();
     mm_lockdep_forget_all();
     _IO_list_resetlock();
     mm_background_fork_child();
+}
+
+/* ---- the checks at exit ----
+ * Runs when exit() is called or main returns (not at _exit or abort), after
+ * the program's atexit handlers.  With checks on, the calling thread's cache
+ * goes back to the heap, so each block in it and the header after it are
+ * checked as any free checks them: an overflow into the next header of a
+ * block that was freed only into the cache is found.  A few hundred blocks
+ * at most.  At MYMALLOC_CHECK=2 the quarantine is emptied (each block in it
+ * verified) and the whole heap is walked as mymalloc_check() walks it: the
+ * first problem found in a block (a header, a canary, the fill of a free
+ * block, a free block's links) is reported. */
+__attribute__((destructor)) static void checks_at_exit(void)
+{
+    if (!__atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE) || mm_check_level() == 0)
+        return;
+    int saved_errno = errno;
+    if (mm_self.state == MM_THREAD_LIVE)
+        mm_cache_flush(&mm_self);
+    mm_quarantine_empty("exit");
+    if (mm_check_level() == 2)
+        mm_check_all("exit");
+    errno = saved_errno;
 }
 
 /* Runs as a constructor, before main and before the constructors of the

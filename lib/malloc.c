@@ -356,15 +356,22 @@ static void free_to_heap(void *p, size_t size, size_t alignment, size_t origin, 
         mm_report(func, "invalid pointer", p, "not from mymalloc", 0);
         goto out;
     }
+    block_t *waits = NULL;      /* for the quarantine, at level 2 */
     mm_lock(&a->lock);
     mm_pending_take(a);
     if (!checks || mm_heap_block_ok(a, b, p, func, origin)) {
         if (checks && size != 0 && !block_fits_size(b, size, alignment))
             wrong_size(func, p, size, block_size(b));
-        else if (canary_intact(b, func))
+        else if (!canary_intact(b, func))
+            ;
+        else if (mm_quarantine_takes(b))
+            mm_quarantine_fill(waits = b);
+        else
             mm_heap_free(a, b, canaries_on(), func);
     }
     mm_unlock_heap(a);
+    if (waits != NULL)
+        mm_quarantine_add(waits, func);
 out:
     errno = saved_errno;
 }
@@ -749,6 +756,7 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
     int saved_errno = errno, released = 0;
     if (mm_self.state == MM_THREAD_LIVE)
         mm_cache_flush(&mm_self);
+    mm_quarantine_empty("malloc_trim");
     unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < count; i++) {      /* first the caches left to arenas: */
         struct mm_arena *a = mm_arenas[i];      /* their blocks of other arenas wait */

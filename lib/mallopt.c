@@ -44,6 +44,8 @@ MYMALLOC_EXPORT int mallopt(int param, int value)
         mm_cache_flush(&mm_self);       /* caching just went off: give back ours */
     if (done && param == M_MYMALLOC_BACKGROUND)
         mm_background_start();          /* (if turned on; one turned off stops by itself) */
+    if (done && (param == M_MYMALLOC_CHECK || param == M_MYMALLOC_QUARANTINE))
+        mm_quarantine_settle("mallopt");
     return done;
 }
 
@@ -70,6 +72,8 @@ static int mallopt_store(int param, int value)
         return value >= 0 && mm_settings_store(SET_FIT, (size_t)value, 0);
     case M_MYMALLOC_BACKGROUND:
         return value >= 0 && mm_settings_store(SET_BACKGROUND, (size_t)value, 0);
+    case M_MYMALLOC_QUARANTINE:   /* bytes */
+        return value >= 0 && mm_settings_store(SET_QUARANTINE, (size_t)value, 0);
     case M_MYMALLOC_DECAY:     /* milliseconds; negative: never */
         return mm_settings_store(SET_DECAY, value < 0 ? SIZE_MAX : (size_t)value, value < 0);
     case M_CHECK_ACTION:       /* glibc's bit 1 (value 2): abort on an error */

@@ -24,6 +24,7 @@ struct mm_settings mm_settings = {
     .mmap_max = 65536,
     .tcache = 1,
     .decay_ms = 1000,
+    .quarantine = (size_t)1 << 20,
     .fit = MM_FIT_BEST,
 };
 
@@ -115,6 +116,11 @@ static int value_store(enum mm_setting_id id, size_t value, int never)
         if (never || value > 1)
             return 0;
         __atomic_store_n(&mm_settings.background, value, __ATOMIC_RELAXED);
+        return 1;
+    case SET_QUARANTINE:     /* bytes; 0: none */
+        if (never)
+            return 0;
+        __atomic_store_n(&mm_settings.quarantine, value, __ATOMIC_RELAXED);
         return 1;
     case SET_DECAY:          /* milliseconds; -1: never */
         __atomic_store_n(&mm_settings.decay_ms, never ? SIZE_MAX : value, __ATOMIC_RELAXED);
@@ -213,6 +219,7 @@ static const struct {
     { "MYMALLOC_ARENA_MAX=", SET_ARENA_MAX, 1 },
     { "MYMALLOC_DECAY_MS=", SET_DECAY, 1 },
     { "MYMALLOC_BACKGROUND=", SET_BACKGROUND, 1 },
+    { "MYMALLOC_QUARANTINE=", SET_QUARANTINE, 1 },
     { "MALLOC_MMAP_THRESHOLD_=", SET_MMAP_THRESHOLD, 0 },
     { "MALLOC_TRIM_THRESHOLD_=", SET_TRIM_THRESHOLD, 0 },
     { "MALLOC_TOP_PAD_=", SET_TOP_PAD, 0 },

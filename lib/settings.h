@@ -20,12 +20,14 @@ struct mm_settings {
     size_t background;       /* 1: a background thread runs the decay (background.c) */
     size_t fit;              /* the placement policy of every arena (MM_FIT_*) */
     size_t arena_max;        /* most arenas (0: 8 per CPU, arena.c) */
+    size_t quarantine;       /* bytes freed blocks wait at check level 2 (quarantine.c) */
 };
 MM_HIDDEN extern struct mm_settings mm_settings;
 #define MM_HEAPMAP_PATH_MAX 4096
 MM_HIDDEN extern char mm_settings_heapmap[MM_HEAPMAP_PATH_MAX];   /* MYMALLOC_HEAPMAP ("": none) */
 enum mm_setting_id { SET_MMAP_THRESHOLD, SET_TRIM_THRESHOLD, SET_TOP_PAD, SET_MMAP_MAX, SET_CHECK, SET_ABORT,
-                     SET_TCACHE, SET_FIT, SET_STATS, SET_ARENA_MAX, SET_DECAY, SET_BACKGROUND, SET_COUNT };
+                     SET_TCACHE, SET_FIT, SET_STATS, SET_ARENA_MAX, SET_DECAY, SET_BACKGROUND,
+                     SET_QUARANTINE, SET_COUNT };
 /* Check and store a value; 0 when it is out of range.  `never`: "no limit"
  * (-1) was asked for. */
 MM_HIDDEN int mm_settings_store(enum mm_setting_id id, size_t value, int never);

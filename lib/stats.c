@@ -443,16 +443,22 @@ extern __typeof(mallinfo2) mm_local_mallinfo2 __attribute__((alias("mallinfo2"),
 extern __typeof(malloc_stats) mm_local_malloc_stats __attribute__((alias("malloc_stats"), visibility("hidden"), copy(malloc_stats)));
 extern __typeof(malloc_info) mm_local_malloc_info __attribute__((alias("malloc_info"), visibility("hidden"), copy(malloc_info)));
 
-/* mymalloc_check(): every arena walked under its lock in turn. */
-MYMALLOC_EXPORT int mymalloc_check(void)
+/* Every arena walked under its lock in turn; with `func`, the first problem
+ * of a block reported in its name. */
+int mm_check_all(const char *func)
 {
     int problems = 0;
     unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
     for (unsigned i = 0; i < count; i++) {
         struct mm_arena *a = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
         mm_lock(&a->lock);
-        problems += mm_heap_walk_check(a);
+        problems += mm_heap_walk_check(a, problems == 0 ? func : NULL);
         mm_unlock(&a->lock);
     }
     return problems;
+}
+
+MYMALLOC_EXPORT int mymalloc_check(void)
+{
+    return mm_check_all(NULL);
 }

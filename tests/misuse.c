@@ -886,9 +886,12 @@ static void l2_stored_size_overwritten(void)
     free(opaque(b[1]));
 }
 
+/* Without the quarantine a freed block is found written when it is reused. */
 static void l2_write_after_free(void)
 {
     char *b[3];
+    if (mallopt(M_MYMALLOC_QUARANTINE, 0) != 1)
+        _exit(EXIT_MALLOPT);
     row(40, 3, b);
     free(opaque(b[1]));
     bytes(b[1])[20] = 'x';
@@ -896,6 +899,55 @@ static void l2_write_after_free(void)
     char *q = opaque(malloc(40));
     if (carry_on && (q == NULL || q == b[1]))
         _exit(EXIT_CASE);
+}
+
+/* With it, the block is verified as it leaves the quarantine, pushed out by
+ * 4096 more frees (the most blocks that wait). */
+static void l2_write_in_quarantine(void)
+{
+    enum { MORE = 4096 };
+    static char *more[MORE];
+    char *b[3];
+    row(40, 3, b);
+    for (int i = 0; i < MORE; i++)
+        if ((more[i] = opaque(malloc(40))) == NULL)
+            setup_failed("malloc");
+    free(opaque(b[1]));
+    bytes(b[1])[20] = 'x';
+    expect("mymalloc: free(): write after free in block 0x%lx (byte 20 changed while it was in quarantine, block of 64 "
+           "bytes)", addr(b[1]));
+    for (int i = 0; i < MORE; i++)
+        free(opaque(more[i]));
+    char *q = opaque(malloc(40));
+    if (carry_on && (q == NULL || q == b[1]))
+        _exit(EXIT_CASE);
+}
+
+/* A write through a dangling pointer made just before exit, into a block in
+ * quarantine: found as the quarantine is emptied at exit. */
+static void l2_write_before_exit(void)
+{
+    char *p = opaque(malloc(100));
+    if (p == NULL)
+        setup_failed("malloc");
+    free(opaque(p));
+    bytes(p)[50] = 0;
+    expect("mymalloc: exit(): write after free in block 0x%lx (byte 50 changed while it was in quarantine, block of "
+           "128 bytes)", addr(p));
+    exit(0);
+}
+
+/* The same into a freed block too big for the quarantine (filled, in a
+ * bin): found by the walk of the heap at exit. */
+static void l2_write_big_before_exit(void)
+{
+    char *b[3];
+    row(20000, 3, b);
+    free(opaque(b[1]));
+    bytes(b[1])[5000] = 0;
+    expect("mymalloc: exit(): write after free in block 0x%lx (byte 5000 changed, block of %zu bytes)", addr(b[1]),
+           (size_t)(b[2] - b[1]));
+    exit(0);
 }
 
 static void l2_double_free(void)
@@ -1105,6 +1157,19 @@ static void cache_overflow_found_at_drain(void)
         free(more[i]);
 }
 
+/* The same, but the program exits at once: found as the cache goes back to
+ * the heap at exit. */
+static void cache_overflow_found_at_exit(void)
+{
+    char *b[3];
+    row(40, 3, b);
+    scribble(b[1], 'A', 48);             /* 40 bytes + the next header */
+    free(opaque(b[1]));                  /* cached */
+    expect("mymalloc: free(): write past the end of block 0x%lx (the next block's header is overwritten, block of 48 bytes)",
+           addr(b[1]));
+    exit(0);
+}
+
 static void cache_free_sized_wrong(void)
 {
     char *p = opaque(malloc(100));
@@ -1259,10 +1324,14 @@ static const struct mcase cases[] = {
     { "level 2: realloc finds a write past the end", l2_realloc_finds_overflow, L2, 1, NULL },
     { "level 2: one byte past calloc(5, 8)", l2_calloc_overflow, L2, 1, NULL },
     { "level 2: the stored request size overwritten", l2_stored_size_overwritten, L2, 1, NULL },
-    { "level 2: write after free, found at reuse", l2_write_after_free, L2, 0, NULL },
-    { "level 2 (MYMALLOC_CHECK=2): write after free, found at reuse", l2_write_after_free, L2 | LEVEL_ENV | CARRY_ENV, 0,
+    { "level 2, no quarantine: write after free, found at reuse", l2_write_after_free, L2, 0, NULL },
+    { "level 2 (MYMALLOC_CHECK=2), no quarantine: write after free, found at reuse", l2_write_after_free, L2 | LEVEL_ENV | CARRY_ENV, 0,
       NULL },
     { "level 2: double free", l2_double_free, L2, 0, NULL },
+    { "level 2: write after free, found as the block leaves the quarantine", l2_write_in_quarantine, L2, 0, NULL },
+    { "level 2: write after free just before exit, found at exit", l2_write_before_exit, L2, 0, NULL },
+    { "level 2: write after free of a big block just before exit, found at exit", l2_write_big_before_exit, L2, 0,
+      NULL },
 #ifdef M_MYMALLOC_TCACHE
     { "cache: double free of a small block", cache_double_free, CACHE, 0, NULL },
     { "cache: double free across threads", cache_double_free_threads, CACHE, 0, NULL },
@@ -1283,6 +1352,8 @@ static const struct mcase cases[] = {
       CACHE | CARRY_ENV, 0, NULL },
     { "cache: free_sized with a wrong size", cache_free_sized_wrong, CACHE, 0, NULL },
     { "cache: overflow into the next header, found when the cache drains", cache_overflow_found_at_drain, CACHE, 0,
+      NULL },
+    { "cache: overflow into the next header, free, exit: found at exit", cache_overflow_found_at_exit, CACHE, 0,
       NULL },
 #endif
     { "level 0: free_sized with a wrong size just frees", l0_free_sized_wrong, L0 | BENIGN, 0, NULL },
