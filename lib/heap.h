@@ -303,6 +303,14 @@ MM_HIDDEN void *mm_large_alloc(size_t n, size_t alignment, size_t origin);
 MM_HIDDEN size_t mm_large_free(block_t *b);
 MM_HIDDEN void *mm_large_realloc(block_t *b, size_t n);
 MM_HIDDEN int mm_large_valid(const block_t *b);
+MM_HIDDEN int mm_large_tail_ok(const block_t *b);
+
+/* MYMALLOC_CHECK=2's blocks of size 0 (zero.c): slots of an inaccessible
+ * region. */
+MM_HIDDEN void *mm_zero_alloc(void);
+MM_HIDDEN int mm_zero_owns(const void *p);
+MM_HIDDEN void mm_zero_free(const void *p, const char *func);
+MM_HIDDEN int mm_zero_check(const void *p, const char *func);
 /* The table of live mapped blocks (for the heap map), under its own lock.
  * Copies up to `room` entries, in no order, and returns how many. */
 struct mm_mapped_extent { uintptr_t start; size_t length; };

@@ -4,16 +4,44 @@
  * live ones (mapping address and length, nothing kept in the blocks) lets the
  * heap map draw them.
  *
- *   map -> [ unused ... | offset | header | user data ...          ] <- map + length
+ *   map -> [ unused ... | offset | header | user data ...   | tail ] <- map + length
  *                         ^ the word before the header: header - map
  *   header size = length - offset - 8 (a multiple of 16: the header sits at 8
  *   modulo 16, so the mapping's last word is spare), flags INUSE | MMAPPED
+ *
+ * The spare last word, the tail, holds a value keyed by the block's address
+ * and a secret (with checks on): a write of even one byte past the usable
+ * size changes it, and free and realloc check it.  A block made at check
+ * level 2 (C flag) is placed at the end of its mapping, which is followed by
+ * an inaccessible guard page: a write or read more than the tail past its
+ * end faults at once.
+ *
+ *   level 2: [ unused | offset | header | user data | canary | tail ][ guard page ]
  */
 #include "heap.h"
 
 static inline size_t *offset_word(const block_t *b) { return (size_t *)b - 1; }
 static inline char *mapping_of(const block_t *b) { return (char *)b - *offset_word(b); }
 static inline size_t mapping_length(const block_t *b) { return *offset_word(b) + block_size(b) + MM_WORD; }
+static inline size_t *tail_word(const block_t *b) { return (size_t *)((char *)b + block_size(b)); }
+static inline size_t tail_key(const block_t *b)
+{
+    return (size_t)(((uint64_t)(uintptr_t)b * UINT64_C(0xd6e8feb86659fd93)) ^ mm_secret.link);
+}
+/* A level-2 block has a guard page after its mapping. */
+static inline size_t guard_length(const block_t *b) { return (b->head & BLOCK_CANARY) ? mm_page_size() : 0; }
+
+/* Nothing was written past b's usable size (checks on). */
+int mm_large_tail_ok(const block_t *b)
+{
+    return *tail_word(b) == tail_key(b);
+}
+
+static void tail_set(block_t *b)
+{
+    if (mm_check_level() != 0)
+        *tail_word(b) = tail_key(b);
+}
 
 /* Counters of the mapped blocks, for the statistics: atomics. */
 struct mm_large_stats mm_large_stats;
@@ -189,14 +217,21 @@ void *mm_large_alloc(size_t n, size_t alignment, size_t origin)
         return NULL;
 
     size_t length = align_up(need + 2 * MM_WORD + extra, page);
-    char *map = mm_os_map(length);
+    size_t guard = (origin & BLOCK_CANARY) ? page : 0;
+    char *map = mm_os_map(length + guard);
     if (map == NULL)
         return NULL;
-    char *user = (char *)align_up((uintptr_t)map + MM_ALIGN, alignment > MM_ALIGN ? alignment : MM_ALIGN);
+    if (guard != 0 && mm_os_protect_none(map + length, guard) != 0) {
+        mm_os_unmap(map, length + guard);
+        return NULL;
+    }
+    size_t align = alignment > MM_ALIGN ? alignment : MM_ALIGN;
+    char *user = guard != 0 ? (char *)align_down((uintptr_t)map + length - need, align)   /* against the guard */
+                            : (char *)align_up((uintptr_t)map + MM_ALIGN, align);
     size_t lead = align_down((size_t)(user - MM_ALIGN - map), page);
     if (lead > 0) {                       /* give back the unused leading pages */
         if (mm_os_unmap(map, lead) != 0) {
-            mm_os_unmap(map, length);
+            mm_os_unmap(map, length + guard);
             return NULL;
         }
         map += lead;
@@ -205,8 +240,9 @@ void *mm_large_alloc(size_t n, size_t alignment, size_t origin)
     block_t *b = block_of_user(user);
     *offset_word(b) = (size_t)((char *)b - map);
     block_set_head(b, length - *offset_word(b) - MM_WORD, BLOCK_INUSE | BLOCK_MMAPPED | origin);
-    counted_add(length);
-    table_note((uintptr_t)map, length);
+    tail_set(b);
+    counted_add(length + guard);
+    table_note((uintptr_t)map, length + guard);
     return user;
 }
 
@@ -223,16 +259,19 @@ int mm_large_valid(const block_t *b)
 /* Unmap b's mapping; its length. */
 size_t mm_large_free(block_t *b)
 {
-    size_t length = mapping_length(b);
+    size_t length = mapping_length(b) + guard_length(b);
     table_change((uintptr_t)mapping_of(b), length, 0, 0);
     mm_os_unmap(mapping_of(b), length);
     counted_sub(length);
     return length;
 }
 
-/* Resize a mapped block with mremap; NULL (block untouched) when it cannot. */
+/* Resize a mapped block with mremap; NULL (block untouched) when it cannot,
+ * or when it has a guard page (the caller moves it). */
 void *mm_large_realloc(block_t *b, size_t n)
 {
+    if (guard_length(b) != 0)
+        return NULL;
     size_t offset = *offset_word(b);
     size_t old_length = mapping_length(b);
     size_t new_length = align_up(offset + request_to_block(n) + MM_WORD, mm_page_size());
@@ -246,6 +285,7 @@ void *mm_large_realloc(block_t *b, size_t n)
     table_change((uintptr_t)old_map, old_length, (uintptr_t)map, new_length);
     b = block_at(map, offset);
     block_set_head(b, new_length - offset - MM_WORD, b->head & BLOCK_FLAGS);
+    tail_set(b);
     counted_sub(old_length);
     counted_add(new_length);
     return block_user(b);

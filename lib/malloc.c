@@ -98,14 +98,22 @@ static inline int pointer_ok(const void *p, const char *func, int in_heap)
 
 
 
-/* A mapped block about to be freed or resized: 0 after a report. */
+/* A mapped block about to be freed or resized (checks on): 0 after a
+ * report.  The word after its usable size must have kept its value. */
 static int mapped_block_ok(const block_t *b, const void *p, const char *func, size_t origin)
 {
     if (unlikely(!block_inuse(b) || !mm_large_valid(b))) {
         mm_report(func, "corrupted header of block", p, "a mapped block", 0);
         return 0;
     }
-    return mm_origin_ok(b, p, func, origin);
+    if (!mm_origin_ok(b, p, func, origin))
+        return 0;
+    if (unlikely(!mm_large_tail_ok(b))) {
+        mm_report(func, "write past the end of block", p, "the word after its usable size is overwritten",
+                  block_size(b));
+        return 0;
+    }
+    return 1;
 }
 
 /* MYMALLOC_CHECK=2 gives every new block a canary after the requested bytes. */
@@ -163,8 +171,10 @@ static block_t *arena_alloc(size_t need, size_t origin, size_t *dirty)
 static void *alloc_slow(size_t n, size_t origin)
 {
     mm_init();
-    if (unlikely(canaries_on()))
-        return alloc_with_canary(n, MM_ALIGN, origin);
+    if (unlikely(canaries_on())) {
+        void *p = n == 0 ? mm_zero_alloc() : NULL;    /* faults on any access */
+        return p != NULL ? p : alloc_with_canary(n, MM_ALIGN, origin);
+    }
     if (unlikely(n > MM_MAX_REQUEST))
         return out_of_memory();
     if (unlikely(wants_mapping(n))) {
@@ -181,14 +191,15 @@ static void *alloc_slow(size_t n, size_t origin)
 }
 
 /* Could `size` bytes aligned to `alignment` have been asked for to get b?
+ * With a canary (made at level 2) only the size asked for will do.
  * Heap blocks are at most 16 bytes bigger than their request needs, or of the
  * ranged cache class that serves it (up to a sixteenth of a power of two
  * bigger); mapped ones at most a page and the alignment bigger. */
-static int block_fits_size(const block_t *b, size_t size, size_t alignment)
+static int block_fits_size(block_t *b, size_t size, size_t alignment)
 {
     size_t usable = block_usable(b);
-    if (b->head & BLOCK_CANARY)
-        size += MM_CANARY_ROOM;
+    if (b->head & BLOCK_CANARY)          /* level 2 keeps the exact request */
+        return size == mm_canary_requested(b);
     if (size > usable)
         return 0;
     if (block_mmapped(b))
@@ -218,12 +229,17 @@ static size_t usable_bytes(block_t *b)
     return (b->head & BLOCK_CANARY) ? mm_canary_requested(b) : block_usable(b);
 }
 
-static MM_COLD void wrong_size(const char *func, const void *p, size_t size, size_t block)
+/* A sized free whose size does not fit the block: the report gives the
+ * size the program may use (at level 2, the size it asked for). */
+static MM_COLD void wrong_size(const char *func, const void *p, size_t size, block_t *b)
 {
-    char detail[48];
-    char *end = mm_format_unsigned(detail, size);
-    memcpy(end, " bytes given", sizeof " bytes given");
-    mm_report(func, "wrong size for", p, detail, block);
+    char detail[80];
+    int exact = (b->head & BLOCK_CANARY) != 0;
+    char *o = mm_format_unsigned(detail, size);
+    memcpy(o, " bytes given, ", 14);
+    o = mm_format_unsigned(o + 14, exact ? mm_canary_requested(b) : block_usable(b));
+    memcpy(o, exact ? " requested" : " usable", exact ? sizeof " requested" : sizeof " usable");
+    mm_report(func, "wrong size for", p, detail, 0);
 }
 
 /* The same for the segments of the non-main arenas, and for a main heap of
@@ -336,13 +352,17 @@ static void free_to_heap(void *p, size_t size, size_t alignment, size_t origin, 
     block_t *b = block_of_user(p);
     int checks = mm_check_level() != 0;
 
+    if (unlikely(mm_zero_owns(p))) {    /* a malloc(0) of level 2: no header to read */
+        mm_zero_free(p, func);
+        goto out;
+    }
     if (checks && !pointer_ok(p, func, in_heap))
         goto out;
     if (block_mmapped(b) && (!checks || block_head_ok(b))) {
         if (checks && !mapped_block_ok(b, p, func, origin))
             goto out;
         if (checks && size != 0 && !block_fits_size(b, size, alignment)) {
-            wrong_size(func, p, size, block_size(b));
+            wrong_size(func, p, size, b);
             goto out;
         }
         if (!canary_intact(b, func))
@@ -361,7 +381,7 @@ static void free_to_heap(void *p, size_t size, size_t alignment, size_t origin, 
     mm_pending_take(a);
     if (!checks || mm_heap_block_ok(a, b, p, func, origin)) {
         if (checks && size != 0 && !block_fits_size(b, size, alignment))
-            wrong_size(func, p, size, block_size(b));
+            wrong_size(func, p, size, b);
         else if (!canary_intact(b, func))
             ;
         else if (mm_quarantine_takes(b))
@@ -455,6 +475,14 @@ static void *mm_realloc(void *p, size_t n)
     block_t *b = block_of_user(p);
     mm_init();
     int checks = mm_check_level() != 0;
+    if (unlikely(mm_zero_owns(p))) {    /* a malloc(0) of level 2: nothing to copy */
+        if (!mm_zero_check(p, "realloc"))
+            goto misuse;
+        void *q = mm_alloc(n, ORIGIN_MALLOC);
+        if (q != NULL)
+            mm_zero_free(p, "realloc");
+        return q;
+    }
     if (checks && !pointer_ok(p, "realloc", 0))
         goto misuse;
     if (unlikely(n > MM_MAX_REQUEST))
@@ -467,19 +495,13 @@ static void *mm_realloc(void *p, size_t n)
             goto misuse;
         if (!canary_intact(b, "realloc"))
             goto misuse;
-        if (n >= mm_setting(&mm_settings.mmap_threshold)) {
-            void *q = mm_large_realloc(b, n + (canary ? MM_CANARY_ROOM : 0));
-            if (q != NULL) {
-                if (canary) {
-                    block_t *nb = block_of_user(q);
-                    block_set_head(nb, block_size(nb), (nb->head & BLOCK_FLAGS) | BLOCK_CANARY);
-                    mm_canary_set(nb, n);
-                } else if (block_of_user(q)->head & BLOCK_CANARY) {
-                    block_t *nb = block_of_user(q);   /* checks went down: no room kept */
-                    block_set_head(nb, block_size(nb), (nb->head & BLOCK_FLAGS) & ~BLOCK_CANARY);
-                }
+        /* mremap keeps the block's place in its mapping: only for a block
+         * made and kept without a canary (one with a canary ends at a guard
+         * page; it is moved, as is one that must now get a canary). */
+        if (n >= mm_setting(&mm_settings.mmap_threshold) && !canary && !(b->head & BLOCK_CANARY)) {
+            void *q = mm_large_realloc(b, n);
+            if (q != NULL)
                 return q;
-            }
         }
     } else {
         struct mm_arena *a = mm_arena_of(b);
@@ -621,7 +643,10 @@ MYMALLOC_EXPORT void *calloc(size_t count, size_t size)
         return out_of_memory();
     mm_init();
     if (unlikely(canaries_on())) {
-        void *p = alloc_with_canary(n, MM_ALIGN, ORIGIN_MALLOC);
+        void *p = n == 0 ? mm_zero_alloc() : NULL;
+        if (p != NULL)
+            return p;
+        p = alloc_with_canary(n, MM_ALIGN, ORIGIN_MALLOC);
         if (p != NULL)
             memset(p, 0, n);
         return p;
@@ -725,6 +750,10 @@ MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
         return 0;
     block_t *b = block_of_user(p);
     mm_init();
+    if (unlikely(mm_zero_owns(p))) {
+        mm_zero_check(p, "malloc_usable_size");
+        return 0;
+    }
     if (mm_check_level() == 0)
         return block_usable(b);
     if (!pointer_ok(p, "malloc_usable_size", 0))

@@ -89,6 +89,12 @@ int mm_os_release(void *addr, size_t length)
     return madvise(addr, length, MADV_DONTNEED);
 }
 
+/* Make [addr, addr + length) inaccessible (a guard page): 0, or -1. */
+int mm_os_protect_none(void *addr, size_t length)
+{
+    return mprotect(addr, length, PROT_NONE);
+}
+
 /* The coarse monotonic clock in milliseconds, modulo MM_CLOCK_MASK + 1 (the
  * stamps free blocks carry have room for 46 bits: ages beyond two thousand
  * years wrap).  A vDSO call, no system call; 0 if the clock is missing. */

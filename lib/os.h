@@ -18,6 +18,7 @@ enum mm_syscall { MM_SYSCALL_SBRK_GROW, MM_SYSCALL_SBRK_SHRINK, MM_SYSCALL_MMAP,
 MM_HIDDEN void mm_syscall_count(enum mm_syscall which);
 MM_HIDDEN void mm_syscall_counts(uint64_t counts[MM_SYSCALL_COUNT]);
 MM_HIDDEN int mm_os_release(void *addr, size_t length);  /* madvise(MADV_DONTNEED): 0, or -1 */
+MM_HIDDEN int mm_os_protect_none(void *addr, size_t length);  /* mprotect(PROT_NONE): 0, or -1 */
 #define MM_CLOCK_MASK (((size_t)1 << 46) - 1)
 MM_HIDDEN size_t mm_now_ms(void);
 MM_HIDDEN int mm_ms_within(size_t now, size_t since, size_t ms);

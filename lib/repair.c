@@ -175,11 +175,19 @@ void mm_diagnose_header(struct mm_arena *a, block_t *b, const void *p, const cha
         walk = block_next(walk);
     }
     if (walk == b) {
+        /* Who wrote it?  An in-use block before it that kept its canary
+         * (level 2), or a free one, did not run past its end: the write was
+         * aimed just before this block. */
         char detail[112], *o = detail;
-        if (before != NULL) {
+        size_t offset;
+        int before_innocent = before != NULL && (before == a->top || !block_inuse(before) ||
+                                                 ((before->head & BLOCK_CANARY) && mm_canary_ok(before, &offset)));
+        if (before != NULL && !before_innocent) {
             memcpy(o, "overwritten: did the block at ", 30);
             o = mm_format_hex(o + 30, (uintptr_t)block_user(before));
             memcpy(o, " before it run past its end?", sizeof " before it run past its end?");
+        } else if (before != NULL) {
+            memcpy(o, "overwritten by a write just before the block", sizeof "overwritten by a write just before the block");
         } else {
             memcpy(o, "overwritten", sizeof "overwritten");
         }

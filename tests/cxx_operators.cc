@@ -992,45 +992,45 @@ void *array_new(std::size_t n) { return ::operator new[](n); }
 void wrong_size_too_small(int)
 {
     void *p = block_of_64(plain_new);
-    expect("mymalloc: operator delete(): wrong size for 0x%lx (24 bytes given, block of 64 bytes)", addr(p));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (24 bytes given, 56 usable)", addr(p));
     ::operator delete(p, (std::size_t)24);
 }
 
 void wrong_size_too_big(int)
 {
     void *p = block_of_64(plain_new);
-    expect("mymalloc: operator delete(): wrong size for 0x%lx (57 bytes given, block of 64 bytes)", addr(p));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (57 bytes given, 56 usable)", addr(p));
     ::operator delete(p, (std::size_t)57);
 }
 
 void wrong_size_array(int)
 {
     void *p = block_of_64(array_new);
-    expect("mymalloc: operator delete[](): wrong size for 0x%lx (24 bytes given, block of 64 bytes)", addr(p));
+    expect("mymalloc: operator delete[](): wrong size for 0x%lx (24 bytes given, 56 usable)", addr(p));
     ::operator delete[](p, (std::size_t)24);
 }
 
 void wrong_size_aligned(int)
 {
     void *p = ::operator new(100, align_val_t(64));
-    expect("mymalloc: operator delete(): wrong size for 0x%lx (20 bytes given, block of %zu bytes)", addr(p),
-           block_bytes(p));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (20 bytes given, %zu usable)", addr(p),
+           block_bytes(p) - 8);
     ::operator delete(p, (std::size_t)20, align_val_t(64));
 }
 
 void wrong_size_aligned_array(int)
 {
     void *p = ::operator new[](100, align_val_t(256));
-    expect("mymalloc: operator delete[](): wrong size for 0x%lx (200 bytes given, block of %zu bytes)", addr(p),
-           block_bytes(p));
+    expect("mymalloc: operator delete[](): wrong size for 0x%lx (200 bytes given, %zu usable)", addr(p),
+           block_bytes(p) - 8);
     ::operator delete[](p, (std::size_t)200, align_val_t(256));
 }
 
 void wrong_size_mapped(int)
 {
     void *p = ::operator new(MiB);
-    expect("mymalloc: operator delete(): wrong size for 0x%lx (524288 bytes given, block of %zu bytes)",
-           addr(p), block_bytes(p));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (524288 bytes given, %zu usable)",
+           addr(p), block_bytes(p) - 8);
     ::operator delete(p, MiB / 2);
 }
 
@@ -1038,8 +1038,8 @@ void wrong_size_mapped(int)
 {
     Derived *d = new Derived;                        // 204 bytes: a block of 224
     Base *b = d;
-    expect("mymalloc: operator delete(): wrong size for 0x%lx (%zu bytes given, block of %zu bytes)", addr(b),
-           sizeof(Base), block_bytes(d));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (%zu bytes given, %zu usable)", addr(b),
+           sizeof(Base), block_bytes(d) - 8);
     if (block_bytes(d) != 224)
         _exit(3);
     delete keep(b);                                  // sized delete with sizeof(Base)

@@ -770,7 +770,7 @@ static void free_sized_too_small(void)
 {
     char *b[3];
     row(100, 3, b);
-    expect("mymalloc: free_sized(): wrong size for 0x%lx (24 bytes given, block of 112 bytes)", addr(b[1]));
+    expect("mymalloc: free_sized(): wrong size for 0x%lx (24 bytes given, 104 usable)", addr(b[1]));
     free_sized(opaque(b[1]), 24);
 }
 
@@ -778,7 +778,7 @@ static void free_sized_too_big(void)
 {
     char *b[3];
     row(100, 3, b);
-    expect("mymalloc: free_sized(): wrong size for 0x%lx (200 bytes given, block of 112 bytes)", addr(b[1]));
+    expect("mymalloc: free_sized(): wrong size for 0x%lx (200 bytes given, 104 usable)", addr(b[1]));
     free_sized(opaque(b[1]), 200);
 }
 
@@ -787,8 +787,8 @@ static void free_aligned_sized_wrong(void)
     char *p = opaque(aligned_alloc(64, 100));
     if (p == NULL)
         setup_failed("aligned_alloc");
-    expect("mymalloc: free_aligned_sized(): wrong size for 0x%lx (24 bytes given, block of %zu bytes)",
-           addr(p), size_in_header(p));
+    expect("mymalloc: free_aligned_sized(): wrong size for 0x%lx (24 bytes given, %zu usable)",
+           addr(p), size_in_header(p) - 8);
     free_aligned_sized(opaque(p), 64, 24);
 }
 
@@ -797,8 +797,8 @@ static void free_sized_mapped_wrong(void)
     char *p = opaque(malloc(300000));
     if (p == NULL)
         setup_failed("malloc");
-    expect("mymalloc: free_sized(): wrong size for 0x%lx (100000 bytes given, block of %zu bytes)",
-           addr(p), size_in_header(p));
+    expect("mymalloc: free_sized(): wrong size for 0x%lx (100000 bytes given, %zu usable)",
+           addr(p), size_in_header(p) - 8);
     free_sized(opaque(p), 100000);
 }
 
@@ -833,13 +833,37 @@ static void l2_one_byte_past(void)
     free(opaque(b[1]));
 }
 
+/* Level 1: a write past malloc_usable_size of a mapped block changes the
+ * keyed word at the end of its mapping, which free and realloc check. */
+static char *mapped_written_past_usable(size_t k)
+{
+    char *p = opaque(malloc(200 * KIB));
+    if (p == NULL)
+        setup_failed("malloc");
+    size_t u = malloc_usable_size(p);
+    scribble(p + u, 0, k);
+    expect("mymalloc: %s(): write past the end of block 0x%lx (the word after its usable size is overwritten, block of "
+           "%zu bytes)", k == 1 ? "free" : "realloc", addr(p), size_in_header(p));
+    return p;
+}
+
+static void mapped_one_byte_past_usable(void)
+{
+    free(opaque(mapped_written_past_usable(1)));
+}
+
+static void mapped_eight_bytes_past_usable(void)
+{
+    must_refuse(opaque(realloc(opaque(mapped_written_past_usable(8)), 400 * KIB)));
+}
+
 static void l2_mapped_one_byte_past(void)
 {
     char *p = opaque(malloc(200 * KIB));
     if (p == NULL)
         setup_failed("malloc");
-    bytes(p)[200 * KIB] = 1;
-    expect("mymalloc: free(): write past the end of block 0x%lx (204800 bytes requested, byte 204800 overwritten, block of %zu bytes)",
+    bytes(p)[200 * KIB] = 1;      /* the stored size: the block ends right after it, at the guard page */
+    expect("mymalloc: free(): write past the end of block 0x%lx (byte 204800 overwritten, block of %zu bytes)",
            addr(p), size_in_header(p));
     free(opaque(p));
 }
@@ -948,6 +972,48 @@ static void l2_write_big_before_exit(void)
     expect("mymalloc: exit(): write after free in block 0x%lx (byte 5000 changed, block of %zu bytes)", addr(b[1]),
            (size_t)(b[2] - b[1]));
     exit(0);
+}
+
+/* Level 2 keeps the size asked for: a sized free one byte off is caught
+ * (level 1 can only tell the block's size). */
+static void l2_free_sized_one_off(void)
+{
+    char *p = opaque(malloc(100));
+    if (p == NULL)
+        setup_failed("malloc");
+    expect("mymalloc: free_sized(): wrong size for 0x%lx (101 bytes given, 100 requested)", addr(p));
+    free_sized(opaque(p), 101);
+}
+
+static void l2_free_aligned_sized_short(void)
+{
+    char *p = opaque(aligned_alloc(64, 100));
+    if (p == NULL)
+        setup_failed("aligned_alloc");
+    expect("mymalloc: free_aligned_sized(): wrong size for 0x%lx (90 bytes given, 100 requested)", addr(p));
+    free_aligned_sized(opaque(p), 64, 90);
+}
+
+static void l2_free_aligned_sized_short_mapped(void)
+{
+    char *p = opaque(aligned_alloc(64, MIB));
+    if (p == NULL)
+        setup_failed("aligned_alloc");
+    expect("mymalloc: free_aligned_sized(): wrong size for 0x%lx (%zu bytes given, %zu requested)", addr(p),
+           (size_t)MIB - 10, (size_t)MIB);
+    free_aligned_sized(opaque(p), 64, MIB - 10);
+}
+
+/* A write just before a block, over its header: the block before it kept
+ * its canary, so it is not blamed. */
+static void l2_write_just_before(void)
+{
+    char *b[3];
+    row(40, 3, b);
+    words(b[1])[-1] = 0x4141414141414141u;
+    expect("mymalloc: free(): corrupted header of block 0x%lx (overwritten by a write just before the block)",
+           addr(b[1]));
+    free(opaque(b[1]));
 }
 
 static void l2_double_free(void)
@@ -1175,7 +1241,7 @@ static void cache_free_sized_wrong(void)
     char *p = opaque(malloc(100));
     if (p == NULL)
         setup_failed("malloc");
-    expect("mymalloc: free_sized(): wrong size for 0x%lx (24 bytes given, block of 112 bytes)", addr(p));
+    expect("mymalloc: free_sized(): wrong size for 0x%lx (24 bytes given, 104 usable)", addr(p));
     free_sized(opaque(p), 24);
 }
 #endif
@@ -1320,6 +1386,9 @@ static const struct mcase cases[] = {
     { "free of a quarantined block (after carrying on)", quarantined_freed, SELF, 0, NULL },
     { "level 2: one byte past malloc(40)", l2_one_byte_past, L2, 1, NULL },
     { "level 2: one byte past a 200 KiB mapped block", l2_mapped_one_byte_past, L2, 0, NULL },
+    { "one byte past malloc_usable_size of a mapped block, found at free", mapped_one_byte_past_usable, 0, 0, NULL },
+    { "eight bytes past malloc_usable_size of a mapped block, found by realloc", mapped_eight_bytes_past_usable, 0, 0,
+      NULL },
     { "level 2: one byte past memalign(64, 40)", l2_memalign_one_byte_past, L2, 1, NULL },
     { "level 2: realloc finds a write past the end", l2_realloc_finds_overflow, L2, 1, NULL },
     { "level 2: one byte past calloc(5, 8)", l2_calloc_overflow, L2, 1, NULL },
@@ -1328,6 +1397,11 @@ static const struct mcase cases[] = {
     { "level 2 (MYMALLOC_CHECK=2), no quarantine: write after free, found at reuse", l2_write_after_free, L2 | LEVEL_ENV | CARRY_ENV, 0,
       NULL },
     { "level 2: double free", l2_double_free, L2, 0, NULL },
+    { "level 2: free_sized one byte off the request", l2_free_sized_one_off, L2, 0, NULL },
+    { "level 2: free_aligned_sized 10 bytes short", l2_free_aligned_sized_short, L2, 0, NULL },
+    { "level 2: free_aligned_sized 10 bytes short of a mapped block", l2_free_aligned_sized_short_mapped, L2, 0, NULL },
+    { "level 2: a write just before a block blames its header, not the block before", l2_write_just_before, L2, 0,
+      NULL },
     { "level 2: write after free, found as the block leaves the quarantine", l2_write_in_quarantine, L2, 0, NULL },
     { "level 2: write after free just before exit, found at exit", l2_write_before_exit, L2, 0, NULL },
     { "level 2: write after free of a big block just before exit, found at exit", l2_write_big_before_exit, L2, 0,
@@ -1567,6 +1641,75 @@ static void run_case(int index)
     check_lines(label, o.want, o.got);
 }
 
+/* ------------------------------------------------------------------ accesses that fault */
+
+/* At level 2 these must die by SIGSEGV at once, with nothing on stderr: a
+ * malloc(0) pointer is in an inaccessible region, and a mapped block ends
+ * (after its canary and the tail word) at a guard page. */
+static void fault_read_zero_size(void)
+{
+    volatile char *p = opaque(malloc(0));
+    (void)p[0];
+}
+
+static void fault_write_zero_size(void)
+{
+    volatile char *p = opaque(malloc(0));
+    p[0] = 1;
+}
+
+static void fault_write_calloc_zero(void)
+{
+    volatile char *p = opaque(calloc(0, 8));
+    p[0] = 1;
+}
+
+/* The first byte of the guard page after a 300000-byte block. */
+static volatile char *past_mapped(void)
+{
+    char *p = opaque(malloc(300000));
+    if (p == NULL)
+        _exit(EXIT_SETUP);
+    return (volatile char *)(((uintptr_t)p + 300000 + 4095) & ~(uintptr_t)4095);
+}
+
+static void fault_read_past_mapped(void) { (void)past_mapped()[0]; }
+static void fault_write_past_mapped(void) { past_mapped()[0] = 1; }
+
+static const struct {
+    const char *name;
+    void (*run)(void);
+} faults[] = {
+    { "a read of malloc(0)'s first byte", fault_read_zero_size },
+    { "a write of malloc(0)'s first byte", fault_write_zero_size },
+    { "a write of calloc(0, 8)'s first byte", fault_write_calloc_zero },
+    { "a read just past a mapped block's tail word", fault_read_past_mapped },
+    { "a write just past a mapped block's tail word", fault_write_past_mapped },
+};
+#define NFAULTS ((int)(sizeof faults / sizeof faults[0]))
+
+static void fault_child(void *arg, int fd)
+{
+    (void)fd;
+    int i = *(int *)arg;
+    alarm(30);
+    if (mallopt(M_MYMALLOC_CHECK, 2) != 1)
+        _exit(EXIT_MALLOPT);
+    faults[i].run();
+    _exit(0);
+}
+
+static void run_faults(void)
+{
+    for (int i = 0; i < NFAULTS; i++) {
+        char out[256], err[1024];
+        int status = fork_piped(NO_CORE_DUMP | ERR_TO_SECOND, fault_child, &i, out, sizeof out, err, sizeof err);
+        ok(status != -1 && WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV && err[0] == '\0',
+           "level 2: %s faults at once (SIGSEGV, nothing on stderr): status %#x, stderr \"%s\"", faults[i].name,
+           (unsigned)status, err);
+    }
+}
+
 /* ------------------------------------------------------------------ level 2 in this process */
 
 enum { LEVEL2_POINTS = 13 };
@@ -1638,7 +1781,7 @@ int main(int argc, char **argv)
         plan_skip_all("checks are off (MYMALLOC_CHECK=0 in the environment)");
     int set = misuse_settings() && mallopt(M_MYMALLOC_ABORT, 1) == 1;
 
-    int points = 2 + LEVEL2_POINTS;
+    int points = 2 + LEVEL2_POINTS + NFAULTS;
     for (int i = 0; i < NCASES; i++)
         points += (cases[i].flags & (BENIGN | SELF)) ? 2 : 4;
     plan(points);
@@ -1649,5 +1792,6 @@ int main(int argc, char **argv)
     for (int i = 0; i < NCASES; i++)
         run_case(i);
     level2_in_process();
+    run_faults();
     return done();
 }

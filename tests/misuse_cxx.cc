@@ -118,7 +118,7 @@ void double_delete()
 void sized_delete_wrong_size()
 {
     void *p = launder_ptr(::operator new(100));
-    expect("mymalloc: operator delete(): wrong size for 0x%lx (24 bytes given, block of 112 bytes)", addr(p));
+    expect("mymalloc: operator delete(): wrong size for 0x%lx (24 bytes given, 104 usable)", addr(p));
     ::operator delete(launder_ptr(p), static_cast<std::size_t>(24));
 }
 
