@@ -101,6 +101,27 @@ void delete_of_new_array()
     aftermath(10 * sizeof(int));
 }
 
+// An over-aligned block (operator new with std::align_val_t(64)) released
+// by the aligned sized operator delete with a size 10 bytes short of the one
+// allocated.
+void aligned_sized_delete_wrong_size(std::size_t n)
+{
+    char *p = launder(static_cast<char *>(::operator new(n, std::align_val_t(64))));
+    std::memset(p, 'p', n);
+    ::operator delete(p, n - 10, std::align_val_t(64));
+    aftermath(n);
+}
+
+void aligned_sized_delete_wrong()
+{
+    aligned_sized_delete_wrong_size(100);
+}
+
+void aligned_sized_delete_wrong_large()
+{
+    aligned_sized_delete_wrong_size(1 << 20);
+}
+
 const char *library_of(const char *symbol)
 {
     Dl_info info;
@@ -124,6 +145,8 @@ const struct {
     { "sized-delete-wrong", sized_delete_wrong },
     { "free-of-new", free_of_new },
     { "delete-of-new-array", delete_of_new_array },
+    { "aligned-sized-delete-wrong", aligned_sized_delete_wrong },
+    { "aligned-sized-delete-wrong-large", aligned_sized_delete_wrong_large },
     { "which", which },
 };
 

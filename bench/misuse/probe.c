@@ -12,13 +12,26 @@
  * as "note: ..." lines, written at once with write(2) so a later crash does
  * not lose them.
  *
+ * A few cases exit at once after the misuse instead (the bug is the last
+ * thing the program does: only a check at free or at exit can see it).
+ *
+ * Exit statuses: 0 the case ran to its end; 2 usage error; 3 "protected":
+ * the probe's own access to memory it no longer owns (or never owned) was
+ * stopped by the allocator: a SIGSEGV or SIGBUS at exactly that memory, or
+ * a read of a freed block found none of its old contents (a note says
+ * which); 4 the probe could not do its work (malloc or mmap failed); 5 "not
+ * applicable": the allocator lacks the function the case misuses.  A fault
+ * anywhere else is not caught: the process dies of it.
+ *
  * "probe which" prints where malloc comes from (and mymalloc's version when
  * it is loaded): the table script checks that the preload took effect.
- * "probe list" prints the case names.  Exit 2: usage error. */
+ * "probe list" prints the case names. */
 #define _GNU_SOURCE
 #include <dlfcn.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <semaphore.h>
+#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -32,6 +45,13 @@
 #pragma GCC diagnostic ignored "-Wfree-nonheap-object"
 #pragma GCC diagnostic ignored "-Wuse-after-free"
 
+enum {
+    EXIT_USAGE = 2,
+    EXIT_PROTECTED = 3,         /* the allocator stopped the probe's access */
+    EXIT_PROBE_FAILED = 4,
+    EXIT_NOT_APPLICABLE = 5,    /* the allocator lacks what the case misuses */
+};
+
 static void *launder(void *p)
 {
     __asm__ volatile("" : "+r"(p) : : "memory");
@@ -43,7 +63,7 @@ static void note(const char *text)
     char line[200];
     int n = snprintf(line, sizeof line, "note: %s\n", text);
     if (n > 0 && write(STDOUT_FILENO, line, (size_t)n) < 0)
-        _exit(3);
+        _exit(EXIT_PROBE_FAILED);
 }
 
 static void *xmalloc(size_t n)
@@ -51,9 +71,62 @@ static void *xmalloc(size_t n)
     void *p = malloc(n);
     if (p == NULL) {
         note("malloc returned NULL");
-        _exit(4);
+        _exit(EXIT_PROBE_FAILED);
     }
     return launder(p);
+}
+
+static char *xmmap(size_t length, int protection)
+{
+    char *p = mmap(NULL, length, protection, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) {
+        note("mmap failed");
+        _exit(EXIT_PROBE_FAILED);
+    }
+    return p;
+}
+
+/* While armed, a SIGSEGV or SIGBUS at an address in [fault_from, fault_to)
+ * (the memory the probe is misusing) ends the run with EXIT_PROTECTED after
+ * fault_line; any other fault kills the process as usual (SA_RESETHAND put
+ * the default action back, and the faulting access runs again). */
+static char *volatile fault_from, *volatile fault_to;
+static const char *volatile fault_line;
+
+static void on_fault(int sig, siginfo_t *info, void *context)
+{
+    (void)context;
+    char *at = info->si_addr;
+    if (at >= fault_from && at < fault_to) {
+        const char *head = sig == SIGBUS ? "note: SIGBUS " : "note: SIGSEGV ";
+        ssize_t written = write(STDOUT_FILENO, head, strlen(head));
+        written = write(STDOUT_FILENO, fault_line, strlen(fault_line));
+        (void)written;
+        _exit(EXIT_PROTECTED);
+    }
+}
+
+/* `line`: the rest of the note ("reading the freed block\n"), after the
+ * signal's name. */
+static void arm_fault(void *from, size_t length, const char *line)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_fault;
+    sa.sa_flags = SA_SIGINFO | SA_RESETHAND | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    fault_line = line;
+    fault_from = from;
+    fault_to = (char *)from + length;
+    sigaction(SIGSEGV, &sa, NULL);
+    sigaction(SIGBUS, &sa, NULL);
+}
+
+static void disarm_fault(void)
+{
+    fault_from = fault_to = NULL;
+    signal(SIGSEGV, SIG_DFL);
+    signal(SIGBUS, SIG_DFL);
 }
 
 /* A block with a block of the same size allocated just before and just after
@@ -154,7 +227,7 @@ static void double_free_threads(void)
     shared_block = guarded(40);
     if (pthread_create(&t, NULL, free_in_thread, NULL) != 0) {
         note("pthread_create failed");
-        _exit(4);
+        _exit(EXIT_PROBE_FAILED);
     }
     sem_wait(&thread_freed);
     free(launder(shared_block));
@@ -205,11 +278,7 @@ static void free_misaligned(void)
  * in-use 48-byte chunk would hold (size 48, previous in use). */
 static void free_foreign(void)
 {
-    char *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (page == MAP_FAILED) {
-        note("mmap failed");
-        _exit(4);
-    }
+    char *page = xmmap(4096, PROT_READ | PROT_WRITE);
     ((size_t *)page)[1] = 48 | 1;
     free(launder(page + 16));
     aftermath(40, NULL);
@@ -287,6 +356,391 @@ static void freelist_poison(void)
     aftermath(40, NULL);
 }
 
+/* ---- the classes of GrapheneOS hardened_malloc's test suite ---- */
+
+/* A double free with another free in between: the block is no longer the
+ * last one freed (at the head of its free list or cache). */
+static void double_free_delayed(void)
+{
+    char *p = guarded(40), *other = xmalloc(40);
+    memset(other, 'o', 40);
+    free(p);
+    free(other);
+    free(launder(p));
+    aftermath(40, NULL);
+}
+
+static void double_free_large_delayed(void)
+{
+    char *p = xmalloc(1 << 20), *other = xmalloc(1 << 20);
+    memset(p, 'p', 1 << 20);
+    memset(other, 'o', 1 << 20);
+    free(p);
+    free(other);
+    free(launder(p));
+    aftermath(1 << 20, NULL);
+}
+
+static void free_misaligned_large(void)
+{
+    char *p = xmalloc(1 << 20);
+    memset(p, 'p', 1 << 20);
+    free(launder(p + 8));
+    aftermath(1 << 20, NULL);
+}
+
+/* Two PROT_NONE pages; the pointer is the second one's start, so whatever
+ * an allocator looks at before it (a header) is unreadable too. */
+static void invalid_free_protected(void)
+{
+    char *pages = xmmap(8192, PROT_NONE);
+    free(launder(pages + 4096));
+    aftermath(40, NULL);
+}
+
+/* The same with two ordinary read-write pages (all zero), never malloc's. */
+static void invalid_free_unprotected(void)
+{
+    char *pages = xmmap(8192, PROT_READ | PROT_WRITE);
+    free(launder(pages + 4096));
+    aftermath(40, NULL);
+}
+
+/* 32 live blocks of 16 bytes; the pointer freed is `offset` bytes past the
+ * lowest of them: in or near their region, 16-byte aligned, never handed
+ * out (a note says so if it was, and that block is not freed again). */
+static void free_in_small_region(size_t offset)
+{
+    enum { LIVE = 32 };
+    char *live[LIVE];
+    uintptr_t lowest = UINTPTR_MAX;
+    for (int i = 0; i < LIVE; i++) {
+        live[i] = xmalloc(16);
+        memset(live[i], 'l', 16);
+        if ((uintptr_t)live[i] < lowest)
+            lowest = (uintptr_t)live[i];
+    }
+    char *target = (char *)(lowest + offset);
+    for (int i = 0; i < LIVE; i++) {
+        if (live[i] == target) {
+            note("that address was handed out: a valid free");
+            live[i] = NULL;
+        }
+    }
+    free(launder(target));
+    aftermath(16, NULL);
+    for (int i = 0; i < LIVE; i++)
+        free(live[i]);
+}
+
+static void invalid_free_small_region(void)
+{
+    free_in_small_region(64 * 16);
+}
+
+static void invalid_free_small_region_far(void)
+{
+    free_in_small_region(4 * 4096);
+}
+
+/* What an uninitialised pointer might hold: 0x5555555555555550 (a fill
+ * pattern; not a canonical x86-64 address, so any access to it faults),
+ * made at run time, so that the compiler sees no undefined behaviour. */
+static void *garbage_pointer(void)
+{
+    return launder((void *)(UINTPTR_MAX / 3 & ~(uintptr_t)15));
+}
+
+static void note_usable(size_t n)
+{
+    char text[80];
+    snprintf(text, sizeof text, "malloc_usable_size returned %zu", n);
+    note(text);
+}
+
+static void free_uninit(void)
+{
+    free(garbage_pointer());
+    aftermath(40, NULL);
+}
+
+static void realloc_uninit(void)
+{
+    char *q = realloc(garbage_pointer(), 64);
+    if (q != NULL) {
+        memset(q, 'q', 64);
+        free(q);
+    }
+    aftermath(64, NULL);
+}
+
+static void usable_size_uninit(void)
+{
+    note_usable(malloc_usable_size(garbage_pointer()));
+    aftermath(40, NULL);
+}
+
+static void usable_size_interior(void)
+{
+    char *p = guarded(64);
+    note_usable(malloc_usable_size(launder(p + 16)));
+    free(p);
+    aftermath(64, NULL);
+}
+
+static void usable_size_misaligned(void)
+{
+    char *p = guarded(64);
+    note_usable(malloc_usable_size(launder(p + 1)));
+    free(p);
+    aftermath(64, NULL);
+}
+
+static void usable_size_freed(void)
+{
+    char *p = guarded(64);
+    free(p);
+    note_usable(malloc_usable_size(launder(p)));
+    aftermath(64, NULL);
+}
+
+static uint64_t pattern_word(size_t i)
+{
+    return UINT64_C(0xd1ce5eed00000000) | i;
+}
+
+/* The block filled with words of a pattern, freed, read back.  EXIT_PROTECTED
+ * when the read faults (at once) or finds no word of the pattern left (after
+ * aftermath); else a note of how much is left. */
+static void read_after_free(char *p, size_t size)
+{
+    uint64_t *w = (uint64_t *)p;
+    size_t words = size / 8, kept = 0;
+    for (size_t i = 0; i < words; i++)
+        w[i] = pattern_word(i);
+    free(p);
+    arm_fault(p, size, "reading the freed block\n");
+    const volatile uint64_t *r = launder(p);
+    for (size_t i = 0; i < words; i++)
+        kept += r[i] == pattern_word(i);
+    disarm_fault();
+    char text[100];
+    if (kept != 0)
+        snprintf(text, sizeof text, "old contents still readable, %zu of %zu words", kept, words);
+    else
+        snprintf(text, sizeof text, "old contents gone");
+    note(text);
+    aftermath(size, NULL);
+    if (kept == 0)
+        exit(EXIT_PROTECTED);
+}
+
+static void read_after_free_small(void)
+{
+    read_after_free(guarded(128), 128);
+}
+
+static void read_after_free_large(void)
+{
+    read_after_free(xmalloc(1 << 20), 1 << 20);
+}
+
+/* The whole (64-byte) block written after the free. */
+static void write_after_free_small(void)
+{
+    char *p = guarded(64);
+    free(p);
+    memset(launder(p), 'A', 64);
+    aftermath(64, NULL);
+}
+
+/* Free, malloc of the same size, then a write through the old pointer:
+ * an allocator that hands the block straight back lets the dangling write
+ * land in its new owner. */
+static void write_after_free_reuse(void)
+{
+    char *p = guarded(64);
+    free(p);
+    char *q = xmalloc(64);
+    memset(q, 'q', 64);
+    memset(launder(p), 'A', 16);
+    if (q == p)
+        note("malloc handed the freed block straight back: the dangling write landed in the new block");
+    aftermath(64, q);
+    free(q);
+}
+
+/* One byte deep inside the freed block, past the links most allocators keep
+ * in its first 16 bytes. */
+static void write_after_free_deep(void)
+{
+    char *p = guarded(256);
+    free(p);
+    ((volatile char *)launder(p))[200] = 'A';
+    aftermath(256, NULL);
+}
+
+static void write_after_free_large(void)
+{
+    char *p = xmalloc(1 << 20);
+    memset(p, 'p', 1 << 20);
+    free(p);
+    arm_fault(p, 1 << 20, "writing the freed block\n");
+    memset(launder(p), 'A', 64);
+    ((volatile char *)launder(p))[1 << 19] = 'A';
+    disarm_fault();
+    aftermath(1 << 20, NULL);
+}
+
+/* malloc(0)'s block, read or written: EXIT_PROTECTED when that faults (as
+ * would a NULL return). */
+static char *zero_size_block(void)
+{
+    char *p = malloc(0);
+    if (p == NULL) {
+        note("malloc(0) returned NULL");
+        exit(EXIT_PROTECTED);
+    }
+    return launder(p);
+}
+
+static void read_zero_size(void)
+{
+    char *p = zero_size_block();
+    arm_fault(p, 1, "reading malloc(0)'s block\n");
+    char c = *(volatile char *)p;
+    disarm_fault();
+    (void)c;
+    free(p);
+    aftermath(0, NULL);
+}
+
+static void write_zero_size(void)
+{
+    char *p = zero_size_block();
+    arm_fault(p, 1, "writing malloc(0)'s block\n");
+    *(volatile char *)p = 1;
+    disarm_fault();
+    free(p);
+    aftermath(0, NULL);
+}
+
+/* `bytes` bytes written just past malloc_usable_size (not past the
+ * requested size), then the block freed.  EXIT_PROTECTED when the write
+ * faults. */
+static void overflow_past_usable(char *p, size_t size, size_t bytes)
+{
+    size_t usable = malloc_usable_size(p);
+    arm_fault(p + usable, bytes, "writing past the block\n");
+    memset(launder(p + usable), 'A', bytes);
+    disarm_fault();
+    free(p);
+    aftermath(size, NULL);
+}
+
+static void overflow_usable_1(void)
+{
+    overflow_past_usable(guarded(100), 100, 1);
+}
+
+static void overflow_usable_8(void)
+{
+    overflow_past_usable(guarded(100), 100, 8);
+}
+
+/* 256 KiB + 100: a mapping of its own under glibc and mymalloc. */
+static void overflow_large_usable_1(void)
+{
+    overflow_past_usable(xmalloc((256 << 10) + 100), (256 << 10) + 100, 1);
+}
+
+static void overflow_large_usable_8(void)
+{
+    overflow_past_usable(xmalloc((256 << 10) + 100), (256 << 10) + 100, 8);
+}
+
+/* free_sized (C23) with a size other than the one allocated; EXIT_NOT_APPLICABLE
+ * when the allocator under test (the library malloc comes from) has none. */
+static void free_sized_wrong(void)
+{
+    Dl_info sized_info, malloc_info;
+    void *sized = dlsym(RTLD_DEFAULT, "free_sized");
+    if (sized == NULL || !dladdr(sized, &sized_info) || !dladdr(dlsym(RTLD_DEFAULT, "malloc"), &malloc_info) ||
+        sized_info.dli_fbase != malloc_info.dli_fbase) {
+        note("no free_sized");
+        exit(EXIT_NOT_APPLICABLE);
+    }
+    void (*free_sized_fn)(void *, size_t) = (void (*)(void *, size_t))sized;
+    char *p = guarded(100);
+    free_sized_fn(p, 40);
+    aftermath(100, NULL);
+}
+
+/* Exits at once: 8 bytes past the usable end of the first of two 24-byte
+ * blocks (the next block's header, in most allocators), then that block is
+ * freed, and nothing else. */
+static void overflow_next_header_exit(void)
+{
+    char *p = xmalloc(24), *next = xmalloc(24);
+    memset(p, 'p', 24);
+    memset(next, 'n', 24);
+    memset(launder(p + malloc_usable_size(p)), 'A', 8);
+    free(p);
+}
+
+/* Exits at once: the last thing the program does is write to a block it
+ * freed. */
+static void dangling_write_exit(void)
+{
+    char *p = xmalloc(40);
+    memset(p, 'p', 40);
+    free(p);
+    *(volatile char *)launder(p) = 'A';
+}
+
+/* Do the blocks of `size` bytes at x and y share a byte? */
+static int overlaps(const char *x, const char *y, size_t size)
+{
+    return (uintptr_t)x < (uintptr_t)y + size && (uintptr_t)y < (uintptr_t)x + size;
+}
+
+/* Two blocks freed, a then b; the lowest byte of b's first word (the link to
+ * a, in a singly linked free list) raised by 0x40 (its low nibble, hence its
+ * alignment, unchanged); then four blocks of the size.  Notes a block
+ * handed out over another live one.  The live blocks hold zeros, so a list
+ * that follows the bent link ends there rather than at a wild address. */
+static void freelist_partial_overwrite(void)
+{
+    enum { SIZE = 48, LIVE = 8, TAKEN = 4 };
+    char *live[LIVE + TAKEN];
+    int overlap = 0;
+    for (int i = 0; i < LIVE; i++) {
+        live[i] = xmalloc(SIZE);
+        memset(live[i], 0, SIZE);
+    }
+    char *a = xmalloc(SIZE), *b = xmalloc(SIZE);
+    memset(a, 0, SIZE);
+    memset(b, 0, SIZE);
+    free(a);
+    free(b);
+    volatile unsigned char *low = launder(b);
+    *low = (unsigned char)(*low + 0x40);
+    for (int i = LIVE; i < LIVE + TAKEN; i++) {
+        live[i] = xmalloc(SIZE);
+        for (int j = 0; j < i && !overlap; j++) {
+            if (overlaps(live[i], live[j], SIZE)) {
+                note("malloc handed out a block overlapping another live one");
+                overlap = 1;
+            }
+        }
+    }
+    for (int i = LIVE; i < LIVE + TAKEN; i++)
+        memset(live[i], 'q', SIZE);
+    aftermath(SIZE, NULL);
+    for (int i = 0; i < LIVE + TAKEN; i++)
+        free(live[i]);
+}
+
 static void which(void)
 {
     Dl_info info;
@@ -314,6 +768,35 @@ static const struct {
     { "overflow-byte-slack", overflow_byte_slack },
     { "write-after-free", write_after_free },
     { "freelist-poison", freelist_poison },
+    { "double-free-delayed", double_free_delayed },
+    { "double-free-large-delayed", double_free_large_delayed },
+    { "free-misaligned-large", free_misaligned_large },
+    { "invalid-free-protected", invalid_free_protected },
+    { "invalid-free-unprotected", invalid_free_unprotected },
+    { "invalid-free-small-region", invalid_free_small_region },
+    { "invalid-free-small-region-far", invalid_free_small_region_far },
+    { "free-uninit", free_uninit },
+    { "realloc-uninit", realloc_uninit },
+    { "usable-size-uninit", usable_size_uninit },
+    { "usable-size-interior", usable_size_interior },
+    { "usable-size-misaligned", usable_size_misaligned },
+    { "usable-size-freed", usable_size_freed },
+    { "read-after-free-small", read_after_free_small },
+    { "read-after-free-large", read_after_free_large },
+    { "write-after-free-small", write_after_free_small },
+    { "write-after-free-reuse", write_after_free_reuse },
+    { "write-after-free-deep", write_after_free_deep },
+    { "write-after-free-large", write_after_free_large },
+    { "read-zero-size", read_zero_size },
+    { "write-zero-size", write_zero_size },
+    { "overflow-usable-1", overflow_usable_1 },
+    { "overflow-usable-8", overflow_usable_8 },
+    { "overflow-large-usable-1", overflow_large_usable_1 },
+    { "overflow-large-usable-8", overflow_large_usable_8 },
+    { "free-sized-wrong", free_sized_wrong },
+    { "overflow-next-header-exit", overflow_next_header_exit },
+    { "dangling-write-exit", dangling_write_exit },
+    { "freelist-partial-overwrite", freelist_partial_overwrite },
     { "which", which },
 };
 
@@ -332,5 +815,5 @@ int main(int argc, char **argv)
         }
     }
     fprintf(stderr, "probe: unknown case (try: probe list)\n");
-    return 2;
+    return EXIT_USAGE;
 }
