@@ -4,6 +4,7 @@
  * malloc_trim and when caching is turned off; the stacks of frees by threads
  * without a cache.  Cached blocks stay "in use" for the heap, so nothing
  * else touches them; the fast paths are in cache.h. */
+#include <string.h>
 #include "cache.h"
 
 int mm_cache_mode;
@@ -84,6 +85,20 @@ static void pending_to_cache(struct mm_arena *a, struct mm_thread *t)
     }
 }
 
+/* A list ended while its count says it still holds blocks: a write after
+ * free moved a link onto a block further down the list (each block is
+ * checked for its key as it is handed out, so none was handed out twice;
+ * the ones passed over are lost).  Reported, and the count put right. */
+static MM_COLD MM_NOINLINE void cache_list_cut_short(struct mm_thread *t, size_t o, size_t cls)
+{
+    char detail[112], *d = mm_format_unsigned(detail, mm_cache_block[cls]);
+    memcpy(d, "-byte blocks ended early, passing over ", 39);
+    d = mm_format_unsigned(d + 39, (size_t)(mm_cache_limit[cls] - t->cache.room[o][cls]));
+    memcpy(d, ": a link was changed", sizeof ": a link was changed");
+    t->cache.room[o][cls] = (int8_t)mm_cache_limit[cls];
+    mm_report("malloc", "write after free in a list of cached", NULL, detail, 0);
+}
+
 /* The cache of this class is empty: take a batch of blocks under one lock
  * (twice the last batch, 2 the first time, at most half the limit), return
  * one and keep the rest, listed in address order (neighbours carved from
@@ -93,6 +108,8 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
     struct mm_arena *a = mm_thread_arena();
     if (t->cache.head[o][cls] != NULL)              /* adopted with the arena just taken */
         return mm_cache_pop(t, o, cls);
+    if (unlikely(t->cache.room[o][cls] != mm_cache_limit[cls]))
+        cache_list_cut_short(t, o, cls);
     unsigned most = mm_cache_limit[cls] / 2u;
     unsigned batch = t->cache.batch[o][cls] == 0 ? 2u : 2u * t->cache.batch[o][cls];
     if (batch > most)

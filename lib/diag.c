@@ -64,8 +64,10 @@ void mm_report_line(const char *func, const char *what, const void *p, const cha
     o = append(o, func);
     o = append(o, "(): ");
     o = append(o, what);
-    o = append(o, " ");
-    o = mm_format_hex(o, (uintptr_t)p);
+    if (p != NULL) {         /* (a report about no one block passes NULL) */
+        o = append(o, " ");
+        o = mm_format_hex(o, (uintptr_t)p);
+    }
     if (detail != NULL || block != 0) {
         o = append(o, " (");
         if (detail != NULL)

@@ -1203,6 +1203,27 @@ static void cache_link_moved(int onto_live_block)
                 _exit(EXIT_CASE);
 }
 
+/* The link moved onto a block further down the same list: the blocks passed
+ * over are never handed out, and the list's count, which says they are
+ * still there, shows it when the list runs empty. */
+static void cache_link_skips_a_block(void)
+{
+    char *b[4];
+    for (int i = 0; i < 4; i++)
+        if ((b[i] = opaque(malloc(40))) == NULL)
+            setup_failed("malloc");
+    for (int i = 3; i >= 0; i--)
+        free(opaque(b[i]));              /* list: b0 -> b1 -> b2 -> b3 -> ... */
+    words(b[0])[0] ^= (uintptr_t)b[1] ^ (uintptr_t)b[2];
+    expect("mymalloc: malloc(): write after free in a list of cached (48-byte blocks ended early, passing over 1: a link "
+           "was changed)");
+    for (int i = 0; i < 100; i++) {
+        char *q = opaque(malloc(40));
+        if (q == b[1])
+            _exit(EXIT_CASE);
+    }
+}
+
 static void cache_link_moved_inside(void) { cache_link_moved(0); }
 static void cache_link_moved_onto_live(void) { cache_link_moved(1); }
 
@@ -1422,6 +1443,8 @@ static const struct mcase cases[] = {
       NULL },
     { "cache: a cached block's link moved 16 bytes, found by malloc", cache_link_moved_inside, CACHE | CARRY_ENV, 0,
       NULL },
+    { "cache: a cached block's link moved past the next block, found when the list runs empty",
+      cache_link_skips_a_block, CACHE, 0, NULL },
     { "cache: a cached block's link moved onto a live block, found by malloc", cache_link_moved_onto_live,
       CACHE | CARRY_ENV, 0, NULL },
     { "cache: free_sized with a wrong size", cache_free_sized_wrong, CACHE, 0, NULL },
