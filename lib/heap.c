@@ -22,9 +22,49 @@ static void note_system_bytes(struct mm_arena *a, ptrdiff_t change)
 
 /* The old top, when a new region takes over, becomes an ordinary free block:
  * its region's fence stops it from merging past the region. */
+/* ---- the freed fill inside the top (MYMALLOC_CHECK=2) ----
+ * A filled block that merges into the top leaves its fill there: the top
+ * remembers up to where (a->top_filled) its inside, from 16 bytes into its
+ * user area, holds the freed pattern.  A block carved from the top is
+ * verified, so a write after free into a block that merged into the top is
+ * still caught when the memory is handed out again.  Pages released from
+ * the top, a trim, and a new top end the claim. */
+static char *top_fill_start(struct mm_arena *a)
+{
+    return (char *)block_user(a->top) + 2 * MM_WORD;
+}
+
+/* The claim, cut down to what lies below `limit`. */
+static void top_fill_limit(struct mm_arena *a, char *limit)
+{
+    if (a->top_filled > limit)
+        a->top_filled = limit;
+    if (a->top == NULL || a->top_filled <= top_fill_start(a))
+        a->top_filled = NULL;
+}
+
+/* The first `need` bytes of the top are about to be handed out: 1 when their
+ * part of the fill is whole; else a report, and the claim ends. */
+static int top_fill_intact(struct mm_arena *a, size_t need)
+{
+    char *from = top_fill_start(a), *to = (char *)a->top + need;
+    size_t offset;
+    if (a->top_filled == NULL || mm_freed_fill_ok(from, (size_t)((to < a->top_filled ? to : a->top_filled) - from),
+                                                  &offset))
+        return 1;
+    char detail[80];
+    memcpy(detail, "byte ", 5);
+    char *o = mm_format_unsigned(detail + 5, offset + 2 * MM_WORD);
+    memcpy(o, " changed after it merged into the top", sizeof " changed after it merged into the top");
+    mm_report("malloc", "write after free in block", block_user(a->top), detail, need);
+    a->top_filled = NULL;
+    return 0;
+}
+
 static void top_retire(struct mm_arena *a)
 {
     block_t *t = a->top;
+    a->top_filled = NULL;
     if (t == NULL)
         return;
     block_mark_free(t, block_size(t));
@@ -161,9 +201,12 @@ static block_t *top_carve(struct mm_arena *a, size_t need, size_t origin, size_t
     char *user = block_user(b), *end = (char *)b + need;
 
     mm_assert(top_size >= need + MM_MIN_BLOCK && block_prev_inuse(b));
+    if (unlikely(a->top_filled != NULL))
+        (void)top_fill_intact(a, need);     /* carrying on, handed out all the same */
     block_set_head(b, need, BLOCK_INUSE | BLOCK_PREV_INUSE | origin);
     a->top = block_at(b, need);
     block_set_head(a->top, top_size - need, BLOCK_PREV_INUSE);
+    top_fill_limit(a, a->top_filled);
     if (dirty != NULL) {
         *dirty = a->fresh_from <= user ? 0 : (size_t)((a->fresh_from < end ? a->fresh_from : end) - user);
         mm_zero_claim(b, user + *dirty, (size_t)(end - user) - *dirty,
@@ -416,6 +459,7 @@ int mm_heap_top_drop(struct mm_arena *a)
     a->top = NULL;
     a->top_region = NULL;
     a->fresh_from = NULL;
+    a->top_filled = NULL;
     a->bins.dirty.top_waiting = 0;
     return 1;
 }
@@ -426,6 +470,7 @@ int mm_heap_top_drop(struct mm_arena *a)
  * hand, so that everything from `start` on reads as zero. */
 void mm_heap_top_released(struct mm_arena *a, char *start, char *end)
 {
+    top_fill_limit(a, start);
     if (a->fresh_from > end)
         memset(end, 0, (size_t)(a->fresh_from - end));
     a->fresh_from = start;
@@ -447,6 +492,7 @@ int mm_heap_trim(struct mm_arena *a, size_t keep)
     if (new_end >= end)
         return 0;
     size_t cut = (size_t)(end - new_end);
+    top_fill_limit(a, new_end - MM_WORD);      /* (the fence moves there) */
     if (a->index != 0) {
         /* A non-main arena's segments stay mapped (the granule map stays
          * true): the top's used pages go back with madvise, and read as zero
@@ -539,8 +585,23 @@ static int block_merge_free(struct mm_arena *a, block_t *b, int filled, const ch
     }
     block_t *next = block_at(b, size);
     if (next == a->top) {
-        block_set_head(b, size + block_size(next), BLOCK_PREV_INUSE);
+        /* b's fill joins the top's: contiguous when the old top held some
+         * (its header and first 16 bytes, now inside, are filled too). */
+        char *filled_to = NULL;
+        size_t top_size = block_size(next);
+        filled = filled && released == 0;      /* (released pages read as zero) */
+        if (filled && a->top_filled != NULL) {
+            mm_freed_fill(next, MM_WORD + 2 * MM_WORD);     /* its header: inside now */
+            filled_to = a->top_filled;
+        } else if (filled) {
+            filled_to = (char *)next;
+        }
+        block_set_head(b, size + top_size, BLOCK_PREV_INUSE);
+        if (filled)     /* a big free block merged in kept its release words there */
+            mm_freed_fill((char *)b + sizeof(block_t), MM_RELEASE_HEAD - sizeof(block_t));
         a->top = b;
+        a->top_filled = filled_to;
+        top_fill_limit(a, a->top_filled);
         joined_top = 1;
     } else {
         size_t next_released = block_inuse(next) ? 0 : mm_release_flags(next);
@@ -689,6 +750,7 @@ int mm_block_grow(struct mm_arena *a, block_t *b, size_t need)
         block_set_head(b, need, b->head & BLOCK_FLAGS);
         a->top = block_at(b, need);
         block_set_head(a->top, total - need, BLOCK_PREV_INUSE);
+        top_fill_limit(a, a->top_filled);
         if (a->fresh_from < (char *)block_user(a->top))
             a->fresh_from = (char *)block_user(a->top);
     } else if (!block_inuse(next) && size + block_size(next) >= need) {
@@ -772,6 +834,10 @@ int mm_heap_walk_check(struct mm_arena *a, const char *func)
             if (b == a->top) {
                 if (block_next(b) != fence || !prev_inuse)
                     problems++;
+                if (a->top_filled != NULL && a->top_filled > top_fill_start(a) &&
+                    !mm_freed_fill_ok(top_fill_start(a), (size_t)(a->top_filled - top_fill_start(a)), &offset))
+                    problems += walk_problem(func, problems, b, "write after free in the top block",
+                                             offset + 2 * MM_WORD);
             } else if (!block_inuse(b)) {
                 if (*block_tag(b) != size || !prev_inuse)  /* no two free neighbours */
                     problems++;

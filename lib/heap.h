@@ -105,6 +105,8 @@ struct mm_arena {
     char *brk_start;               /* our first brk region: [brk_start, brk_end) is */
     char *brk_end;                 /* all mapped (NULL when none) */
     char *fresh_from;              /* top bytes at and above this were never handed out */
+    char *top_filled;              /* MYMALLOC_CHECK=2: the top holds the freed fill from 16
+                                      bytes into its user area up to here (see top_fill) */
     int has_segments;              /* some region is an mmap segment */
     uintptr_t lowest, highest;     /* bounds of all regions, for cheap pointer checks */
     /* statistics (under the lock) */

@@ -1004,6 +1004,20 @@ static void l2_free_aligned_sized_short_mapped(void)
     free_aligned_sized(opaque(p), 64, MIB - 10);
 }
 
+/* A freed block that merged into the top keeps its fill there: a write
+ * after free into it is found when the top is carved again. */
+static void l2_write_after_merge_into_top(void)
+{
+    char *guard, *p = at_top(20000, &guard);
+    free(opaque(p));                     /* filled, merged into the top */
+    bytes(p)[5000] = 'x';
+    expect("mymalloc: malloc(): write after free in block 0x%lx (byte 5000 changed after it merged into the top, "
+           "block of 30016 bytes)", addr(p));
+    char *q = opaque(malloc(30000));
+    if (carry_on && q == NULL)
+        _exit(EXIT_CASE);
+}
+
 /* A write just before a block, over its header: the block before it kept
  * its canary, so it is not blamed. */
 static void l2_write_just_before(void)
@@ -1419,6 +1433,8 @@ static const struct mcase cases[] = {
       NULL },
     { "level 2: double free", l2_double_free, L2, 0, NULL },
     { "level 2: free_sized one byte off the request", l2_free_sized_one_off, L2, 0, NULL },
+    { "level 2: write after free into a block merged into the top, found when the top is carved",
+      l2_write_after_merge_into_top, L2, 0, NULL },
     { "level 2: free_aligned_sized 10 bytes short", l2_free_aligned_sized_short, L2, 0, NULL },
     { "level 2: free_aligned_sized 10 bytes short of a mapped block", l2_free_aligned_sized_short_mapped, L2, 0, NULL },
     { "level 2: a write just before a block blames its header, not the block before", l2_write_just_before, L2, 0,
