@@ -74,10 +74,26 @@ static void fork_child(void)
  * at most.  At MYMALLOC_CHECK=2 the quarantine is emptied (each block in it
  * verified) and the whole heap is walked as mymalloc_check() walks it: the
  * first problem found in a block (a header, a canary, the fill of a free
- * block, a free block's links) is reported. */
+ * block, a free block's links) is reported.
+ *
+ * First, is no arena lock held right now?  exit() called from a signal
+ * handler that interrupted an allocation of this thread must not wait for a
+ * lock the thread itself holds: the checks are skipped then (and when
+ * another thread happens to hold one at that moment). */
+static int arenas_unlocked(void)
+{
+    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE), taken = 0;
+    while (taken < count && mm_trylock(&mm_arenas[taken]->lock))
+        taken++;
+    int all = taken == count;
+    while (taken > 0)
+        mm_unlock(&mm_arenas[--taken]->lock);
+    return all;
+}
+
 __attribute__((destructor)) static void checks_at_exit(void)
 {
-    if (!__atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE) || mm_check_level() == 0)
+    if (!__atomic_load_n(&mm_ready, __ATOMIC_ACQUIRE) || mm_check_level() == 0 || !arenas_unlocked())
         return;
     int saved_errno = errno;
     if (mm_self.state == MM_THREAD_LIVE)

@@ -20,6 +20,7 @@
  *    160 MiB;
  *  - errno: untouched by the first allocation of a process or of a thread,
  *    ENOMEM when posix_memalign fails. */
+#include <sys/time.h>
 #include "util.h"
 
 /* ---- running a case in a child with a watchdog ---- */
@@ -672,13 +673,73 @@ static int posix_memalign_failure_errno(void)
     return 1;
 }
 
+/* exit() from a signal handler that interrupted malloc or free (not
+ * async-signal-safe, but common in SIGINT and SIGALRM handlers): the checks
+ * at exit must not wait for the arena lock the interrupted call holds. */
+static void exit_now(int sig)
+{
+    (void)sig;
+    exit(0);
+}
+
+__attribute__((noreturn)) static void exit_from_handler_child(unsigned k)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = exit_now;
+    sigaction(SIGALRM, &sa, NULL);
+    struct itimerval when = { { 0, 0 }, { 0, 1000 + (long)(k % 7) * 150 } };
+    setitimer(ITIMER_REAL, &when, NULL);
+    void *keep[8] = { 0 }, *small[8];
+    for (int i = 0; i < 8; i++)           /* the cache holds blocks: exit gives them back */
+        small[i] = malloc(40);
+    for (int i = 0; i < 8; i++)
+        free(small[i]);
+    for (unsigned i = 0;; i++) {          /* blocks too big for the cache: every call locks the arena */
+        free(keep[i % 8]);
+        keep[i % 8] = malloc(9000 + (i % 13) * 512);
+    }
+}
+
+static int exit_from_signal_handler(void)
+{
+    for (unsigned k = 0; k < 40; k++) {
+        fflush(stdout);
+        pid_t pid = fork();
+        if (pid < 0)
+            return 2;
+        if (pid == 0)
+            exit_from_handler_child(k);
+        int status = 0, waited = 0;
+        for (; waited < 300; waited++) {     /* 3 s */
+            pid_t r = waitpid(pid, &status, WNOHANG);
+            if (r == pid)
+                break;
+            sleep_ms(10);
+        }
+        if (waited == 300) {
+            kill(pid, SIGKILL);
+            waitpid(pid, &status, 0);
+            say("a child that called exit() in a signal handler during malloc did not end within 3 s");
+            return 1;
+        }
+        if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+            char msg[80];
+            snprintf(msg, sizeof msg, "a child ended with status %#x", (unsigned)status);
+            say(msg);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc > 1 && strcmp(argv[1], "--first-malloc") == 0)
         return first_malloc_probe();
     if (argc > 2 && strcmp(argv[1], "--only") == 0)
         only = argv[2];
-    plan(13);
+    plan(14);
     CASE(fork_while_growing, 60, "fork() 300 times while two threads grow their arenas: no deadlock");
     CASE(fit_while_growing, 60, "mallopt(M_MYMALLOC_FIT) 20000 times while two threads grow their arenas: no deadlock");
     CASE(fork_against_stdio, 60, "fork() 400 times while one thread runs fflush(NULL) and another getline(): no deadlock");
@@ -701,5 +762,7 @@ int main(int argc, char **argv)
     CASE(first_allocation_errno, 30, "the first malloc() of a process leaves errno alone");
     CASE(thread_first_allocation_errno, 30, "a thread's first malloc() and calloc() leave errno alone");
     CASE(posix_memalign_failure_errno, 30, "posix_memalign() that fails returns ENOMEM and sets errno to ENOMEM");
+    CASE(exit_from_signal_handler, 150, "exit() from a signal handler that interrupted malloc or free, 40 times: "
+         "the checks at exit neither hang nor see the interrupted update");
     return done();
 }
