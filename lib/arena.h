@@ -32,7 +32,6 @@ MM_HIDDEN void mm_quarantine_fill(block_t *b);
 MM_HIDDEN void mm_quarantine_add(block_t *b, const char *func);
 MM_HIDDEN void mm_quarantine_empty(const char *func);
 MM_HIDDEN void mm_quarantine_settle(const char *func);
-MM_HIDDEN size_t mm_quarantine_bytes(size_t *blocks);
 MM_HIDDEN void mm_quarantine_fork_prepare(void);
 MM_HIDDEN void mm_quarantine_fork_parent(void);
 MM_HIDDEN void mm_quarantine_fork_child(void);

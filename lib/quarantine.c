@@ -138,13 +138,6 @@ void mm_quarantine_settle(const char *func)
     drain_to(mm_check_level() == 2 ? mm_setting(&mm_settings.quarantine) : 0, QUARANTINE_SLOTS, func);
 }
 
-/* Bytes and blocks waiting (read racily by the statistics). */
-size_t mm_quarantine_bytes(size_t *blocks)
-{
-    *blocks = __atomic_load_n(&queue.count, __ATOMIC_RELAXED);
-    return __atomic_load_n(&queue.bytes, __ATOMIC_RELAXED);
-}
-
 /* fork(): the queue's lock is taken after every arena's. */
 void mm_quarantine_fork_prepare(void) { mm_lock(&queue_lock); }
 void mm_quarantine_fork_parent(void) { mm_unlock(&queue_lock); }
