@@ -202,7 +202,17 @@ void mm_freed_fill(void *from, size_t length)
 int mm_freed_fill_ok(const void *from, size_t length, size_t *offset)
 {
     const unsigned char *bytes = from;
-    for (size_t i = 0; i < length; i++) {
+    size_t i = 0;
+    /* A word at a time where the words are aligned; the byte that differs
+     * is then looked for in the word that does. */
+    while (i < length && ((uintptr_t)(bytes + i) % sizeof(uint64_t)) != 0 && bytes[i] == FREED_BYTE)
+        i++;
+    if (i < length && ((uintptr_t)(bytes + i) % sizeof(uint64_t)) == 0) {
+        const uint64_t pattern = UINT64_C(0x0101010101010101) * FREED_BYTE;
+        while (i + sizeof(uint64_t) <= length && *(const uint64_t *)(const void *)(bytes + i) == pattern)
+            i += sizeof(uint64_t);
+    }
+    for (; i < length; i++) {
         if (bytes[i] != FREED_BYTE) {
             *offset = i;
             return 0;

@@ -688,13 +688,14 @@ static void maybe_trim(struct mm_arena *a)
 }
 
 /* free() of an in-use heap block that has passed the caller's checks; with
- * `fill` (MYMALLOC_CHECK=2) its inside gets the freed pattern.  `func` names
+ * `fill` (MYMALLOC_CHECK=2) its inside gets the freed pattern
+ * (MM_FILL_DONE: it holds it already, a block leaving the quarantine).  `func` names
  * the call in a report of a neighbour written after free (NULL: the
  * family's free, for a cached block going back). */
 void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func)
 {
     a->inuse_bytes -= block_size(b);
-    if (fill)
+    if (fill == 1)
         mm_freed_fill(block_user(b), block_usable(b));
     if (block_merge_free(a, b, fill, func))
         maybe_trim(a);

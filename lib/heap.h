@@ -231,6 +231,7 @@ MM_HIDDEN MM_COLD void mm_cached_keyless_report(const char *func, void *user);
 MM_HIDDEN void mm_heap_rebuild_bins(struct mm_arena *a);
 MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
 MM_HIDDEN void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func);
+#define MM_FILL_DONE 2      /* mm_heap_free's fill: the block holds the pattern already */
 MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_heap_trim(struct mm_arena *a, size_t keep);

@@ -71,10 +71,10 @@ static void leave(block_t *b, const char *func)
         mm_report(func, "write after free in block", block_user(b), detail, block_size(b));
         block_set_head(b, block_size(b), BLOCK_INUSE | ORIGIN_QUARANTINE | (b->head & BLOCK_PREV_INUSE));
     } else {
-        ((size_t *)block_user(b))[1] = 0;       /* no longer marked as freed */
+        mm_freed_fill((char *)block_user(b) + MM_WORD, MM_WORD);    /* the key goes: no longer freed */
         if (mm_heap_block_sound_any(a, b) ||
             mm_heap_block_report(a, b, block_user(b), func, block_origin(b)))
-            mm_heap_free(a, b, 1, func);
+            mm_heap_free(a, b, MM_FILL_DONE, func);
     }
     mm_unlock(&a->lock);
 }
