@@ -59,6 +59,22 @@ static void cache_block_free(struct mm_arena **held, block_t *b)
     mm_heap_free_cached(a, b);
 }
 
+/* The same for a block drained from list (o, cls) of a cache: parked in its
+ * arena, unmerged, for the next refill of that class, while there is room
+ * (park.c); else freed. */
+static void cache_block_park(struct mm_arena **held, block_t *b, size_t o, size_t cls)
+{
+    struct mm_arena *a = mm_arena_of(b);
+    if (a != *held) {
+        if (*held != NULL)
+            mm_unlock_heap(*held);
+        mm_lock(&a->lock);
+        *held = a;
+    }
+    if (!mm_park(a, b, o, cls))
+        mm_heap_free_cached(a, b);
+}
+
 /* Arena a's lock is held by thread t, whose cache is empty for a class it
  * needs: the blocks other threads freed and left waiting on a's stack go to
  * t's cache where their list has room (each checked as free() checks it:
@@ -125,6 +141,16 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
             return mm_cache_pop(t, o, cls);
         }
     }
+    if (a->parked[o][cls] != NULL) {       /* drained blocks of this class, as they were */
+        unsigned count = 0;
+        void *list = mm_park_take(a, o, cls, batch, &count);
+        if (list != NULL) {
+            t->cache.head[o][cls] = list;
+            t->cache.room[o][cls] = (int8_t)(t->cache.room[o][cls] - (int)count);
+            mm_unlock_heap(a);
+            return mm_cache_pop(t, o, cls);
+        }
+    }
     size_t need = mm_cache_block[cls];
     first = mm_heap_alloc_span(a, need, batch, origin);
     if (first == NULL && a != &mm_main_arena) {     /* the arena cannot grow: try main */
@@ -178,7 +204,7 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     struct mm_arena *held = NULL;
     while (rest != NULL) {
         void *next = mm_cached_next(rest);
-        cache_block_free(&held, block_of_user(rest));
+        cache_block_park(&held, block_of_user(rest), o, cls);
         rest = next;
     }
     if (held != NULL)

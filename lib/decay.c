@@ -24,6 +24,7 @@ static int has_decay_work(const struct mm_arena *a)
 {
     return __atomic_load_n(&a->bins.dirty.head, __ATOMIC_RELAXED) != NULL ||
            __atomic_load_n(&a->pending, __ATOMIC_RELAXED) != NULL ||
+           __atomic_load_n(&a->parked_bytes, __ATOMIC_RELAXED) != 0 ||
            __atomic_load_n(&a->bins.dirty.top_waiting, __ATOMIC_RELAXED) ||
            __atomic_load_n(&a->stashed, __ATOMIC_RELAXED) || idle_top_droppable(a);
 }

@@ -353,6 +353,9 @@ static block_t *heap_alloc(struct mm_arena *a, size_t need, size_t most, size_t 
         if (unlikely(a->top != NULL && !block_head_ok(a->top)))
             top_corrupted(a);
         size_t span = need * most;
+        if (a->parked_bytes != 0 && (a->top == NULL || block_size(a->top) < span + MM_MIN_BLOCK) &&
+            mm_park_release(a))     /* merged, they may serve it before the heap grows */
+            return heap_alloc(a, need, most, origin, dirty);
         if ((a->top == NULL || block_size(a->top) < span + MM_MIN_BLOCK) && !heap_grow(a, span)) {
             if (most == 1)
                 return NULL;

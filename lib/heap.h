@@ -119,6 +119,11 @@ struct mm_arena {
     int stashed;
     size_t stash_since;            /* when (ms) */
     struct mm_cache stash;
+    /* Small blocks drained from the caches, parked unmerged by origin and
+     * class for the next refill (park.c), under the lock. */
+    void *parked[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
+    size_t parked_bytes;           /* read racily by the statistics */
+    size_t parked_since;           /* when (ms) the arena last had none */
 };
 
 #define MM_GRANULE_SHIFT 20           /* non-main segments: whole 1 MiB granules */
@@ -231,6 +236,12 @@ MM_HIDDEN MM_COLD void mm_cached_keyless_report(const char *func, void *user);
 MM_HIDDEN void mm_heap_rebuild_bins(struct mm_arena *a);
 MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
 MM_HIDDEN void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func);
+
+/* park.c: small blocks parked unmerged for the next refill. */
+MM_HIDDEN int mm_park(struct mm_arena *a, block_t *b, size_t o, size_t cls);
+MM_HIDDEN void *mm_park_take(struct mm_arena *a, size_t o, size_t cls, unsigned most, unsigned *count);
+MM_HIDDEN int mm_park_release(struct mm_arena *a);
+MM_HIDDEN void mm_park_tick(struct mm_arena *a, size_t now);
 #define MM_FILL_DONE 2      /* mm_heap_free's fill: the block holds the pattern already */
 MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);
 MM_HIDDEN int mm_block_grow(struct mm_arena *a, block_t *b, size_t need);

@@ -799,6 +799,7 @@ MYMALLOC_EXPORT int malloc_trim(size_t pad)
         struct mm_arena *a = mm_arenas[i];
         mm_lock(&a->lock);
         mm_pending_take(a);
+        mm_park_release(a);
         released |= mm_heap_trim(a, pad);
         released |= mm_release_all(a, pad);    /* and the pages inside free blocks */
         if (pad == 0)

@@ -328,6 +328,8 @@ static void release_due(struct mm_arena *a, const char *func);
 void mm_release_tick(struct mm_arena *a, const char *func)
 {
     a->bins.dirty.tick = 0;
+    if (a->parked_bytes != 0)
+        mm_park_tick(a, mm_now_ms());
     release_due(a, func);
     if (++a->bins.dirty.looks % IDLE_LOOK == 0)
         __atomic_store_n(&a->bins.dirty.look_idle, 1, __ATOMIC_RELAXED);

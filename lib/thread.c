@@ -270,6 +270,7 @@ void mm_thread_counts(struct mm_thread_totals *totals)
             cached += mm_cache_count(&a->stash, &n);
             blocks += n;
         }
+        cached += __atomic_load_n(&a->parked_bytes, __ATOMIC_RELAXED);   /* parked (park.c) */
     }
     mm_unlock(&registry_lock);
     totals->cached_bytes = cached;

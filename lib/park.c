@@ -1,0 +1,85 @@
+/* park.c - small blocks parked unmerged.  When a thread's cache drains, its
+ * blocks do not go back into the bins at once (a merge with the
+ * neighbours, then a split again at the next refill, each under the lock):
+ * they wait in their arena, listed by origin and class as in a cache, up to
+ * MM_PARK_LIMIT bytes, and the next refill of that class takes them as they
+ * are.  Only a block whose neighbours are both in use is parked (one next
+ * to a free block, the top, or a block freed into a cache or parked, is
+ * freed: it merges, now or when that block is, and may let the heap
+ * shrink).  They stay in use for the heap and keep the cache key (a second
+ * free is still a double free).  They are merged into the heap when the
+ * heap would otherwise grow, once they have waited for the decay (at a
+ * tick), when their arena is left idle, and at malloc_trim.  Heap layer;
+ * the arena's lock is held throughout. */
+#include "heap.h"
+
+#define MM_PARK_LIMIT ((size_t)1 << 20)     /* bytes parked per arena, at most */
+
+/* Park b (in use), of origin index o and class cls: 1, or 0 when the
+ * caller must free it: the arena has no room, or a neighbour of b is free
+ * (or the top), so that freeing b would merge, and give memory back. */
+int mm_park(struct mm_arena *a, block_t *b, size_t o, size_t cls)
+{
+    size_t size = block_size(b);
+    if (a->parked_bytes + size > MM_PARK_LIMIT || !block_prev_inuse(b))
+        return 0;
+    if (mm_check_level() != 0 && unlikely(!mm_heap_block_sound_any(a, b)))
+        return 0;       /* the heap's free reports it */
+    block_t *next = block_at(b, size);
+    if (next == a->top || !block_inuse(next) || (block_size(next) != 0 && mm_block_cached(next)))
+        return 0;       /* (a cached or parked neighbour may be freed soon; size 0: a region's fence) */
+    if (a->parked_bytes == 0)
+        a->parked_since = mm_now_ms();
+    void *user = block_user(b);
+    cache_words_set(user, a->parked[o][cls]);
+    a->parked[o][cls] = user;
+    a->parked_bytes += size;
+    return 1;
+}
+
+/* Up to `most` parked blocks of origin index o and class cls, linked as a
+ * cache list (NULL-terminated); *count gets how many.  NULL when none. */
+void *mm_park_take(struct mm_arena *a, size_t o, size_t cls, unsigned most, unsigned *count)
+{
+    void *first = a->parked[o][cls], *last = NULL, *user = first;
+    unsigned n = 0;
+    while (user != NULL && n < most) {
+        last = user;
+        user = mm_cached_next(user);        /* a damaged link ends the list (reported) */
+        n++;
+        a->parked_bytes -= block_size(block_of_user(last));
+    }
+    if (last == NULL)
+        return NULL;
+    a->parked[o][cls] = user;
+    cache_words_set(last, NULL);
+    *count = n;
+    return first;
+}
+
+/* Every parked block merged into the heap.  1 when there were any. */
+int mm_park_release(struct mm_arena *a)
+{
+    if (a->parked_bytes == 0)
+        return 0;
+    for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
+        for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
+            void *user = a->parked[o][cls];
+            a->parked[o][cls] = NULL;
+            while (user != NULL) {
+                void *next = mm_cached_next(user);
+                mm_heap_free_cached(a, block_of_user(user));
+                user = next;
+            }
+        }
+    a->parked_bytes = 0;
+    return 1;
+}
+
+/* A tick of the arena: parked blocks that have waited for the decay go. */
+void mm_park_tick(struct mm_arena *a, size_t now)
+{
+    size_t decay = mm_setting(&mm_settings.decay_ms);
+    if (a->parked_bytes != 0 && decay != SIZE_MAX && !mm_ms_within(now, a->parked_since, decay))
+        mm_park_release(a);
+}
