@@ -511,8 +511,8 @@ static void w_xmalloc(const struct run *run)
  *
  * One thread allocates a batch of blocks and frees them all again, batch
  * after batch: batches of 25, 100, 400 and 1600 blocks in turn, sizes random
- * in [lo, hi], freed in the order they were made or (every other batch) the
- * reverse order.  glibc's benchmark times the same shape with one size per
+ * in [lo, hi], freed in the order they were made or, every other cycle of
+ * the four, in the reverse order.  glibc's benchmark times the same shape with one size per
  * run; the sizes are random here. */
 
 static void w_glibc_simple(const struct run *run)
@@ -999,9 +999,9 @@ static void w_leak(const struct run *run)
 #define MiB (1024 * KiB)
 
 static const struct workload workloads[] = {
-    { "larson",          w_larson,        20000000, 2, 8, 1000,
+    { "larson",          w_larson,        30000000, 2, 8, 1000,
       "Larson-Krishnan server: 1000 blocks of 8-1000 B per thread, 10000 replacements, then a new thread" },
-    { "larson-sized",    w_larson,        20000000, 2, 10, 100,
+    { "larson-sized",    w_larson,        40000000, 2, 10, 100,
       "larson with small blocks, 10-100 B" },
     { "larson-8",        w_larson,        20000000, 8, 8, 1000,
       "larson with 8 lineages of threads" },
@@ -1019,17 +1019,17 @@ static const struct workload workloads[] = {
       "rpmalloc benchmark: working sets of 16-16000 B reused, 1 in 8 blocks freed by the next thread" },
     { "rptest-8",        w_rptest,         4000000, 8, 16, 16000,
       "rptest with 8 threads" },
-    { "cache-scratch-1", w_cache_scratch,  100000000, 1, CACHE_OBJ, CACHE_OBJ,
+    { "cache-scratch-1", w_cache_scratch,   80000000, 1, CACHE_OBJ, CACHE_OBJ,
       "Hoard cache-scratch, passive false sharing: objects from main, freed, then 8-byte objects written" },
-    { "cache-scratch-2", w_cache_scratch,  100000000, 2, CACHE_OBJ, CACHE_OBJ,
+    { "cache-scratch-2", w_cache_scratch,   80000000, 2, CACHE_OBJ, CACHE_OBJ,
       "cache-scratch with 2 threads (the same work each)" },
-    { "cache-thrash-1",  w_cache_thrash,   100000000, 1, CACHE_OBJ, CACHE_OBJ,
+    { "cache-thrash-1",  w_cache_thrash,    80000000, 1, CACHE_OBJ, CACHE_OBJ,
       "Hoard cache-thrash, active false sharing: each thread allocates 8-byte objects and writes them" },
-    { "cache-thrash-2",  w_cache_thrash,   100000000, 2, CACHE_OBJ, CACHE_OBJ,
+    { "cache-thrash-2",  w_cache_thrash,    80000000, 2, CACHE_OBJ, CACHE_OBJ,
       "cache-thrash with 2 threads (the same work each)" },
-    { "mstress",         w_mstress,       24000000, 4, 16, MS_MAX,
+    { "mstress",         w_mstress,       16000000, 4, 16, MS_MAX,
       "mstress: power-of-two sizes 16 B-64 KiB, blocks migrate through a shared table, 10 phases of threads" },
-    { "alloc-test-1",    w_alloc_test,    10000000, 1, 8, 1 * KiB,
+    { "alloc-test-1",    w_alloc_test,     8000000, 1, 8, 1 * KiB,
       "alloc-test: 16384 blocks of 8 B-1 KiB (Pareto), short- and long-lived" },
     { "alloc-test-2",    w_alloc_test,    10000000, 2, 8, 1 * KiB,
       "alloc-test with 2 threads (the work split between them)" },
