@@ -1031,7 +1031,7 @@ static const struct workload workloads[] = {
       "mstress: power-of-two sizes 16 B-64 KiB, blocks migrate through a shared table, 10 phases of threads" },
     { "alloc-test-1",    w_alloc_test,     8000000, 1, 8, 1 * KiB,
       "alloc-test: 16384 blocks of 8 B-1 KiB (Pareto), short- and long-lived" },
-    { "alloc-test-2",    w_alloc_test,    10000000, 2, 8, 1 * KiB,
+    { "alloc-test-2",    w_alloc_test,     8000000, 2, 8, 1 * KiB,
       "alloc-test with 2 threads (the work split between them)" },
     { "malloc-large",    w_malloc_large,       200, 1, 2 * MiB, 25 * MiB,
       "malloc-large: 8 live blocks of 2-25 MiB replaced at random, every page written" },
