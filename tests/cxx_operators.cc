@@ -1148,6 +1148,7 @@ void right_sizes_of_a_64_byte_block(int)
         keep(::operator new(10));                   // keeps p from merging with what follows
         ::operator delete(p, (std::size_t)50);
     }
+    malloc_trim(0);          // the cached (and parked) 64-byte blocks go to the bins
     int tries = 0;
     for (;; tries++) {
         void *q = ::operator new(40);

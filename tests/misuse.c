@@ -1155,8 +1155,8 @@ static void cache_uaf_zeroed(void)
  * drain walks the whole list), in the name of free. */
 static void cache_uaf_found_at_drain(void)
 {
-    char *b[80];
-    for (int i = 0; i < 80; i++)
+    static char *b[200];                 /* more than a list of 48-byte blocks holds (120) */
+    for (int i = 0; i < 200; i++)
         if ((b[i] = opaque(malloc(40))) == NULL)
             setup_failed("malloc");
     free(opaque(b[0]));
@@ -1164,7 +1164,7 @@ static void cache_uaf_found_at_drain(void)
     words(b[0])[1] = 0;
     expect("mymalloc: free(): write after free in a list of cached blocks at 0x%lx (a link leads here, but no key)",
            addr(b[0]));
-    for (int i = 1; i < 80; i++)
+    for (int i = 1; i < 200; i++)
         free(opaque(b[i]));
 }
 
@@ -1245,16 +1245,18 @@ static void cache_link_moved_onto_live(void) { cache_link_moved(1); }
  * past its end is found when the cache drains it back to the heap. */
 static void cache_overflow_found_at_drain(void)
 {
-    char *b[3], *more[64];
+    enum { MORE = 200 };                 /* more than a list of 48-byte blocks holds (120) */
+    static char *more[MORE];
+    char *b[3];
     row(40, 3, b);
     scribble(b[1], 'A', 48);             /* 40 bytes + the next header */
-    for (int i = 0; i < 64; i++)
+    for (int i = 0; i < MORE; i++)
         if ((more[i] = opaque(malloc(40))) == NULL)
             setup_failed("malloc");
     free(opaque(b[1]));                  /* cached: the oldest of the list */
     expect("mymalloc: free(): write past the end of block 0x%lx (the next block's header is overwritten, block of 48 bytes)",
            addr(b[1]));
-    for (int i = 0; i < 64; i++)         /* the cache overflows and drains */
+    for (int i = 0; i < MORE; i++)       /* the cache overflows and drains */
         free(more[i]);
 }
 
