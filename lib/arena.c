@@ -207,6 +207,20 @@ void mm_arenas_fork_child(struct mm_arena *own)
     __atomic_store_n(&arenas_lock.state, 0, __ATOMIC_RELAXED);
 }
 
+/* Caching went off: every arena's parked blocks are merged into its heap. */
+void mm_arenas_park_release(void)
+{
+    unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE);
+    for (unsigned i = 0; i < count; i++) {
+        struct mm_arena *a = __atomic_load_n(&mm_arenas[i], __ATOMIC_ACQUIRE);
+        if (__atomic_load_n(&a->parked_bytes, __ATOMIC_RELAXED) == 0)
+            continue;
+        mm_lock(&a->lock);
+        mm_park_release(a);
+        mm_unlock(&a->lock);
+    }
+}
+
 /* A report is about to abort: let a SIGABRT handler that allocates through. */
 void mm_arenas_unlock_all(void)
 {

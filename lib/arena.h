@@ -15,6 +15,7 @@ MM_HIDDEN void mm_arenas_fork_prepare(void);
 MM_HIDDEN void mm_arenas_fork_parent(void);
 MM_HIDDEN void mm_arenas_fork_child(struct mm_arena *own);
 MM_HIDDEN void mm_arenas_unlock_all(void);
+MM_HIDDEN void mm_arenas_park_release(void);
 MM_HIDDEN int mm_arenas_fit_set(int policy);
 
 /* The arena a heap block (or a pointer into a heap) belongs to: one of the

@@ -700,8 +700,10 @@ void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func)
     a->inuse_bytes -= block_size(b);
     if (fill == 1)
         mm_freed_fill(block_user(b), block_usable(b));
-    if (block_merge_free(a, b, fill, func))
+    if (block_merge_free(a, b, fill, func)) {
+        mm_park_release(a);      /* parked blocks just below may join it too */
         maybe_trim(a);
+    }
     mm_release_after(a, "free");
 }
 

@@ -42,6 +42,8 @@ MYMALLOC_EXPORT int mallopt(int param, int value)
     mm_settings_changed();
     if (done && !mm_cache_mode && mm_self.state == MM_THREAD_LIVE)
         mm_cache_flush(&mm_self);       /* caching just went off: give back ours */
+    if (done && !mm_cache_mode)
+        mm_arenas_park_release();       /* and the blocks parked for refills */
     if (done && param == M_MYMALLOC_BACKGROUND)
         mm_background_start();          /* (if turned on; one turned off stops by itself) */
     if (done && (param == M_MYMALLOC_CHECK || param == M_MYMALLOC_QUARANTINE))

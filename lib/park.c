@@ -3,10 +3,11 @@
  * neighbours, then a split again at the next refill, each under the lock):
  * they wait in their arena, listed by origin and class as in a cache, up to
  * MM_PARK_LIMIT bytes, and the next refill of that class takes them as they
- * are.  Only a block whose neighbours are both in use is parked (one next
- * to a free block, the top, or a block freed into a cache or parked, is
- * freed: it merges, now or when that block is, and may let the heap
- * shrink).  They stay in use for the heap and keep the cache key (a second
+ * are.  Only a block whose neighbours are both in use (cached and parked
+ * blocks count as in use) is parked; one next to a free block or the top
+ * is freed, as it merges.  Whenever a free merges into the top, the parked
+ * blocks are merged too (they may lie just below it: freeing the end of
+ * the heap in reverse order parks them), so the heap can shrink at once.  They stay in use for the heap and keep the cache key (a second
  * free is still a double free).  They are merged into the heap when the
  * heap would otherwise grow, once they have waited for the decay (at a
  * tick), when their arena is left idle, and at malloc_trim.  Heap layer;
@@ -26,8 +27,8 @@ int mm_park(struct mm_arena *a, block_t *b, size_t o, size_t cls)
     if (mm_check_level() != 0 && unlikely(!mm_heap_block_sound_any(a, b)))
         return 0;       /* the heap's free reports it */
     block_t *next = block_at(b, size);
-    if (next == a->top || !block_inuse(next) || (block_size(next) != 0 && mm_block_cached(next)))
-        return 0;       /* (a cached or parked neighbour may be freed soon; size 0: a region's fence) */
+    if (next == a->top || !block_inuse(next))
+        return 0;
     if (a->parked_bytes == 0)
         a->parked_since = mm_now_ms();
     void *user = block_user(b);
@@ -62,6 +63,7 @@ int mm_park_release(struct mm_arena *a)
 {
     if (a->parked_bytes == 0)
         return 0;
+    a->parked_bytes = 0;         /* first: the frees below may join the top and ask again */
     for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             void *user = a->parked[o][cls];
@@ -72,7 +74,6 @@ int mm_park_release(struct mm_arena *a)
                 user = next;
             }
         }
-    a->parked_bytes = 0;
     return 1;
 }
 
