@@ -65,10 +65,12 @@ MM_HIDDEN void mm_unlock_slow(mm_lock_t *l);
 MM_HIDDEN void mm_lockdep_locked(const mm_lock_t *l, int trying);
 MM_HIDDEN void mm_lockdep_unlocked(const mm_lock_t *l);
 MM_HIDDEN void mm_lockdep_forget_all(void);
+MM_HIDDEN unsigned mm_lockdep_held(void);      /* locks this thread holds, or is taking */
 #else
 static inline void mm_lockdep_locked(const mm_lock_t *l, int trying) { (void)l; (void)trying; }
 static inline void mm_lockdep_unlocked(const mm_lock_t *l) { (void)l; }
 static inline void mm_lockdep_forget_all(void) {}
+static inline unsigned mm_lockdep_held(void) { return 0; }
 #endif
 
 /* A process that has never had a second thread (glibc's own flag, which

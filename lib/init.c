@@ -83,6 +83,8 @@ static void fork_child(void)
 static int arenas_unlocked(void)
 {
     unsigned count = __atomic_load_n(&mm_arena_count, __ATOMIC_ACQUIRE), taken = 0;
+    if (mm_lockdep_held() != 0)       /* (debug builds: this thread is taking or letting go of one) */
+        return 0;
     while (taken < count && mm_trylock(&mm_arenas[taken]->lock))
         taken++;
     int all = taken == count;
