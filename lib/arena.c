@@ -38,12 +38,7 @@ void mm_pending_push(struct mm_arena *a, block_t *b)
 /* The arena's lock is held: every block waiting on its stack goes back to the heap. */
 void mm_pending_free_all(struct mm_arena *a)
 {
-    void *user = __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE);
-    while (user != NULL) {
-        void *next = mm_cached_next(user);
-        mm_heap_free_cached(a, block_of_user(user));
-        user = next;
-    }
+    mm_heap_free_cached_list(a, __atomic_exchange_n(&a->pending, NULL, __ATOMIC_ACQUIRE));
 }
 
 /* ---- the limit ---- */

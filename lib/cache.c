@@ -45,12 +45,9 @@ _Static_assert(MM_FAST_SIZES * 8 > MM_CACHE_SMALL_MAX_REQUEST, "a step for every
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 31), RL16(10), RL16(11),
                                                    RL16(12) };
 
-/* Hand a cached block back to its own arena, whose lock *held (if not NULL)
- * is the one this thread holds: switched when the block is another arena's.
- * Its neighbours are checked here, not when it was freed: a write past its
- * end into the next header is reported now, in the name of the family that
- * freed it. */
-static void cache_block_free(struct mm_arena **held, block_t *b)
+/* The arena of block b, locked: *held (if not NULL) is the arena whose lock
+ * this thread holds, switched when b is another arena's. */
+static struct mm_arena *hold_arena_of(struct mm_arena **held, block_t *b)
 {
     struct mm_arena *a = mm_arena_of(b);
     if (a != *held) {
@@ -59,7 +56,16 @@ static void cache_block_free(struct mm_arena **held, block_t *b)
         mm_lock(&a->lock);
         *held = a;
     }
-    mm_heap_free_cached(a, b);
+    return a;
+}
+
+/* Hand a cached block back to its own arena (see hold_arena_of).  Its
+ * neighbours are checked here, not when it was freed: a write past its end
+ * into the next header is reported now, in the name of the family that
+ * freed it. */
+static void cache_block_free(struct mm_arena **held, block_t *b)
+{
+    mm_heap_free_cached(hold_arena_of(held, b), b);
 }
 
 /* The same for a block drained from list (o, cls) of a cache: parked in its
@@ -67,13 +73,7 @@ static void cache_block_free(struct mm_arena **held, block_t *b)
  * (park.c); else freed. */
 static void cache_block_park(struct mm_arena **held, block_t *b, size_t o, size_t cls)
 {
-    struct mm_arena *a = mm_arena_of(b);
-    if (a != *held) {
-        if (*held != NULL)
-            mm_unlock_heap(*held);
-        mm_lock(&a->lock);
-        *held = a;
-    }
+    struct mm_arena *a = hold_arena_of(held, b);
     if (!mm_park(a, b, o, cls))
         mm_heap_free_cached(a, b);
 }

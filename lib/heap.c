@@ -52,11 +52,8 @@ static int top_fill_intact(struct mm_arena *a, size_t need)
     if (a->top_filled == NULL || mm_freed_fill_ok(from, (size_t)((to < a->top_filled ? to : a->top_filled) - from),
                                                   &offset))
         return 1;
-    char detail[80];
-    memcpy(detail, "byte ", 5);
-    char *o = mm_format_unsigned(detail + 5, offset + 2 * MM_WORD);
-    memcpy(o, " changed after it merged into the top", sizeof " changed after it merged into the top");
-    mm_report("malloc", "write after free in block", block_user(a->top), detail, need);
+    mm_report_changed("malloc", "write after free in block", block_user(a->top), offset + 2 * MM_WORD,
+                      " after it merged into the top", need);
     a->top_filled = NULL;
     return 0;
 }
@@ -239,11 +236,7 @@ static int freed_fill_intact(struct mm_arena *a, block_t *b, size_t need)
     size_t end = size - need >= MM_MIN_BLOCK ? need : size - MM_WORD;
     if (end <= sizeof(block_t) || mm_release_fill_ok(b, sizeof(block_t), end, &offset))
         return 1;
-    char detail[64];
-    memcpy(detail, "byte ", 5);
-    char *o = mm_format_unsigned(detail + 5, offset - MM_HEADER);
-    memcpy(o, " changed", sizeof " changed");
-    mm_report("malloc", "write after free in block", block_user(b), detail, size);
+    mm_report_changed("malloc", "write after free in block", block_user(b), offset - MM_HEADER, "", size);
     block_set_head(b, size, BLOCK_INUSE | ORIGIN_QUARANTINE | (b->head & BLOCK_PREV_INUSE));
     block_set_prev_inuse(block_next(b));
     a->inuse_bytes += size;
@@ -722,6 +715,17 @@ void mm_heap_free_cached(struct mm_arena *a, block_t *b)
     mm_heap_free(a, b, 0, NULL);
 }
 
+/* The same for every block of a list of cached blocks (user pointers, linked
+ * as in a cache), from `user` to its end or its first damaged link. */
+void mm_heap_free_cached_list(struct mm_arena *a, void *user)
+{
+    while (user != NULL) {
+        void *next = mm_cached_next(user);
+        mm_heap_free_cached(a, block_of_user(user));
+        user = next;
+    }
+}
+
 /* Shrink an in-use block to `need` bytes, freeing the tail when it can stand
  * alone as a block. */
 void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need)
@@ -792,14 +796,10 @@ static MM_COLD int walk_problem(const char *func, int problems, block_t *b, cons
 {
     if (func == NULL || problems != 0)
         return 1;
-    char detail[64], *o = detail;
-    if (offset != SIZE_MAX) {
-        memcpy(o, "byte ", 5);
-        o = mm_format_unsigned(o + 5, offset);
-        *o++ = ' ';
-    }
-    memcpy(o, "changed", sizeof "changed");
-    mm_report(func, what, block_user(b), offset != SIZE_MAX ? detail : NULL, block_size(b));
+    if (offset != SIZE_MAX)
+        mm_report_changed(func, what, block_user(b), offset, "", block_size(b));
+    else
+        mm_report(func, what, block_user(b), NULL, block_size(b));
     return 1;
 }
 

@@ -230,6 +230,7 @@ MM_HIDDEN size_t mm_bins_count(const struct mm_bins *bins, size_t *bytes);
 MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin, size_t *dirty);
 MM_HIDDEN block_t *mm_heap_alloc_span(struct mm_arena *a, size_t need, size_t most, size_t origin);
 MM_HIDDEN void mm_heap_free_cached(struct mm_arena *a, block_t *b);
+MM_HIDDEN void mm_heap_free_cached_list(struct mm_arena *a, void *user);
 MM_HIDDEN void *mm_cached_next(void *user);
 MM_HIDDEN MM_COLD void mm_cached_report(const char *func, void *user);
 MM_HIDDEN MM_COLD void mm_cached_keyless_report(const char *func, void *user);

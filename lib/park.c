@@ -5,13 +5,14 @@
  * MM_PARK_LIMIT bytes, and the next refill of that class takes them as they
  * are.  Only a block whose neighbours are both in use (cached and parked
  * blocks count as in use) is parked; one next to a free block or the top
- * is freed, as it merges.  Whenever a free merges into the top, the parked
- * blocks are merged too (they may lie just below it: freeing the end of
- * the heap in reverse order parks them), so the heap can shrink at once.  They stay in use for the heap and keep the cache key (a second
- * free is still a double free).  They are merged into the heap when the
- * heap would otherwise grow, once they have waited for the decay (at a
- * tick), when their arena is left idle, and at malloc_trim.  Heap layer;
- * the arena's lock is held throughout. */
+ * is freed, as it merges.  Parked blocks stay in use for the heap and keep
+ * the cache key (a second free is still a double free).  They are merged
+ * into the heap whenever a free merges into the top (they may lie just
+ * below it: freeing the end of the heap in reverse order parks them, and
+ * the heap must still shrink at once), when the heap would otherwise grow,
+ * once they have waited for the decay (at a tick of their arena, busy or
+ * idle), when caching goes off, and at malloc_trim.  Heap layer; the
+ * arena's lock is held throughout. */
 #include "heap.h"
 
 #define MM_PARK_LIMIT ((size_t)1 << 20)     /* bytes parked per arena, at most */
@@ -68,11 +69,7 @@ int mm_park_release(struct mm_arena *a)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             void *user = a->parked[o][cls];
             a->parked[o][cls] = NULL;
-            while (user != NULL) {
-                void *next = mm_cached_next(user);
-                mm_heap_free_cached(a, block_of_user(user));
-                user = next;
-            }
+            mm_heap_free_cached_list(a, user);
         }
     return 1;
 }
