@@ -175,6 +175,23 @@ int mm_canary_ok(block_t *b, size_t *offset)
     return 1;
 }
 
+/* Report damage found at `offset` bytes from p: "what p (byte OFFSET
+ * changed<how>, block of BLOCK bytes)". */
+void mm_report_changed(const char *func, const char *what, const void *p, size_t offset, const char *how,
+                       size_t block)
+{
+    char detail[96];
+    memcpy(detail, "byte ", 5);
+    char *o = mm_format_unsigned(detail + 5, offset);
+    memcpy(o, " changed", 8);
+    size_t n = strlen(how);
+    if (n > sizeof detail - 1 - (size_t)(o + 8 - detail))
+        n = sizeof detail - 1 - (size_t)(o + 8 - detail);
+    memcpy(o + 8, how, n);
+    o[8 + n] = '\0';
+    mm_report(func, what, p, detail, block);
+}
+
 /* Report a canary that was overwritten; the block is then left alone. */
 void mm_canary_report(block_t *b, const char *func, size_t offset)
 {

@@ -23,6 +23,8 @@ MM_HIDDEN void mm_canary_set(block_t *b, size_t n);
 MM_HIDDEN size_t mm_canary_requested(block_t *b);
 MM_HIDDEN int mm_canary_ok(block_t *b, size_t *offset);
 MM_HIDDEN MM_COLD void mm_canary_report(block_t *b, const char *func, size_t offset);
+MM_HIDDEN MM_COLD void mm_report_changed(const char *func, const char *what, const void *p, size_t offset,
+                                         const char *how, size_t block);
 MM_HIDDEN void mm_freed_fill(void *from, size_t length);
 MM_HIDDEN int mm_freed_fill_ok(const void *from, size_t length, size_t *offset);
 #define MM_CANARY_ROOM MM_WORD   /* extra bytes a request gets at level 2 */

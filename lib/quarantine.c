@@ -9,7 +9,6 @@
  * malloc_trim, a change of check level and the end of the program empty it.
  * Arena layer: it takes the lock of the arena of each block that leaves,
  * and never holds its own lock meanwhile. */
-#include <string.h>
 #include "arena.h"
 
 #define QUARANTINE_SLOTS 4096
@@ -64,11 +63,8 @@ static void leave(block_t *b, const char *func)
     mm_lock(&a->lock);
     size_t at = changed_at(b);
     if (unlikely(at != SIZE_MAX)) {
-        char detail[64];
-        memcpy(detail, "byte ", 5);
-        char *o = mm_format_unsigned(detail + 5, at);
-        memcpy(o, " changed while it was in quarantine", sizeof " changed while it was in quarantine");
-        mm_report(func, "write after free in block", block_user(b), detail, block_size(b));
+        mm_report_changed(func, "write after free in block", block_user(b), at, " while it was in quarantine",
+                          block_size(b));
         block_set_head(b, block_size(b), BLOCK_INUSE | ORIGIN_QUARANTINE | (b->head & BLOCK_PREV_INUSE));
     } else {
         mm_freed_fill((char *)block_user(b) + MM_WORD, MM_WORD);    /* the key goes: no longer freed */
