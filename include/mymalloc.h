@@ -114,7 +114,8 @@ struct mymalloc_stats {
     size_t free_bytes;          /* bytes of free blocks in the bins */
     size_t free_blocks;         /* number of those blocks */
     size_t top_bytes;           /* the top block: free, at the end of the heap */
-    size_t cached_bytes;        /* freed small blocks held in threads' caches (counted in inuse_bytes) */
+    size_t cached_bytes;        /* freed small blocks held in threads' caches, or parked in their
+                                   arenas for the caches' refills (counted in inuse_bytes) */
     size_t mapped_blocks;       /* blocks with a mapping of their own */
     size_t mapped_bytes;        /* bytes mapped for them */
     size_t mapped_peak_bytes;

@@ -122,7 +122,8 @@ struct mm_arena {
     /* Small blocks drained from the caches, parked unmerged by origin and
      * class for the next refill (park.c), under the lock. */
     void *parked[MM_CACHE_ORIGINS][MM_CACHE_CLASSES];
-    size_t parked_bytes;           /* read racily by the statistics */
+    size_t parked_bytes;           /* read racily by the statistics, */
+    size_t parked_blocks;          /* as is this */
     size_t parked_since;           /* when (ms) the arena last had none */
 };
 

@@ -36,6 +36,7 @@ int mm_park(struct mm_arena *a, block_t *b, size_t o, size_t cls)
     cache_words_set(user, a->parked[o][cls]);
     a->parked[o][cls] = user;
     a->parked_bytes += size;
+    a->parked_blocks++;
     return 1;
 }
 
@@ -54,6 +55,7 @@ void *mm_park_take(struct mm_arena *a, size_t o, size_t cls, unsigned most, unsi
     if (last == NULL)
         return NULL;
     a->parked[o][cls] = user;
+    a->parked_blocks -= n;
     cache_words_set(last, NULL);
     *count = n;
     return first;
@@ -65,6 +67,7 @@ int mm_park_release(struct mm_arena *a)
     if (a->parked_bytes == 0)
         return 0;
     a->parked_bytes = 0;         /* first: the frees below may join the top and ask again */
+    a->parked_blocks = 0;
     for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             void *user = a->parked[o][cls];

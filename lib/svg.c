@@ -222,7 +222,7 @@ static void write_header(struct out *o, const struct drawing *d, size_t height)
     out_uint(o, f->cached_blocks);
     out_str(o, " (");
     out_human(o, f->cached_bytes);
-    out_str(o, ") are freed blocks held in threads' caches.</text>\n");
+    out_str(o, ") are freed blocks held in threads' caches or parked for their refills.</text>\n");
 
     out_text(o, MARGIN, 86, NULL);
     out_str(o, "free: ");

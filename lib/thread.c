@@ -271,6 +271,7 @@ void mm_thread_counts(struct mm_thread_totals *totals)
             blocks += n;
         }
         cached += __atomic_load_n(&a->parked_bytes, __ATOMIC_RELAXED);   /* parked (park.c) */
+        blocks += __atomic_load_n(&a->parked_blocks, __ATOMIC_RELAXED);
     }
     mm_unlock(&registry_lock);
     totals->cached_bytes = cached;

@@ -298,6 +298,29 @@ static void test_thread_counts(void)
        start.size_classes[3], end.size_classes[3], start.size_classes[9], end.size_classes[9]);
 }
 
+/* ---- blocks parked in the arenas count as cached, blocks and bytes ---- */
+
+static void test_parked_counted(void)
+{
+    enum { N = 400 };        /* more than a cache list of 48-byte blocks holds (120) */
+    static void *freed[N], *keepers[N];
+    malloc_trim(0);          /* the caches and the parked blocks back to the heap */
+    for (int i = 0; i < N; i++) {
+        freed[i] = malloc(hide(40));
+        keepers[i] = malloc(hide(40));      /* in use next to each: the drained ones are parked */
+    }
+    struct mallinfo2 before = mallinfo2();
+    for (int i = 0; i < N; i++)
+        free(freed[i]);
+    struct mallinfo2 after = mallinfo2();
+    size_t blocks = after.smblks - before.smblks, bytes = after.fsmblks - before.fsmblks;
+    ok(blocks > 120 && blocks <= N && bytes == blocks * 48,
+       "%d blocks of 48 bytes freed, the cache's list (120) overflowed, the drained ones parked or freed: %zu more "
+       "cached blocks, %zu more cached bytes, 48 each (mallinfo2 smblks and fsmblks)", N, blocks, bytes);
+    for (int i = 0; i < N; i++)
+        free(keepers[i]);
+}
+
 /* ---- mallinfo2 and mallinfo from the same figures ---- */
 
 static void test_mallinfo(void)
@@ -821,6 +844,7 @@ int main(int argc, char **argv)
     test_size_classes();
     test_thread_counts();
     test_mallinfo();
+    test_parked_counted();
     test_malloc_stats();
     test_stats_at_exit();
     test_malloc_info();
