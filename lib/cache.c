@@ -42,6 +42,7 @@ _Static_assert(MM_FAST_SIZES * 8 > MM_CACHE_SMALL_MAX_REQUEST, "a step for every
 #define RL(lg, k) (16384 / R(lg, k) > 8 ? 8 : 16384 / R(lg, k) < 2 ? 2 : 16384 / R(lg, k))
 #define RL4(lg, k) RL(lg, k), RL(lg, k + 1), RL(lg, k + 2), RL(lg, k + 3)
 #define RL16(lg) RL4(lg, 16), RL4(lg, 20), RL4(lg, 24), RL4(lg, 28)
+_Static_assert(L(2) <= MM_CACHE_LIMIT_MAX && RL(9, 31) <= MM_CACHE_LIMIT_MAX, "a drain's batch fits");
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 31), RL16(10), RL16(11),
                                                    RL16(12) };
 
@@ -204,12 +205,22 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     cache_words_set(user, NULL);
     t->cache.room[o][cls] = (int8_t)(mm_cache_limit[cls] - kept);
 
-    struct mm_arena *held = NULL;
-    while (rest != NULL) {
-        void *next = mm_cached_next(rest);
-        cache_block_park(&held, block_of_user(rest), o, cls);
-        rest = next;
+    /* The rest go back in their list's order or the reverse, whichever
+     * starts at the higher address: a block freed just below the top joins
+     * it, and then so does the one below that, rather than being parked
+     * under it (freeing the end of the heap in reverse order, and a cache
+     * lists blocks freed in reverse order in address order, lowers the
+     * break at once). */
+    void *batch[MM_CACHE_LIMIT_MAX + 1];
+    unsigned n = 0;
+    while (rest != NULL && n <= MM_CACHE_LIMIT_MAX) {
+        batch[n++] = rest;
+        rest = mm_cached_next(rest);
     }
+    int up = n > 1 && (uintptr_t)batch[0] < (uintptr_t)batch[n - 1];
+    struct mm_arena *held = NULL;
+    for (unsigned i = 0; i < n; i++)
+        cache_block_park(&held, block_of_user(batch[up ? n - 1 - i : i]), o, cls);
     if (held != NULL)
         mm_unlock_heap(held);
 }

@@ -28,6 +28,7 @@ MM_HIDDEN void mm_cache_flush(struct mm_thread *t);
 MM_HIDDEN void mm_cache_reset(struct mm_thread *t);
 MM_HIDDEN MM_COLD void *mm_cache_corrupt(struct mm_thread *t, size_t o, size_t cls);
 MM_HIDDEN extern const uint8_t mm_cache_limit[MM_CACHE_CLASSES];
+#define MM_CACHE_LIMIT_MAX 120      /* the longest list's limit */
 MM_HIDDEN extern const uint16_t mm_cache_block[MM_CACHE_CLASSES];   /* block size of each class */
 /* The class of every request of an 8-byte step (mm_fast_step) up to
  * MM_CACHE_SMALL_MAX_REQUEST: one load instead of arithmetic on malloc's
