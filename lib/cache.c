@@ -69,16 +69,6 @@ static void cache_block_free(struct mm_arena **held, block_t *b)
     mm_heap_free_cached(hold_arena_of(held, b), b);
 }
 
-/* The same for a block drained from list (o, cls) of a cache: parked in its
- * arena, unmerged, for the next refill of that class, while there is room
- * (park.c); else freed. */
-static void cache_block_park(struct mm_arena **held, block_t *b, size_t o, size_t cls)
-{
-    struct mm_arena *a = hold_arena_of(held, b);
-    if (!mm_park(a, b, o, cls))
-        mm_heap_free_cached(a, b);
-}
-
 /* Arena a's lock is held by thread t, whose cache is empty for a class it
  * needs: the blocks other threads freed and left waiting on a's stack go to
  * t's cache where their list has room (each checked as free() checks it:
@@ -147,7 +137,7 @@ void *mm_cache_refill(struct mm_thread *t, size_t o, size_t cls, size_t origin)
     }
     if (a->parked[o][cls] != NULL) {       /* drained blocks of this class, as they were */
         unsigned count = 0;
-        void *list = mm_park_take(a, o, cls, batch, &count);
+        void *list = mm_park_take(a, o, cls, &count);
         if (list != NULL) {
             t->cache.head[o][cls] = list;
             t->cache.room[o][cls] = (int8_t)(t->cache.room[o][cls] - (int)count);
@@ -218,11 +208,29 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
         rest = mm_cached_next(rest);
     }
     int up = n > 1 && (uintptr_t)batch[0] < (uintptr_t)batch[n - 1];
+    /* Each is parked in its arena, unmerged, for the next refill of this
+     * class, while there is room (park.c); else freed.  The blocks parked
+     * in one arena make one chain, which a refill takes whole. */
     struct mm_arena *held = NULL;
-    for (unsigned i = 0; i < n; i++)
-        cache_block_park(&held, block_of_user(batch[up ? n - 1 - i : i]), o, cls);
-    if (held != NULL)
+    struct mm_park_chain chain = { 0 };
+    for (unsigned i = 0; i < n; i++) {
+        block_t *b = block_of_user(batch[up ? n - 1 - i : i]);
+        struct mm_arena *a = mm_arena_of(b);
+        if (a != held) {
+            if (held != NULL) {
+                mm_park_close(held, &chain, o, cls);
+                mm_unlock_heap(held);
+            }
+            mm_lock(&a->lock);
+            held = a;
+        }
+        if (!mm_park_add(a, &chain, b))
+            mm_heap_free_cached(a, b);
+    }
+    if (held != NULL) {
+        mm_park_close(held, &chain, o, cls);
         mm_unlock_heap(held);
+    }
 }
 
 /* The slow end of a push (mm_cache_push_keyed): the list over its limit,

@@ -242,8 +242,16 @@ MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
 MM_HIDDEN void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func);
 
 /* park.c: small blocks parked unmerged for the next refill. */
-MM_HIDDEN int mm_park(struct mm_arena *a, block_t *b, size_t o, size_t cls);
-MM_HIDDEN void *mm_park_take(struct mm_arena *a, size_t o, size_t cls, unsigned most, unsigned *count);
+/* Blocks a drain parks in one arena, linked as they come (park.c). */
+struct mm_park_chain {
+    void *head, *tail;
+    size_t bytes;
+    unsigned count;
+    char *end;                  /* the highest end of its blocks */
+};
+MM_HIDDEN int mm_park_add(struct mm_arena *a, struct mm_park_chain *c, block_t *b);
+MM_HIDDEN void mm_park_close(struct mm_arena *a, struct mm_park_chain *c, size_t o, size_t cls);
+MM_HIDDEN void *mm_park_take(struct mm_arena *a, size_t o, size_t cls, unsigned *count);
 MM_HIDDEN int mm_park_release(struct mm_arena *a);
 MM_HIDDEN void mm_park_top_joined(struct mm_arena *a);
 MM_HIDDEN void mm_park_tick(struct mm_arena *a, size_t now);

@@ -1168,6 +1168,33 @@ static void cache_uaf_found_at_drain(void)
         free(opaque(b[i]));
 }
 
+/* A write after free into the third word of the first block of a chain of
+ * parked blocks (park.c: the word leads to the next chain and holds this
+ * one's count): found when a refill takes the chain.  121 blocks of 48
+ * bytes, each between blocks in use, are freed: the list holds 120, so the
+ * cache keeps the 60 freed last and parks the 61 freed first, in one chain
+ * that starts at whichever end of them lies higher (b[0] or b[60]). */
+static void cache_parked_chain_damaged(void)
+{
+    static char *b[121], *keep[121];
+    for (int i = 0; i < 121; i++)
+        if ((b[i] = opaque(malloc(40))) == NULL || (keep[i] = opaque(malloc(40))) == NULL)
+            setup_failed("malloc");
+    for (int i = 0; i < 121; i++)
+        free(opaque(b[i]));
+    char *head = b[0] > b[60] ? b[0] : b[60];
+    words(head)[2] = 0x4141414141414141u;
+    for (int i = 0; i < 60; i++)         /* the cached ones */
+        if (opaque(malloc(40)) == NULL)
+            setup_failed("malloc");
+    expect("mymalloc: malloc(): write after free in block 0x%lx (a cached block's link or key changed, block of 48 bytes)",
+           addr(head));
+    char *q = opaque(malloc(40));        /* the refill takes the chain */
+    for (int i = 0; i < 61 && carry_on; i++)
+        if (q == NULL || q == b[i])
+            _exit(EXIT_CASE);
+}
+
 /* The key overwritten, then freed again: the second free cannot tell, so the
  * block is cached twice; malloc hands it out once and catches the second
  * (its key was cleared when it was handed out). */
@@ -1457,6 +1484,8 @@ static const struct mcase cases[] = {
     { "cache: zeros written over a cached block's link and key, found by malloc", cache_uaf_zeroed, CACHE, 0, NULL },
     { "cache: zeros written over a cached block's words, found when the cache drains", cache_uaf_found_at_drain,
       CACHE, 0, NULL },
+    { "cache: a parked chain's word overwritten after free, found by the refill", cache_parked_chain_damaged,
+      CACHE | CARRY_ENV, 0, NULL },
     { "cache: key overwritten after free, freed again, found by malloc", cache_key_overwritten_double_free, CACHE, 0,
       NULL },
     { "cache: a cached block's link moved 16 bytes, found by malloc", cache_link_moved_inside, CACHE | CARRY_ENV, 0,
