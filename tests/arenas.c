@@ -184,6 +184,51 @@ static void test_cache_left(void)
     ok(mymalloc_check() == 0, "heap sound after a cache changed threads");
 }
 
+/* ---- a cache left to an arena keeps only that arena's blocks ---- */
+
+static void *mains[8], *theirs[8], *taken[16];
+
+/* Frees the main thread's blocks (arena 0's) into its own cache, with 8
+ * blocks of its own arena, and exits. */
+static void *free_mains_and_exit(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 8; i++)
+        theirs[i] = sink = malloc(48);
+    for (int i = 0; i < 8; i++) {
+        free(mains[i]);
+        free(theirs[i]);
+    }
+    return NULL;
+}
+
+static void *take_sixteen(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 16; i++)
+        taken[i] = sink = malloc(48);
+    for (int i = 0; i < 16; i++)
+        free(taken[i]);
+    return NULL;
+}
+
+static void test_cache_left_own_blocks(void)
+{
+    for (int i = 0; i < 8; i++)
+        mains[i] = sink = malloc(48);
+    int ran = run_thread(free_mains_and_exit, NULL) && run_thread(take_sixteen, NULL);
+    int foreign = 0, own = 0;
+    for (int i = 0; i < 16; i++)
+        for (int j = 0; j < 8; j++) {
+            foreign += taken[i] == mains[j];
+            own += taken[i] == theirs[j];
+        }
+    ok(ran && foreign == 0 && own == 8,
+       "a thread's cache left to its arena keeps that arena's blocks (the next thread took %d of them) and sends "
+       "the others home (it took %d of the main thread's)", own, foreign);
+    ok(mymalloc_check() == 0, "heap sound after a cache was left without another arena's blocks");
+}
+
 /* ---- a thread that only frees: no cache, its frees wait on the arena ---- */
 
 static char *handed[BLOCKS];
@@ -389,5 +434,6 @@ int main(int argc, char **argv)
     ok(crowd == 6, "10 live threads, limit 6: 6 arenas (%zu)", crowd);
     test_cache_switch();
     test_cache_left();
+    test_cache_left_own_blocks();
     return done_with_check("heap sound at the end");
 }
