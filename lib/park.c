@@ -17,10 +17,10 @@
  * is held throughout. */
 #include "heap.h"
 
-/* Bytes parked per arena, at most.  (1 MiB until 2026-12-06, when parked
- * blocks were merged at every top join: 16 MiB, merged only as above, took
- * 6% of the instructions and cache misses off python's dict churn.) */
-#define MM_PARK_LIMIT ((size_t)1 << 24)
+/* Bytes parked per arena, at most.  (16 MiB took 6% of the simulated cost
+ * off python's dict churn, no time that could be told from the noise, and
+ * added 6 MiB, 7%, to gcc's peak RSS.) */
+#define MM_PARK_LIMIT ((size_t)1 << 20)
 
 /* The word a chain's first block keeps after its key (its third word,
  * unused while it is parked): the next chain of its list and this chain's
