@@ -198,9 +198,10 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     /* The rest go back in their list's order or the reverse, whichever
      * starts at the higher address: a block freed just below the top joins
      * it, and then so does the one below that, rather than being parked
-     * under it (freeing the end of the heap in reverse order, and a cache
-     * lists blocks freed in reverse order in address order, lowers the
-     * break at once). */
+     * under it.  (A cache lists blocks freed in reverse order in address
+     * order; the merge of parked blocks at a top join would miss these, as
+     * their chain is parked only once the drain is done, and freeing the end
+     * of the heap in reverse order must lower the break at once.) */
     void *batch[MM_CACHE_LIMIT_MAX + 1];
     unsigned n = 0;
     while (rest != NULL && n <= MM_CACHE_LIMIT_MAX) {

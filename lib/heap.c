@@ -694,7 +694,7 @@ void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func)
     if (fill == 1)
         mm_freed_fill(block_user(b), block_usable(b));
     if (block_merge_free(a, b, fill, func)) {
-        mm_park_top_joined(a);   /* parked blocks just below may join it too */
+        mm_park_release(a);      /* parked blocks just below may join it too */
         maybe_trim(a);
     }
     mm_release_after(a, "free");

@@ -125,8 +125,6 @@ struct mm_arena {
     size_t parked_bytes;           /* read racily by the statistics, */
     size_t parked_blocks;          /* as is this */
     size_t parked_since;           /* when (ms) the arena last had none */
-    char *parked_end;              /* the highest end of a block parked since they were last all
-                                    * merged (its block may have been taken since) */
 };
 
 #define MM_GRANULE_SHIFT 20           /* non-main segments: whole 1 MiB granules */
@@ -247,13 +245,11 @@ struct mm_park_chain {
     void *head, *tail;
     size_t bytes;
     unsigned count;
-    char *end;                  /* the highest end of its blocks */
 };
 MM_HIDDEN int mm_park_add(struct mm_arena *a, struct mm_park_chain *c, block_t *b);
 MM_HIDDEN void mm_park_close(struct mm_arena *a, struct mm_park_chain *c, size_t o, size_t cls);
 MM_HIDDEN void *mm_park_take(struct mm_arena *a, size_t o, size_t cls, unsigned *count);
 MM_HIDDEN int mm_park_release(struct mm_arena *a);
-MM_HIDDEN void mm_park_top_joined(struct mm_arena *a);
 MM_HIDDEN void mm_park_tick(struct mm_arena *a, size_t now);
 #define MM_FILL_DONE 2      /* mm_heap_free's fill: the block holds the pattern already */
 MM_HIDDEN void mm_block_shrink(struct mm_arena *a, block_t *b, size_t need);

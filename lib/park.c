@@ -3,23 +3,24 @@
  * neighbours, then a split again at the next refill, each under the lock):
  * they wait in their arena, listed by origin and class as in a cache, up to
  * MM_PARK_LIMIT bytes, and the next refill of that class takes them as they
- * are: the blocks one drain parks in an arena make one chain, which a refill
- * takes whole, without walking it (a walk of blocks parked long ago is a
- * cache miss per block).  Only a block whose neighbours are both in use (cached and parked
- * blocks count as in use) is parked; one next to a free block or the top
- * is freed, as it merges.  Parked blocks stay in use for the heap and keep
- * the cache key (a second free is still a double free).  They are merged
- * into the heap when the heap would otherwise grow, when a free merges into
- * the top and leaves it over the trim threshold while one of them may lie
- * just below it (freeing the end of the heap must still shrink it), once
- * they have waited for the decay (at a tick of their arena, busy or idle),
- * when caching goes off, and at malloc_trim.  Heap layer; the arena's lock
- * is held throughout. */
+ * are.  The blocks one drain parks in an arena make one chain, which a
+ * refill takes whole, without walking it (a walk of blocks parked long ago
+ * is a cache miss per block).  Only a block whose neighbours are both in
+ * use (cached and parked blocks count as in use) is parked; one next to a
+ * free block or the top is freed, as it merges.  Parked blocks stay in use
+ * for the heap and keep the cache key (a second free is still a double
+ * free).  They are merged into the heap whenever a free merges into the top
+ * (they may lie just below it: freeing the end of the heap in reverse order
+ * parks them, and the heap must still shrink at once), when the heap would
+ * otherwise grow, once they have waited for the decay (at a tick of their
+ * arena, busy or idle), when caching goes off, and at malloc_trim.  Heap
+ * layer; the arena's lock is held throughout. */
 #include "heap.h"
 
-/* Bytes parked per arena, at most.  (16 MiB took 6% of the simulated cost
+/* Bytes parked per arena, at most.  (16 MiB, merged at a top join only
+ * when the top was over the trim threshold, took 6% of the simulated cost
  * off python's dict churn, no time that could be told from the noise, and
- * added 6 MiB, 7%, to gcc's peak RSS.) */
+ * added 7% to gcc's peak RSS and 5-10% to mmbench's mt-churn.) */
 #define MM_PARK_LIMIT ((size_t)1 << 20)
 
 /* The word a chain's first block keeps after its key (its third word,
@@ -54,8 +55,6 @@ int mm_park_add(struct mm_arena *a, struct mm_park_chain *c, block_t *b)
     c->tail = user;
     c->bytes += size;
     c->count++;
-    if ((char *)next > c->end)
-        c->end = (char *)next;
     return 1;
 }
 
@@ -71,8 +70,6 @@ void mm_park_close(struct mm_arena *a, struct mm_park_chain *c, size_t o, size_t
     a->parked[o][cls] = c->head;
     if (a->parked_bytes == 0)
         a->parked_since = mm_now_ms();
-    if (c->end > a->parked_end)
-        a->parked_end = c->end;
     a->parked_bytes += c->bytes;
     a->parked_blocks += c->count;
     *c = (struct mm_park_chain){ 0 };
@@ -120,7 +117,6 @@ int mm_park_release(struct mm_arena *a)
         return 0;
     a->parked_bytes = 0;         /* first: the frees below may join the top and ask again */
     a->parked_blocks = 0;
-    a->parked_end = NULL;
     for (size_t o = 0; o < MM_CACHE_ORIGINS; o++)
         for (size_t cls = 0; cls < MM_CACHE_CLASSES; cls++) {
             void *head = a->parked[o][cls], *next;
@@ -130,20 +126,6 @@ int mm_park_release(struct mm_arena *a)
                 mm_heap_free_cached_list(a, head);
         }
     return 1;
-}
-
-/* A free has just merged into the top: if that leaves the top over the trim
- * threshold and a parked block may lie just below it (the highest end of a
- * block parked since the last merge reaches the top), the parked blocks are
- * merged too, so that the heap can shrink past them.  Any other top join
- * leaves them parked (merging them at every one cost python's churn more
- * than parking saved). */
-void mm_park_top_joined(struct mm_arena *a)
-{
-    if (a->parked_bytes != 0 &&
-        (a->top == NULL || (a->parked_end >= (char *)a->top &&
-                            block_size(a->top) >= mm_setting(&mm_settings.trim_threshold))))
-        mm_park_release(a);
 }
 
 /* A tick of the arena: parked blocks that have waited for the decay go. */
