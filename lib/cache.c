@@ -36,22 +36,27 @@ _Static_assert(MM_FAST_SIZES * 8 > MM_CACHE_SMALL_MAX_REQUEST, "a step for every
  * cost about 1% more peak RSS and made the classic benchmarks' churn 9%
  * faster, glibc-simple twice as fast.) */
 #define PER(cls) (1024 / ((cls) < 2 ? 2 : (cls)))
-#define L(cls) ((cls) < 2 ? 0 : PER(cls) > 120 ? 120 : PER(cls) < 8 ? 8 : PER(cls))
+#define L(cls) ((cls) < 2 ? 0 : PER(cls) > MM_CACHE_LIMIT_MAX ? MM_CACHE_LIMIT_MAX : PER(cls) < 8 ? 8 : PER(cls))
 #define L4(c) L(c), L(c + 1), L(c + 2), L(c + 3)
 #define L16(c) L4(c), L4(c + 4), L4(c + 8), L4(c + 12)
 #define RL(lg, k) (16384 / R(lg, k) > 8 ? 8 : 16384 / R(lg, k) < 2 ? 2 : 16384 / R(lg, k))
 #define RL4(lg, k) RL(lg, k), RL(lg, k + 1), RL(lg, k + 2), RL(lg, k + 3)
 #define RL16(lg) RL4(lg, 16), RL4(lg, 20), RL4(lg, 24), RL4(lg, 28)
-_Static_assert(L(2) <= MM_CACHE_LIMIT_MAX && RL(9, 31) <= MM_CACHE_LIMIT_MAX, "a drain's batch fits");
+_Static_assert(RL(9, 31) <= MM_CACHE_LIMIT_MAX, "a drain's batch fits");
 const uint8_t mm_cache_limit[MM_CACHE_CLASSES] = { L16(0), L16(16), L16(32), L16(48), RL(9, 31), RL16(10), RL16(11),
                                                    RL16(12) };
 
 /* The arena of block b, locked: *held (if not NULL) is the arena whose lock
- * this thread holds, switched when b is another arena's. */
-static struct mm_arena *hold_arena_of(struct mm_arena **held, block_t *b)
+ * this thread holds, switched when b is another arena's.  A drain's chain
+ * of parked blocks (if `chain` is not NULL) is parked in the arena left,
+ * on list (o, cls), before its lock goes. */
+static struct mm_arena *hold_arena_of(struct mm_arena **held, block_t *b, struct mm_park_chain *chain, size_t o,
+                                      size_t cls)
 {
     struct mm_arena *a = mm_arena_of(b);
     if (a != *held) {
+        if (*held != NULL && chain != NULL)
+            mm_park_close(*held, chain, o, cls);
         if (*held != NULL)
             mm_unlock_heap(*held);
         mm_lock(&a->lock);
@@ -66,7 +71,7 @@ static struct mm_arena *hold_arena_of(struct mm_arena **held, block_t *b)
  * freed it. */
 static void cache_block_free(struct mm_arena **held, block_t *b)
 {
-    mm_heap_free_cached(hold_arena_of(held, b), b);
+    mm_heap_free_cached(hold_arena_of(held, b, NULL, 0, 0), b);
 }
 
 /* Arena a's lock is held by thread t, whose cache is empty for a class it
@@ -216,15 +221,7 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     struct mm_park_chain chain = { 0 };
     for (unsigned i = 0; i < n; i++) {
         block_t *b = block_of_user(batch[up ? n - 1 - i : i]);
-        struct mm_arena *a = mm_arena_of(b);
-        if (a != held) {
-            if (held != NULL) {
-                mm_park_close(held, &chain, o, cls);
-                mm_unlock_heap(held);
-            }
-            mm_lock(&a->lock);
-            held = a;
-        }
+        struct mm_arena *a = hold_arena_of(&held, b, &chain, o, cls);
         if (!mm_park_add(a, &chain, b))
             mm_heap_free_cached(a, b);
     }
@@ -271,17 +268,17 @@ static void cache_send_others_home(struct mm_thread *t, struct mm_arena *a)
                 void *next = mm_cached_next(user);
                 block_t *b = block_of_user(user);
                 struct mm_arena *home = mm_arena_of(b);
-                if (home != a && __atomic_load_n(&home->threads, __ATOMIC_RELAXED) != 0) {
-                    mm_pending_push(home, b);
-                } else if (home != a) {
-                    cache_block_free(&held, b);
-                } else {
+                if (home == a) {
                     if (last != NULL)
                         cache_words_set(last, user);
                     else
                         kept = user;
                     last = user;
                     count++;
+                } else if (__atomic_load_n(&home->threads, __ATOMIC_RELAXED) != 0) {
+                    mm_pending_push(home, b);
+                } else {
+                    cache_block_free(&held, b);
                 }
                 user = next;
             }

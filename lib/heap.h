@@ -239,8 +239,8 @@ MM_HIDDEN void mm_heap_rebuild_bins(struct mm_arena *a);
 MM_HIDDEN void mm_heap_quarantine_free(struct mm_arena *a, block_t *bad);
 MM_HIDDEN void mm_heap_free(struct mm_arena *a, block_t *b, int fill, const char *func);
 
-/* park.c: small blocks parked unmerged for the next refill. */
-/* Blocks a drain parks in one arena, linked as they come (park.c). */
+/* park.c: small blocks parked unmerged for the next refill.  A chain: the
+ * blocks a drain parks in one arena, linked as they come. */
 struct mm_park_chain {
     void *head, *tail;
     size_t bytes;
