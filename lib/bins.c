@@ -163,6 +163,14 @@ block_t *mm_bin_take(struct mm_arena *a, size_t need, block_t **corrupt)
         *corrupt = b;
         return NULL;
     }
+    /* The next take from this bin will write into the block after its new
+     * head in the bin and into the block after it in the heap (the head's
+     * line the unlink just wrote): start those loads now. */
+    const block_t *head = bins->head[i];
+    if (head != NULL) {
+        __builtin_prefetch(head->next_free, 1);
+        __builtin_prefetch((const char *)head + block_size(head), 1);
+    }
     return b;
 }
 

@@ -222,6 +222,8 @@ void mm_cache_drain(struct mm_thread *t, size_t o, size_t cls)
     for (unsigned i = 0; i < n; i++) {
         block_t *b = block_of_user(batch[up ? n - 1 - i : i]);
         struct mm_arena *a = hold_arena_of(&held, b, &chain, o, cls);
+        if (i == 0)
+            mm_heap_prefetch_neighbours(a, batch, n);
         if (!mm_park_add(a, &chain, b))
             mm_heap_free_cached(a, b);
     }

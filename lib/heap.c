@@ -715,6 +715,56 @@ void mm_heap_free_cached(struct mm_arena *a, block_t *b)
     mm_heap_free(a, b, 0, NULL);
 }
 
+/* Is the block header at address h (and its links) inside arena a's
+ * memory, and so readable while a's lock is held?  For the main arena,
+ * inside [lo, hi), its brk heap; for the others, inside a granule of their
+ * segments. */
+static inline int links_readable(const struct mm_arena *a, const char *lo, const char *hi, uintptr_t h)
+{
+    if (a->index == 0)
+        return h >= (uintptr_t)lo && h + sizeof(block_t) <= (uintptr_t)hi;
+    return mm_granule_arena(h) == a->index && mm_granule_arena(h + sizeof(block_t) - 1) == a->index;
+}
+
+/* The bin links of the block at h, if it is readable and free, prefetched
+ * for the writes an unlink makes. */
+static inline void prefetch_links(const struct mm_arena *a, const char *lo, const char *hi, uintptr_t h)
+{
+    const block_t *b = (const block_t *)h;
+    if (links_readable(a, lo, hi, h) && !(b->head & BLOCK_INUSE)) {
+        __builtin_prefetch(b->next_free, 1);
+        __builtin_prefetch(b->prev_free, 1);
+    }
+}
+
+/* A batch of cached blocks is about to be freed into arena a, whose lock is
+ * held: start the loads their frees would wait for one by one (each a
+ * likely cache miss or three), all at once, so that they overlap: first the
+ * neighbours' headers, then the bin links of the free neighbours, which a
+ * merge unlinks (a write into two other free blocks each).  Only reads of
+ * a's own memory besides prefetches: a damaged header is left for the frees
+ * to report.  (python's dict churn: 5% less time; glibc-simple, whose
+ * blocks are in the CPU cache anyway: 2% more instructions.) */
+void mm_heap_prefetch_neighbours(const struct mm_arena *a, void *const *users, unsigned n)
+{
+    /* (Addresses as integers: a damaged size or tag is no pointer overflow.) */
+    for (unsigned i = 0; i < n; i++) {
+        const block_t *b = block_of_user(users[i]);
+        size_t head = b->head;
+        __builtin_prefetch((const void *)((uintptr_t)b + (head & BLOCK_SIZE_MASK)));
+        if (!(head & BLOCK_PREV_INUSE))
+            __builtin_prefetch((const void *)((uintptr_t)b - block_prev_tag(b)));
+    }
+    const char *lo = a->brk_start, *hi = a->brk_end;
+    for (unsigned i = 0; i < n; i++) {
+        const block_t *b = block_of_user(users[i]);
+        size_t head = b->head;
+        prefetch_links(a, lo, hi, (uintptr_t)b + (head & BLOCK_SIZE_MASK));
+        if (!(head & BLOCK_PREV_INUSE))
+            prefetch_links(a, lo, hi, (uintptr_t)b - block_prev_tag(b));
+    }
+}
+
 /* The same for every block of a list of cached blocks (user pointers, linked
  * as in a cache), from `user` to its end or its first damaged link. */
 void mm_heap_free_cached_list(struct mm_arena *a, void *user)

@@ -232,6 +232,7 @@ MM_HIDDEN block_t *mm_heap_alloc(struct mm_arena *a, size_t need, size_t origin,
 MM_HIDDEN block_t *mm_heap_alloc_span(struct mm_arena *a, size_t need, size_t most, size_t origin);
 MM_HIDDEN void mm_heap_free_cached(struct mm_arena *a, block_t *b);
 MM_HIDDEN void mm_heap_free_cached_list(struct mm_arena *a, void *user);
+MM_HIDDEN void mm_heap_prefetch_neighbours(const struct mm_arena *a, void *const *users, unsigned n);
 MM_HIDDEN void *mm_cached_next(void *user);
 MM_HIDDEN MM_COLD void mm_cached_report(const char *func, void *user);
 MM_HIDDEN MM_COLD void mm_cached_keyless_report(const char *func, void *user);
