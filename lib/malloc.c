@@ -744,7 +744,29 @@ MYMALLOC_EXPORT void *pvalloc(size_t n)
     return mm_memalign(page, n == 0 ? page : align_up(n, page), ORIGIN_MALLOC);
 }
 
+static MM_NOINLINE size_t usable_size_checked(void *p);
+
+/* malloc_usable_size() with no lock in the common case (redis asks it on
+ * every allocation and free): a block of our heap whose header passes its
+ * check, in use, not cached or waiting (a key), no mapping or canary of its
+ * own, from no quarantine, at check level 1.  The caller's own block's
+ * header changes under no one else's hands; anything else takes the checked
+ * path below, under the arena's lock. */
 MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
+{
+    if (likely(in_brk_heap(&mm_main_arena, p) || in_arena_granule(p)) && likely(mm_check_level() == 1)) {
+        const block_t *b = block_of_user(p);
+        size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED), size = head & BLOCK_SIZE_MASK;
+        if (likely((head & (BLOCK_INUSE | BLOCK_MMAPPED | BLOCK_CANARY)) == BLOCK_INUSE &&
+                   (head & ORIGIN_MASK) != ORIGIN_QUARANTINE && (uintptr_t)p % MM_ALIGN == 0 &&
+                   head_check_matches(b, head) &&
+                   (size > MM_CACHE_MAX_BLOCK || !cache_word_is_key(p, cache_key(p)))))
+            return size - MM_HEADER;
+    }
+    return usable_size_checked(p);
+}
+
+static size_t usable_size_checked(void *p)
 {
     if (p == NULL)
         return 0;

@@ -1195,6 +1195,44 @@ static void cache_parked_chain_damaged(void)
             _exit(EXIT_CASE);
 }
 
+/* malloc_usable_size of a parked block: of the 121 blocks freed (their
+ * neighbours in use), the 61 freed first are parked in the arena. */
+static void cache_usable_size_parked(void)
+{
+    static char *b[121], *keep[121];
+    for (int i = 0; i < 121; i++)
+        if ((b[i] = opaque(malloc(40))) == NULL || (keep[i] = opaque(malloc(40))) == NULL)
+            setup_failed("malloc");
+    for (int i = 0; i < 121; i++)
+        free(opaque(b[i]));
+    expect("mymalloc: malloc_usable_size(): freed block 0x%lx (block of 48 bytes)", addr(b[0]));
+    if (malloc_usable_size(opaque(b[0])) != 0 && carry_on)
+        _exit(EXIT_CASE);
+}
+
+/* malloc_usable_size of a freed block of a thread's arena (in its segments,
+ * too big for a cache). */
+static void *usable_size_freed_in_arena(void *unused)
+{
+    (void)unused;
+    char *b[3];
+    for (int i = 0; i < 3; i++)
+        if ((b[i] = opaque(malloc(20000))) == NULL)
+            setup_failed("malloc");
+    free(opaque(b[1]));
+    expect("mymalloc: malloc_usable_size(): freed block 0x%lx (block of 20016 bytes)", addr(b[1]));
+    if (malloc_usable_size(opaque(b[1])) != 0 && carry_on)
+        _exit(EXIT_CASE);
+    return NULL;
+}
+
+static void usable_size_freed_thread(void)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, usable_size_freed_in_arena, NULL) != 0 || pthread_join(t, NULL) != 0)
+        setup_failed("thread");
+}
+
 /* The key overwritten, then freed again: the second free cannot tell, so the
  * block is cached twice; malloc hands it out once and catches the second
  * (its key was cleared when it was handed out). */
@@ -1405,6 +1443,7 @@ static const struct mcase cases[] = {
     { "free_sized of a freed block", free_sized_freed, 0, 0, NULL },
     { "free_aligned_sized of a freed block", free_aligned_sized_freed, 0, 0, NULL },
     { "malloc_usable_size of a freed block", usable_size_freed, 0, 0, NULL },
+    { "malloc_usable_size of a freed block of a thread's arena", usable_size_freed_thread, 0, 0, NULL },
     { "free of a misaligned pointer", free_misaligned, 0, 0, NULL },
     { "realloc of a misaligned pointer", realloc_misaligned, 0, 0, NULL },
     { "free of a stack address", free_stack, CARRY_GLIBC, 0, NULL },
@@ -1486,6 +1525,7 @@ static const struct mcase cases[] = {
       CACHE, 0, NULL },
     { "cache: a parked chain's word overwritten after free, found by the refill", cache_parked_chain_damaged,
       CACHE | CARRY_ENV, 0, NULL },
+    { "cache: malloc_usable_size of a parked block", cache_usable_size_parked, CACHE, 0, NULL },
     { "cache: key overwritten after free, freed again, found by malloc", cache_key_overwritten_double_free, CACHE, 0,
       NULL },
     { "cache: a cached block's link moved 16 bytes, found by malloc", cache_link_moved_inside, CACHE | CARRY_ENV, 0,
