@@ -755,13 +755,12 @@ static MM_NOINLINE size_t usable_size_checked(void *p);
 MYMALLOC_EXPORT size_t malloc_usable_size(void *p)
 {
     if (likely(in_brk_heap(&mm_main_arena, p) || in_arena_granule(p)) && likely(mm_check_level() == 1)) {
-        const block_t *b = block_of_user(p);
-        size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED), size = head & BLOCK_SIZE_MASK;
+        block_t *b = block_of_user(p);
+        size_t head = __atomic_load_n(&b->head, __ATOMIC_RELAXED);
         if (likely((head & (BLOCK_INUSE | BLOCK_MMAPPED | BLOCK_CANARY)) == BLOCK_INUSE &&
                    (head & ORIGIN_MASK) != ORIGIN_QUARANTINE && (uintptr_t)p % MM_ALIGN == 0 &&
-                   head_check_matches(b, head) &&
-                   (size > MM_CACHE_MAX_BLOCK || !cache_word_is_key(p, cache_key(p)))))
-            return size - MM_HEADER;
+                   head_check_matches(b, head) && !mm_block_cached(b)))
+            return (head & BLOCK_SIZE_MASK) - MM_HEADER;
     }
     return usable_size_checked(p);
 }

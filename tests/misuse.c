@@ -1168,20 +1168,27 @@ static void cache_uaf_found_at_drain(void)
         free(opaque(b[i]));
 }
 
-/* A write after free into the third word of the first block of a chain of
- * parked blocks (park.c: the word leads to the next chain and holds this
- * one's count): found when a refill takes the chain.  121 blocks of 48
- * bytes, each between blocks in use, are freed: the list holds 120, so the
- * cache keeps the 60 freed last and parks the 61 freed first, in one chain
- * that starts at whichever end of them lies higher (b[0] or b[60]). */
-static void cache_parked_chain_damaged(void)
+/* 121 blocks of 48 bytes, each between blocks in use, freed into b: the
+ * list holds 120, so the cache keeps the 60 freed last and parks the 61
+ * freed first (park.c), in one chain that starts at whichever end of them
+ * lies higher (b[0] or b[60]). */
+static void park_sixty_one(char *b[121])
 {
-    static char *b[121], *keep[121];
+    static char *keep[121];
     for (int i = 0; i < 121; i++)
         if ((b[i] = opaque(malloc(40))) == NULL || (keep[i] = opaque(malloc(40))) == NULL)
             setup_failed("malloc");
     for (int i = 0; i < 121; i++)
         free(opaque(b[i]));
+}
+
+/* A write after free into the third word of the first block of a chain of
+ * parked blocks (park.c: the word leads to the next chain and holds this
+ * one's count): found when a refill takes the chain. */
+static void cache_parked_chain_damaged(void)
+{
+    static char *b[121];
+    park_sixty_one(b);
     char *head = b[0] > b[60] ? b[0] : b[60];
     words(head)[2] = 0x4141414141414141u;
     for (int i = 0; i < 60; i++)         /* the cached ones */
@@ -1195,16 +1202,11 @@ static void cache_parked_chain_damaged(void)
             _exit(EXIT_CASE);
 }
 
-/* malloc_usable_size of a parked block: of the 121 blocks freed (their
- * neighbours in use), the 61 freed first are parked in the arena. */
+/* malloc_usable_size of a parked block (b[0], one of the 61 parked). */
 static void cache_usable_size_parked(void)
 {
-    static char *b[121], *keep[121];
-    for (int i = 0; i < 121; i++)
-        if ((b[i] = opaque(malloc(40))) == NULL || (keep[i] = opaque(malloc(40))) == NULL)
-            setup_failed("malloc");
-    for (int i = 0; i < 121; i++)
-        free(opaque(b[i]));
+    static char *b[121];
+    park_sixty_one(b);
     expect("mymalloc: malloc_usable_size(): freed block 0x%lx (block of 48 bytes)", addr(b[0]));
     if (malloc_usable_size(opaque(b[0])) != 0 && carry_on)
         _exit(EXIT_CASE);
